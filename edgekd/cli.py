@@ -1,0 +1,285 @@
+"""The `edgekd` command line: parse options, call the Python API, render a table or one JSON object.
+
+No logic lives here. Errors from the API arrive as EdgekdError and leave as one line on stderr
+(`Error: ... (hint: ...)`), exit 2 for bad input and 1 for failures, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import EdgekdError
+
+JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgekdError as e:
+            click.echo(f"Error: {e.one_line()}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
+            ctx.exit(130)
+
+
+def _emit(obj: Any, as_json: bool, render) -> None:
+    if as_json:
+        click.echo(json.dumps(obj, default=str))
+    else:
+        render(obj)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="right" if c not in columns[:1] else "left")
+    for r in rows:
+        t.add_row(*["–" if v is None else str(v) for v in r])
+    return t
+
+
+def _pct(v: float | None) -> str | None:
+    return None if v is None else f"{v:.2%}"
+
+
+def _render_distill(d: dict) -> None:
+    c = _console()
+    c.print(_table(f"distilled into {d['run']}", ["", "params", "test accuracy"], [
+        ["teacher", f"{d['teacher_params']:,}", _pct(d["teacher_accuracy"])],
+        [f"student {d['student']['family']} {d['student']['kwargs']}", f"{d['student_params']:,}",
+         _pct(d["student_accuracy"])]]))
+    c.print(f"{d['param_ratio']:.1f}x fewer parameters, retention {d['retention']:.2%}, {d['seconds']:.1f} s. "
+            f"Next: edgekd export {d['run']}")
+
+
+def _render_export(d: dict) -> None:
+    rows = []
+    for name, m in d["models"].items():
+        if "error" in m:
+            rows.append([name, None, None, None, m["error"]])
+            continue
+        p = m.get("parity") or {}
+        rows.append([name, m["path"], f"{m['size_bytes'] / 1024:.1f} KB",
+                     None if not p else f"{p['max_abs_diff']:.2e}",
+                     None if not p else ("ok" if p["passed"] else "FAILED") + f", top-1 {p['top1_agreement']:.2%}"])
+    _console().print(_table(f"exported {d['target']}", ["model", "file", "size", "max |diff|", "parity"], rows))
+
+
+def _render_quantize(d: dict) -> None:
+    x = d["details"]
+    rows = [[a["name"], _pct(a.get("accuracy")), _pct(a.get("agreement_with_fp32")),
+             _pct(a.get("drop")), a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x["attempts"]]
+    c = _console()
+    c.print(_table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']})",
+                   ["attempt", "accuracy", "agreement", "drop", "gate"], rows))
+    c.print(f"wrote {d['output']}: {d['size_bytes'] / 1024:.1f} KB "
+            f"({d['size_bytes'] / d['fp32_size_bytes']:.0%} of fp32), fp32 accuracy {_pct(x['fp32_accuracy'])}")
+
+
+def _render_bench(report: dict) -> None:
+    rows = []
+    for name, m in report["models"].items():
+        lat, mem = m["latency_ms"], m.get("memory") or {}
+        rows.append([name, m["runtime"], f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+                     f"{m['size_bytes'] / 1024:.1f}", mem.get("peak_rss_mb"), _pct(m["accuracy"]),
+                     _pct(m["retention"]), _pct(m["agreement"])])
+    s = report["settings"]
+    c = _console()
+    c.print(_table(f"bench: batch {s['batch']}, {s['threads']} thread(s)",
+                   ["model", "runtime", "p50 ms", "p90 ms", "p99 ms", "size KB", "peak RSS MB", "accuracy",
+                    "retention", "agreement"], rows))
+    if report["summary"]:
+        c.print("  ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None))
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgekd")
+def cli() -> None:
+    """Distil a teacher into a small, fast int8 ONNX student that fits an edge device, with proof.
+
+    \b
+    edgekd demo                                   # the whole job on scikit-learn's digits
+    edgekd distill --teacher T --data D --profile raspberry-pi --out runs/x
+    edgekd export runs/x && edgekd quantize runs/x && edgekd bench runs/x
+    """
+
+
+def _distill_options(f):
+    opts = [
+        click.option("--teacher", required=True,
+                     help="file.py:factory, package.module:factory, a TorchScript .pt, or a state dict with --arch."),
+        click.option("--arch", default=None, help="file.py:Net or module:Net that the --teacher state dict fits."),
+        click.option("--data", required=True, help="`digits`, or an .npz with arrays x and y (optional x_test, y_test)."),
+        click.option("--profile", default=None, help="Target device profile name or .toml path (edgekd profiles list)."),
+        click.option("--student", default=None, help="Student family and knobs, e.g. mlp:hidden=64 or mobilenet:width=0.5."),
+        click.option("--epochs", default=30, show_default=True, type=int),
+        click.option("--temperature", default=4.0, show_default=True, type=float, help="Softmax temperature T."),
+        click.option("--alpha", default=0.9, show_default=True, type=float,
+                     help="Weight of the soft KD term; 1-alpha weights the hard-label CE."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write."),
+        click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@cli.command()
+@_distill_options
+def distill(teacher, arch, data, profile, student, epochs, temperature, alpha, seed, out, as_json) -> None:
+    """Distil TEACHER into a student with response-based KD.
+
+    Loss: alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE. Writes OUT/student.pt, manifest.json, metrics.jsonl.
+    """
+    from .steps import distill as run
+
+    res = run(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
+              temperature=temperature, alpha=alpha, seed=seed)
+    _emit(res.to_dict(), as_json, _render_distill)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+              help="torch.onnx exporter.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def export(target, exporter, as_json) -> None:
+    """Export RUN's student (and teacher) to ONNX with a dynamic batch axis, parity-checked against PyTorch.
+
+    TARGET is a run directory, or a plain .onnx file to check loads and runs in onnxruntime.
+    """
+    from .steps import export as run
+
+    _emit(run(target, exporter=exporter).to_dict(), as_json, _render_export)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--mode", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+              help="static: QDQ calibrated on training samples; dynamic: weights only.")
+@click.option("--preset", default=None,
+              help="s8s8, u8s8, u8s8-reduce-range or u8u8 (default: the profile's, else the host CPU's).")
+@click.option("--data", default=None, help="Data SPEC for calibration and the gate (default: the run's).")
+@click.option("--calib-samples", default=256, show_default=True, type=int)
+@click.option("--max-drop", default=0.01, show_default=True, type=float,
+              help="Largest accuracy drop (0.01 = one point) the int8 model may have; else fallbacks, else fail.")
+@click.option("--output", default=None, help="Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def quantize(target, mode, preset, data, calib_samples, max_drop, output, as_json) -> None:
+    """Quantize RUN's student.onnx (or a plain .onnx) to int8 with onnxruntime, accuracy-gated."""
+    from .steps import quantize as run
+
+    res = run(target, mode=mode, preset=preset, data=data, calib_samples=calib_samples, max_drop=max_drop,
+              output=output)
+    _emit(res.to_dict(), as_json, _render_quantize)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--data", default=None, help="Data SPEC for accuracy (default: the run's).")
+@click.option("--threads", default=1, show_default=True, type=int, help="intra-op threads for ORT and PyTorch.")
+@click.option("--batch", default=1, show_default=True, type=int)
+@click.option("--runs", default=300, show_default=True, type=int, help="Timed runs per model (capped at ~3 s).")
+@click.option("--no-memory", is_flag=True, help="Skip the per-model peak-memory probe (a fresh process each).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def bench(target, data, threads, batch, runs, no_memory, as_json) -> None:
+    """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
+    accuracy, retention and agreement. Writes RUN/bench.json and RUN/report.md."""
+    from .steps import bench as run
+
+    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory)
+    _emit(res.report, as_json, _render_bench)
+
+
+@cli.command()
+@_distill_options
+@click.option("--threads", default=1, show_default=True, type=int, help="Benchmark threads.")
+def pipeline(teacher, arch, data, profile, student, epochs, temperature, alpha, seed, out, as_json, threads) -> None:
+    """distill, export, quantize and bench in one go into OUT."""
+    from .workflow import run_pipeline
+
+    res = run_pipeline(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
+                       temperature=temperature, alpha=alpha, seed=seed, threads=threads)
+    _emit(res, as_json, lambda r: _render_bench(r["bench"]))
+
+
+@cli.command()
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--profile", default="raspberry-pi", show_default=True, help="Device profile for the int8 preset.")
+@click.option("--epochs", default=40, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def demo(out, profile, epochs, as_json) -> None:
+    """The whole job on scikit-learn's bundled digits: train (or reuse) a CNN teacher, distil a >10x smaller
+    student, export, quantize to int8 and benchmark all of them."""
+    from .workflow import run_demo
+
+    res = run_demo(out, profile=profile, epochs=epochs)
+
+    def render(r):
+        _render_bench(r["bench"])
+        _console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
+                         f"student.int8.onnx, bench.json, report.md)")
+    _emit(res, as_json, render)
+
+
+@cli.group()
+def profiles() -> None:
+    """Device profiles: what a target can do, and its latency/memory budgets."""
+
+
+@profiles.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def profiles_list(as_json) -> None:
+    """List the built-in device profiles."""
+    from .profiles import list_profiles
+
+    rows = [p.summary() for p in list_profiles()]
+
+    def render(rs):
+        _console().print(_table("device profiles", ["name", "aliases", "title", "cores", "int8 preset",
+                                                    "budget ms", "budget MB"],
+                                [[r["name"], ", ".join(r["aliases"]), r["title"], r["cores"], r["int8_preset"],
+                                  r["latency_budget_ms"], r["memory_budget_mb"]] for r in rs]))
+    _emit(rows, as_json, render)
+
+
+@profiles.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def profiles_show(name, as_json) -> None:
+    """Show every field of profile NAME (a built-in name, an alias, or a .toml path) with its source."""
+    from .profiles import FIELDS, load
+
+    p = load(name)
+    out = {**p.data, "resolved_from_alias": name if p.is_alias else None, "path": str(p.path)}
+
+    def render(_):
+        c = _console()
+        if p.is_alias:
+            c.print(f"{name!r} is an alias of {p.name!r}")
+        c.print(_table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
+                       [[f, p.get(f), p.source(f)] for f in FIELDS]))
+    _emit(out, as_json, render)
+
+
+def main() -> None:
+    cli(prog_name="edgekd")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

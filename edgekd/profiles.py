@@ -1,0 +1,201 @@
+"""Device profiles: what a target can do, loaded from TOML and validated field by field.
+
+A profile is a TOML file in the package's `profiles/` folder (or any path). Every number cites its source
+in `[sources]` (the longest matching dotted prefix counts), either a datasheet/benchmark or
+`measured: edgekd profiles calibrate, <date>`. Bad files fail with one line naming the file, the field,
+the expected and the actual value.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+KNOWN_ISA = {"neon", "fp16", "dotprod", "i8mm", "sve", "sve2", "sme", "bf16",
+             "sse4_2", "avx", "avx2", "fma", "avx512", "avx512_vnni", "avx_vnni", "amx"}
+KNOWN_EPS = {"CPUExecutionProvider", "XnnpackExecutionProvider", "NnapiExecutionProvider",
+             "QNNExecutionProvider", "CoreMLExecutionProvider", "CUDAExecutionProvider",
+             "TensorrtExecutionProvider", "OpenVINOExecutionProvider", "DmlExecutionProvider"}
+INT8_PRESETS = {"s8s8", "u8s8", "u8s8-reduce-range", "u8u8"}
+COMPUTE_CLASSES = ("conv", "dwconv", "gemm")  # FLOP-bound op classes; the rest are bandwidth-bound
+
+_POS = (0.0, None, False)   # (min, max, min inclusive)
+_NONNEG = (0.0, None, True)
+_FRACTION = (0.0, 1.0, True)
+
+# dotted field -> (type, bounds or allowed set)
+FIELDS: dict[str, tuple[type, Any]] = {
+    "name": (str, None), "title": (str, None),
+    "cpu.arch": (str, {"arm64", "x86_64"}),
+    "cpu.cores": (int, _POS), "cpu.freq_ghz": (float, _POS),
+    "cpu.isa": (list, KNOWN_ISA),
+    "cpu.fp32_gflops_per_core": (float, _POS), "cpu.int8_gops_per_core": (float, _POS),
+    "memory.ram_mb": (float, _POS), "memory.bandwidth_gbps": (float, _POS),
+    "cost.overhead_us": (float, _NONNEG), "cost.serial_fraction": (float, _FRACTION),
+    "cost.bandwidth_efficiency": (float, (0.0, 1.0, False)),
+    **{f"cost.efficiency.{d}.{c}": (float, (0.0, 1.0, False)) for d in ("fp32", "int8") for c in COMPUTE_CLASSES},
+    "runtime.execution_providers": (list, KNOWN_EPS),
+    "runtime.int8_preset": (str, INT8_PRESETS),
+    "budgets.latency_ms": (float, _POS), "budgets.memory_mb": (float, _POS),
+}
+OPTIONAL = {"aliases", "description", "base", "sources", "reference", "calibration", "runtime.notes"}
+
+
+@dataclass
+class Profile:
+    """A validated device profile; `data` is the parsed TOML, `path` where it came from."""
+
+    data: dict
+    path: Path
+    requested: str | None = None  # the name the user asked for (an alias resolves here)
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def is_alias(self) -> bool:
+        return self.requested is not None and self.requested != self.name
+
+    def source(self, dotted: str) -> str | None:
+        """The source of a field: the longest dotted prefix that `[sources]` names."""
+        sources = self.data.get("sources", {})
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            key = ".".join(parts[:i])
+            if key in sources:
+                return sources[key]
+        return None
+
+    def summary(self) -> dict:
+        return {"name": self.name, "title": self.data["title"], "aliases": self.data.get("aliases", []),
+                "cores": self.get("cpu.cores"), "isa": self.get("cpu.isa"),
+                "execution_providers": self.get("runtime.execution_providers"),
+                "int8_preset": self.get("runtime.int8_preset"),
+                "latency_budget_ms": self.get("budgets.latency_ms"),
+                "memory_budget_mb": self.get("budgets.memory_mb"), "path": str(self.path)}
+
+
+def _builtin_dir():
+    return resources.files("edgekd.profile_data")
+
+
+def builtin_files() -> dict[str, Any]:
+    return {p.name[:-5]: p for p in _builtin_dir().iterdir() if p.name.endswith(".toml")}
+
+
+def _aliases() -> dict[str, str]:
+    out = {}
+    for name, p in builtin_files().items():
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            continue
+        for alias in data.get("aliases", []):
+            out[alias] = name
+    return out
+
+
+def known_names() -> list[str]:
+    return sorted([*builtin_files(), *_aliases()])
+
+
+def load(name_or_path: str) -> Profile:
+    """Load a profile by built-in name, alias, or path to a .toml file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"profile file {path} does not exist", "check the path passed to --profile")
+        return Profile(parse(path.read_text(encoding="utf-8"), str(path)), path, None)
+    files, aliases = builtin_files(), _aliases()
+    target = aliases.get(name_or_path, name_or_path)
+    if target not in files:
+        names = known_names()
+        close = difflib.get_close_matches(name_or_path, names, n=1, cutoff=0.4)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown profile {name_or_path!r} (known: {', '.join(names)})",
+                         f"{hint}or pass a path to a .toml profile")
+    p = files[target]
+    return Profile(parse(p.read_text(encoding="utf-8"), f"profiles/{target}.toml"), Path(str(p)), name_or_path)
+
+
+def list_profiles() -> list[Profile]:
+    return [load(name) for name in sorted(builtin_files())]
+
+
+def parse(text: str, where: str) -> dict:
+    """Parse and validate profile TOML text; every problem is a one-line UsageError naming `where`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None)
+        msg = getattr(e, "msg", str(e).split(" (at")[0])
+        raise UsageError(f"{where}: TOML syntax error" + (f" at line {line}" if line else "") + f": {msg}",
+                         "fix the TOML syntax (strings in quotes, one key per line)") from None
+    validate(data, where)
+    return data
+
+
+def _lookup(data: dict, dotted: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def validate(data: dict, where: str) -> None:
+    for field, (typ, rule) in FIELDS.items():
+        found, value = _lookup(data, field)
+        if not found:
+            raise UsageError(f"{where}: missing field `{field}`",
+                             f"add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
+        _check(where, field, value, typ, rule)
+    for alias in data.get("aliases", []) if isinstance(data.get("aliases", []), list) else [None]:
+        if not isinstance(alias, str):
+            raise UsageError(f"{where}: `aliases` must be a list of strings", 'e.g. aliases = ["raspberry-pi"]')
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict):
+        raise UsageError(f"{where}: `sources` must be a table of field = \"source\"",
+                         'e.g. [sources] "cpu.cores" = "datasheet: ..."')
+    probe = Profile(data, Path(where))
+    for field, (typ, _) in FIELDS.items():
+        if typ in (int, float) and not probe.source(field):
+            raise UsageError(f"{where}: field `{field}` has no source in [sources]",
+                             f'add "{field}" = "datasheet: ..." or "measured: edgekd profiles calibrate, DATE"')
+
+
+def _check(where: str, field: str, value: Any, typ: type, rule: Any) -> None:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise UsageError(f"{where}: field `{field}` must be a {typ.__name__}, got {value!r}",
+                         f"write `{field.split('.')[-1]} = ...` with a {typ.__name__} value")
+    if typ is list:
+        bad = [v for v in value if not isinstance(v, str) or v not in rule]
+        if bad:
+            close = difflib.get_close_matches(str(bad[0]), sorted(rule), n=1)
+            raise UsageError(f"{where}: field `{field}` has unknown value {bad[0]!r} "
+                             f"(known: {', '.join(sorted(rule))})",
+                             f"did you mean {close[0]!r}?" if close else "use one of the known values")
+    elif isinstance(rule, set):
+        if value not in rule:
+            raise UsageError(f"{where}: field `{field}` must be one of {', '.join(sorted(rule))}, got {value!r}",
+                             "use one of those values")
+    elif isinstance(rule, tuple):
+        lo, hi, inclusive = rule
+        if value != value or (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
+            rng = f"{'>=' if inclusive else '>'} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+            raise UsageError(f"{where}: field `{field}` must be {rng}, got {value!r}", "fix the value")

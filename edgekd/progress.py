@@ -1,0 +1,37 @@
+"""Progress bars on stderr (so `--json` output on stdout stays clean)."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+
+class _Bar:
+    def __init__(self, progress, task) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, **metrics) -> None:
+        if self._progress is None:
+            return
+        text = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
+        self._progress.update(self._task, advance=1, metrics=text)
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def epoch_progress(label: str, total: int, enabled: bool = True) -> Iterator[_Bar]:
+    """A bar with ETA and the key metric; silent when disabled or when stderr is not a terminal."""
+    if not enabled:
+        yield _Bar(None, None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+                  console=console(), transient=False) as progress:
+        task = progress.add_task(label, total=total, metrics="")
+        yield _Bar(progress, task)

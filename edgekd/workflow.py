@@ -1,0 +1,62 @@
+"""The built-in demo: train a digits teacher (or reuse it), then run the whole pipeline on it."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .rundir import atomic_path, sha256, write_json
+
+DEMO_ARCH = "edgekd.models.zoo:DigitsCNN"
+TEACHER_CONFIG = {"arch": DEMO_ARCH, "data": "digits", "epochs": 15, "lr": 3e-3, "seed": 0, "version": 1}
+
+
+def demo_teacher(out: str | os.PathLike, show_progress: bool = True) -> tuple[Path, dict]:
+    """Train the digits teacher into OUT/teacher/teacher.pt, or reuse it when its config is unchanged."""
+    import torch
+
+    from . import data
+    from .kd.trainer import TrainConfig, accuracy, predict_logits, seed_everything, train
+    from .models.zoo import DigitsCNN
+
+    folder = Path(out) / "teacher"
+    weights, meta = folder / "teacher.pt", folder / "teacher.json"
+    if weights.is_file() and meta.is_file():
+        info = json.loads(meta.read_text())
+        if info.get("config") == TEACHER_CONFIG and info.get("sha256") == sha256(weights):
+            return weights, {**info, "reused": True}
+    ds = data.load("digits")
+    seed_everything(TEACHER_CONFIG["seed"])
+    model = DigitsCNN()
+    cfg = TrainConfig(epochs=TEACHER_CONFIG["epochs"], lr=TEACHER_CONFIG["lr"], seed=TEACHER_CONFIG["seed"], alpha=0.0)
+    train(model, ds.x_train, ds.y_train, cfg, label="teacher", show_progress=show_progress)
+    with atomic_path(weights) as tmp:
+        torch.save(model.state_dict(), str(tmp))
+    info = {"config": TEACHER_CONFIG, "sha256": sha256(weights),
+            "test_accuracy": accuracy(predict_logits(model, ds.x_test), ds.y_test)}
+    write_json(meta, info)
+    return weights, {**info, "reused": False}
+
+
+def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi", student: str = "mlp:hidden=160",
+             epochs: int = 40, show_progress: bool = True) -> dict:
+    """Teacher -> distil -> export -> quantize -> bench on digits; returns every step's result."""
+    weights, teacher_info = demo_teacher(out, show_progress)
+    results = run_pipeline(str(weights), "digits", out, arch=DEMO_ARCH, profile=profile, student=student,
+                           epochs=epochs, show_progress=show_progress)
+    return {"teacher": teacher_info, **results}
+
+
+def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None = None,
+                 profile: str | None = None, student: str | None = None, epochs: int = 30,
+                 temperature: float = 4.0, alpha: float = 0.9, seed: int = 0, show_progress: bool = True,
+                 threads: int = 1) -> dict:
+    """distill -> export -> quantize -> bench into one run directory."""
+    from . import steps
+
+    d = steps.distill(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
+                         temperature=temperature, alpha=alpha, seed=seed, show_progress=show_progress)
+    e = steps.export(out)
+    q = steps.quantize(out)
+    b = steps.bench(out, threads=threads)
+    return {"distill": d.to_dict(), "export": e.to_dict(), "quantize": q.to_dict(), "bench": b.report}
