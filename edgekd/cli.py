@@ -130,6 +130,7 @@ def _distill_options(f):
         click.option("--temperature", default=4.0, show_default=True, type=float, help="Softmax temperature T."),
         click.option("--alpha", default=0.9, show_default=True, type=float,
                      help="Weight of the soft KD term; 1-alpha weights the hard-label CE."),
+        click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate (AdamW, cosine)."),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write."),
         click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
@@ -141,7 +142,7 @@ def _distill_options(f):
 
 @cli.command()
 @_distill_options
-def distill(teacher, arch, data, profile, student, epochs, temperature, alpha, seed, out, as_json) -> None:
+def distill(teacher, arch, data, profile, student, epochs, temperature, alpha, lr, seed, out, as_json) -> None:
     """Distil TEACHER into a student with response-based KD.
 
     Loss: alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE. Writes OUT/student.pt, manifest.json, metrics.jsonl.
@@ -149,7 +150,7 @@ def distill(teacher, arch, data, profile, student, epochs, temperature, alpha, s
     from .steps import distill as run
 
     res = run(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-              temperature=temperature, alpha=alpha, seed=seed)
+              temperature=temperature, alpha=alpha, lr=lr, seed=seed)
     _emit(res.to_dict(), as_json, _render_distill)
 
 
@@ -209,12 +210,13 @@ def bench(target, data, threads, batch, runs, no_memory, as_json) -> None:
 @cli.command()
 @_distill_options
 @click.option("--threads", default=1, show_default=True, type=int, help="Benchmark threads.")
-def pipeline(teacher, arch, data, profile, student, epochs, temperature, alpha, seed, out, as_json, threads) -> None:
+def pipeline(teacher, arch, data, profile, student, epochs, temperature, alpha, lr, seed, out, as_json,
+             threads) -> None:
     """distill, export, quantize and bench in one go into OUT."""
     from .workflow import run_pipeline
 
     res = run_pipeline(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-                       temperature=temperature, alpha=alpha, seed=seed, threads=threads)
+                       temperature=temperature, alpha=alpha, lr=lr, seed=seed, threads=threads)
     _emit(res, as_json, lambda r: _render_bench(r["bench"]))
 
 

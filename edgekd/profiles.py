@@ -138,11 +138,11 @@ def parse(text: str, where: str) -> dict:
     """Parse and validate profile TOML text; every problem is a one-line UsageError naming `where`."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
-        msg = getattr(e, "msg", str(e).split(" (at")[0])
-        raise UsageError(f"{where}: TOML syntax error" + (f" at line {line}" if line else "") + f": {msg}",
-                         "fix the TOML syntax (strings in quotes, one key per line)") from None
+    except tomllib.TOMLDecodeError as e:  # message: "Invalid value (at line 2, column 5)"
+        msg, _, at = str(e).partition(" (at ")
+        where_in = f" at {at.rstrip(')')}" if at else ""
+        raise UsageError(f"{where}: TOML syntax error{where_in}: {msg}",
+                         "fix the TOML syntax (strings in quotes, one key = value per line)") from None
     validate(data, where)
     return data
 

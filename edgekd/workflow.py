@@ -49,13 +49,14 @@ def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi"
 
 def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None = None,
                  profile: str | None = None, student: str | None = None, epochs: int = 30,
-                 temperature: float = 4.0, alpha: float = 0.9, seed: int = 0, show_progress: bool = True,
+                 temperature: float = 4.0, alpha: float = 0.9, lr: float = 3e-3, seed: int = 0,
+                 show_progress: bool = True,
                  threads: int = 1) -> dict:
     """distill -> export -> quantize -> bench into one run directory."""
     from . import steps
 
     d = steps.distill(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-                         temperature=temperature, alpha=alpha, seed=seed, show_progress=show_progress)
+                         temperature=temperature, alpha=alpha, lr=lr, seed=seed, show_progress=show_progress)
     e = steps.export(out)
     q = steps.quantize(out)
     b = steps.bench(out, threads=threads)
