@@ -88,7 +88,10 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib_x: np
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
     with tempfile.TemporaryDirectory() as td:
         pre = Path(td) / "pre.onnx"
-        q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        try:
+            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        except Exception:  # symbolic shape inference chokes on some Reshape patterns: ONNX's own suffices
+            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         exclude = _end_nodes(pre) if attempt.exclude_ends else None
         if mode == "dynamic":
             q.quantize_dynamic(str(pre), str(dst), per_channel=p["per_channel"], reduce_range=p["reduce_range"],

@@ -36,8 +36,11 @@ FIELDS: dict[str, tuple[type, Any]] = {
     "cpu.isa": (list, KNOWN_ISA),
     "cpu.fp32_gflops_per_core": (float, _POS), "cpu.int8_gops_per_core": (float, _POS),
     "memory.ram_mb": (float, _POS), "memory.bandwidth_gbps": (float, _POS),
-    "cost.overhead_us": (float, _NONNEG), "cost.serial_fraction": (float, _FRACTION),
-    "cost.bandwidth_efficiency": (float, (0.0, 1.0, False)),
+    "cost.overhead_us": (float, _NONNEG), "cost.run_overhead_us": (float, _NONNEG),
+    "cost.serial_fraction": (float, _FRACTION), "cost.parallel_grain_us": (float, _NONNEG),
+    # > 1 is allowed: small tensors stay in cache and move faster than DRAM bandwidth
+    **{f"cost.bandwidth_efficiency.{m}": (float, (0.0, 20.0, False))
+       for m in (*COMPUTE_CLASSES, "eltwise", "norm", "datamove")},
     **{f"cost.efficiency.{d}.{c}": (float, (0.0, 1.0, False)) for d in ("fp32", "int8") for c in COMPUTE_CLASSES},
     "runtime.execution_providers": (list, KNOWN_EPS),
     "runtime.int8_preset": (str, INT8_PRESETS),

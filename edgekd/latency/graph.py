@@ -130,8 +130,8 @@ def _with_shapes(model, fixed: dict[str, list[int]]):
             inp.type.tensor_type.shape.ClearField("dim")
             for d in fixed[inp.name]:
                 inp.type.tensor_type.shape.dim.add().dim_value = int(d)
-    for out in m.graph.output:  # outputs are re-inferred
-        out.type.tensor_type.shape.ClearField("dim")
+    for out in m.graph.output:  # outputs are re-inferred for the fixed input shapes
+        out.type.tensor_type.ClearField("shape")
     return m
 
 

@@ -1,0 +1,182 @@
+"""How good is the latency predictor (issue 3)?
+
+1. Calibrate a `host` profile on this machine (`edgekd profiles calibrate`), unless --profile is given.
+2. Build >= 25 held-out models the calibration never saw (MLPs, CNNs with and without depthwise convs,
+   small transformer encoders), export them to ONNX, make int8 (static QDQ) versions, and for batch 1 and 8
+   and 1 and 2 threads compare predicted with measured latency.
+3. Report the share within +-10% / +-20%, the median absolute error and Spearman's rank correlation.
+4. Predict MobileNetV2-1.0 (224x224) and a BERT-base-sized encoder (seq 128) on the datasheet
+   `raspberry-pi-4` profile next to published measurements.
+
+Usage: python benchmarks/predictor_accuracy.py [--profile host.toml] [--quick]
+Writes benchmarks/results/predictor_accuracy.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from zoo import bert_encoder, mobilenet_v2  # noqa: E402
+
+from edgekd.latency.calibrate import calibrate, measure  # noqa: E402
+from edgekd.latency.predictor import predict_latency  # noqa: E402
+
+
+def mlp(*widths):
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def cnn(chans, hw, in_ch=3, classes=10):
+    layers, c = [], in_ch
+    for i, o in enumerate(chans):
+        layers += [nn.Conv2d(c, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+        c = o
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+
+
+class Encoder(nn.Module):
+    def __init__(self, d, layers, heads, classes=4):
+        super().__init__()
+        block = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        return self.head(self.enc(x).mean(1))
+
+
+def held_out() -> list[tuple[str, nn.Module, tuple]]:
+    """(name, model, input shape without batch) for the models calibration never saw."""
+    from edgekd.models.students import _mobilenet, _resnet
+
+    torch.manual_seed(0)
+    return [
+        ("mlp_64-256-10", mlp(64, 256, 10), (64,)),
+        ("mlp_784-512-512-10", mlp(784, 512, 512, 10), (784,)),
+        ("mlp_256-1024-1024-256", mlp(256, 1024, 1024, 256), (256,)),
+        ("mlp_32-64-64-64-4", mlp(32, 64, 64, 64, 4), (32,)),
+        ("cnn_16-32_32px", cnn([16, 32], 32), (3, 32, 32)),
+        ("cnn_32-32-64-64_32px", cnn([32, 32, 64, 64], 32), (3, 32, 32)),
+        ("cnn_16-32-64_64px", cnn([16, 32, 64], 64), (3, 64, 64)),
+        ("resnet_w0.5_32px", _resnet((3, 32, 32), 10, width=0.5, depth=1), (3, 32, 32)),
+        ("resnet_w1_32px", _resnet((3, 32, 32), 10, width=1.0, depth=2), (3, 32, 32)),
+        ("mobilenet_w0.5_32px", _mobilenet((3, 32, 32), 10, width=0.5, depth=0.5), (3, 32, 32)),
+        ("mobilenet_w1_64px", _mobilenet((3, 64, 64), 10, width=1.0, depth=1.0), (3, 64, 64)),
+        ("mobilenetv2_0.35_96px", mobilenet_v2(0.35), (3, 96, 96)),
+        ("encoder_d64_l1_s16", Encoder(64, 1, 2), (16, 64)),
+        ("encoder_d128_l2_s32", Encoder(128, 2, 4), (32, 128)),
+        ("encoder_d256_l2_s64", Encoder(256, 2, 4), (64, 256)),
+    ]
+
+
+def export(model: nn.Module, shape: tuple, path: Path) -> None:
+    model.eval()
+    torch.onnx.export(model, (torch.randn(2, *shape),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def int8(src: Path, dst: Path, shape: tuple, preset: str) -> None:
+    from edgekd.int8 import Attempt, quantize_file
+
+    x = np.random.default_rng(0).normal(size=(64, *shape)).astype(np.float32)
+    quantize_file(src, dst, Attempt(preset, preset), "static", x)
+
+
+def spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def pi4_reference(td: Path) -> list[dict]:
+    """Datasheet raspberry-pi-4 predictions for two well-known models, next to published figures."""
+    rows = []
+    mnv2 = td / "mobilenetv2.onnx"
+    export(mobilenet_v2(1.0), (3, 224, 224), mnv2)
+    for th, published, src in ((1, 93.48, "ncnn benchncnn, Pi 4B 1 thread (fp32), shared/research/latency.md 3.1"),
+                               (4, 61.88, "ncnn benchncnn, Pi 4B 4 threads (fp32), latency.md 3.1"),
+                               (4, 44.0, "XNNPACK end2end_bench, Pi 4 multi-thread (fp32), latency.md 3.2")):
+        p = predict_latency(str(mnv2), "raspberry-pi-4", threads=th)
+        rows.append({"model": "MobileNetV2-1.0 224x224", "threads": th, "predicted_ms": round(p.latency_ms, 1),
+                     "band_ms": [round(p.low_ms, 1), round(p.high_ms, 1)], "published_ms": published,
+                     "source": src, "ratio": round(p.latency_ms / published, 2)})
+    bert = td / "bert.onnx"
+    export(bert_encoder(), (128, 768), bert)
+    for th in (1, 4):
+        p = predict_latency(str(bert), "raspberry-pi-4", threads=th)
+        rows.append({"model": "BERT-base-sized encoder (12x768, seq 128)", "threads": th,
+                     "predicted_ms": round(p.latency_ms, 1), "band_ms": [round(p.low_ms, 1), round(p.high_ms, 1)],
+                     "published_ms": None, "source": "no published Pi 4 measurement found in shared/research/",
+                     "ratio": None})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default=None, help="a calibrated profile; default: calibrate one now")
+    ap.add_argument("--quick", action="store_true", help="fewer models (smoke run)")
+    args = ap.parse_args()
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    if args.profile is None:
+        cal = calibrate(out / "host.toml", name="host")
+        profile = str(out / "host.toml")
+        print(f"calibrated {profile} in {cal['seconds']} s on {cal['points']} micro-benchmarks "
+              f"(fit: median error {cal['median_abs_error']:.1%}, within 20% {cal['within_20']:.0%})")
+    else:
+        profile, cal = args.profile, None
+    from edgekd.profiles import load
+    preset = load(profile).get("runtime.int8_preset")
+    points = []
+    models = held_out()[::3] if args.quick else held_out()
+    with tempfile.TemporaryDirectory() as tds:
+        td = Path(tds)
+        for name, model, shape in models:
+            fp32 = td / f"{name}.onnx"
+            export(model, shape, fp32)
+            q = td / f"{name}.int8.onnx"
+            int8(fp32, q, shape, preset)
+            for dtype, path in (("fp32", fp32), ("int8", q)):
+                for batch in (1, 8):
+                    x = np.random.default_rng(1).normal(size=(batch, *shape)).astype(np.float32)
+                    for threads in (1, 2):
+                        pred = predict_latency(str(path), profile, threads=threads, batch=batch).latency_ms
+                        meas = measure(str(path), {"input": x}, threads, budget_s=0.3) * 1e3
+                        points.append({"model": name, "dtype": dtype, "batch": batch, "threads": threads,
+                                       "predicted_ms": pred, "measured_ms": meas, "error": pred / meas - 1})
+                        print(f"{name:26s} {dtype} b{batch} t{threads}  predicted {pred:8.3f} ms  "
+                              f"measured {meas:8.3f} ms  {pred / meas - 1:+.1%}")
+        ref = [] if args.quick else pi4_reference(td)
+    err = np.abs([p["error"] for p in points])
+    summary = {"models": len(models), "points": len(points), "within_10": float((err <= 0.1).mean()),
+               "within_20": float((err <= 0.2).mean()), "median_abs_error": float(np.median(err)),
+               "spearman": spearman([p["predicted_ms"] for p in points], [p["measured_ms"] for p in points]),
+               "targets": {"within_20": ">= 0.90", "median_abs_error": "<= 0.10", "spearman": ">= 0.95"},
+               "seconds": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(summary, indent=1))
+    for r in ref:
+        print(r)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "predictor_accuracy.json").write_text(json.dumps(
+        {"benchmark": "predictor_accuracy", "profile": profile, "calibration": cal, "summary": summary,
+         "points": points, "raspberry_pi_4_reference": ref}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""`edgekd profiles calibrate`: run the micro-benchmark suite with onnxruntime on this device, fit the
+cost model's efficiencies, overheads and thread scaling to the measurements, and write a profile whose
+fitted numbers are marked `measured: edgekd profiles calibrate, <date>`.
+
+Needs only onnxruntime, onnx and numpy, so it runs on a Pi or a phone dev board without torch.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import profiles
+from ..errors import UsageError
+from ..profiles import COMPUTE_CLASSES
+from .graph import GraphCost, analyze
+from .micro import Micro, suite
+from .predictor import MEMORY_TERMS, Params, single_thread_s, thread_factor
+
+FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
+COLUMNS = ["run", "node", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
+
+
+@dataclass
+class Point:
+    """One measured graph: its cost analysis and its median latency at some thread count."""
+    name: str
+    dtype: str
+    threads: int
+    cost: GraphCost
+    seconds: float
+
+
+def measure(path: str, feeds: dict, threads: int, budget_s: float = 0.25, max_runs: int = 400) -> float:
+    """Median latency of one onnxruntime session run after warm-up."""
+    from ..onnxutil import session
+
+    sess = session(path, threads)
+    for _ in range(5):
+        sess.run(None, feeds)
+    samples, deadline = [], time.perf_counter() + budget_s
+    while len(samples) < max_runs and (time.perf_counter() < deadline or len(samples) < 15):
+        t0 = time.perf_counter_ns()
+        sess.run(None, feeds)
+        samples.append((time.perf_counter_ns() - t0) * 1e-9)
+    return float(np.median(samples))
+
+
+def features(cost: GraphCost) -> np.ndarray:
+    """The linear features of the single-thread model: one row per graph, in COLUMNS order."""
+    row = dict.fromkeys(COLUMNS, 0.0)
+    row["run"] = 1.0
+    for n in cost.nodes:
+        row["node"] += 1.0
+        if n.op_class in COMPUTE_CLASSES:
+            row[f"{n.dtype}.{n.op_class}"] += n.flops
+            row[f"bytes.{n.op_class}"] += n.bytes
+        elif n.op_class != "free":
+            row[f"bytes.{n.op_class}"] += n.bytes
+    return np.array([row[c] for c in COLUMNS])
+
+
+def nnls(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Non-negative least squares by a small active-set loop (columns scaled to unit norm first)."""
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    an = a / scale
+    active = np.ones(a.shape[1], bool)
+    x = np.zeros(a.shape[1])
+    for _ in range(iters):
+        sol, *_ = np.linalg.lstsq(an[:, active], b, rcond=None)
+        x[:] = 0
+        x[active] = sol
+        if (sol >= 0).all():
+            break
+        active[np.where(active)[0][sol < 0]] = False  # drop every column that went negative, refit
+    return x / scale
+
+
+def fit(points: list[Point], cores: int) -> Params:
+    """Stage 1: least squares on relative error at one thread. Stage 2: grid search of thread scaling."""
+    one = [p for p in points if p.threads == 1]
+    a = np.stack([features(p.cost) for p in one])
+    t = np.array([p.seconds for p in one])
+    coef = dict(zip(COLUMNS, nnls(a / t[:, None], np.ones(len(t)))))
+    typical = float(np.median([coef[k] for k in FLOP_COLS if coef[k] > 0] or [1e-11]))
+    for c in FLOP_COLS:  # a class the fit found (nearly) free has no evidence: use the slowest fitted rate
+        if coef[c] < 0.01 * typical:
+            coef[c] = max(coef[k] for k in FLOP_COLS)
+    prm = Params(sec_per_flop={d: {c: coef[f"{d}.{c}"] for c in COMPUTE_CLASSES} for d in ("fp32", "int8")},
+                 sec_per_byte={m: max(coef[f"bytes.{m}"], 1e-13) for m in MEMORY_TERMS},
+                 node_s=coef["node"], run_s=coef["run"], serial=0.0, grain_s=0.0, cores=cores)
+    multi = [p for p in points if p.threads > 1]
+    if multi:
+        t1 = [[single_thread_s(n, prm) for n in p.cost.nodes] for p in multi]
+        best = None
+        for serial in np.linspace(0.0, 0.95, 20):
+            for grain_us in (0.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0):
+                prm.serial, prm.grain_s = float(serial), grain_us * 1e-6
+                err = [abs(np.log(_scaled(ts, p.threads, prm) / p.seconds)) for ts, p in zip(t1, multi)]
+                score = float(np.mean(err))
+                if best is None or score < best[0]:
+                    best = (score, prm.serial, prm.grain_s)
+        _, prm.serial, prm.grain_s = best
+    return prm
+
+
+def _scaled(t1_nodes: list[float], threads: int, prm: Params) -> float:
+    return sum(t * thread_factor(t, threads, prm) + prm.node_s for t in t1_nodes) + prm.run_s
+
+
+def errors_of(points: list[Point], prm: Params) -> np.ndarray:
+    """Relative errors (predicted / measured - 1) of the fitted model on the given points."""
+    out = []
+    for p in points:
+        pred = _scaled([single_thread_s(n, prm) for n in p.cost.nodes], p.threads, prm)
+        out.append(pred / p.seconds - 1.0)
+    return np.array(out)
+
+
+def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None) -> list[Point]:
+    """Build, quantize, analyze and time every micro-benchmark at every thread count."""
+    import onnx
+
+    items = suite(quick)
+    total = sum(2 if m.quantizable else 1 for m in items) * len(threads_list)
+    points: list[Point] = []
+    with tempfile.TemporaryDirectory() as td:
+        for m in items:
+            variants = [("fp32", Path(td) / f"{m.name}.onnx")]
+            onnx.save(m.model, str(variants[0][1]))
+            if m.quantizable:
+                variants.append(("int8", Path(td) / f"{m.name}.int8.onnx"))
+                _quantize(variants[0][1], variants[1][1], m, preset)
+            for dtype, path in variants:
+                cost = analyze(path, batch=1)
+                for th in threads_list:
+                    points.append(Point(m.name, dtype, th, cost, measure(str(path), m.feeds, th)))
+                    if progress:
+                        progress(len(points), total, f"{m.name} {dtype} {th}t")
+    return points
+
+
+def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
+    import logging
+
+    from onnxruntime import quantization as q
+
+    from ..int8 import PRESETS
+
+    logging.getLogger().setLevel(logging.ERROR)
+    p = PRESETS[preset]
+
+    class Reader:
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.items = [{k: rng.random(v.shape, dtype=np.float32) for k, v in m.feeds.items()} for _ in range(4)]
+
+        def get_next(self):
+            return self.items.pop() if self.items else None
+
+    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
+                      per_channel=p["per_channel"], reduce_range=p["reduce_range"],
+                      activation_type=getattr(q.QuantType, p["activation"]),
+                      weight_type=getattr(q.QuantType, p["weight"]))
+
+
+# ------------------------------------------------------------------ host facts and the written profile
+
+def host_facts() -> dict:
+    """Static facts of this machine read from /proc (used when no --base profile is given)."""
+    info = {"arch": "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64",
+            "cores": os.cpu_count() or 1, "isa": [], "freq_ghz": 2.0, "ram_mb": 4096.0}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                          if ln.startswith(("flags", "Features"))), []))
+        mapping = {"asimd": "neon", "asimdhp": "fp16", "asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve",
+                   "avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512_vnni": "avx512_vnni",
+                   "avx_vnni": "avx_vnni", "amx_int8": "amx", "avx": "avx", "sse4_2": "sse4_2"}
+        info["isa"] = sorted({v for k, v in mapping.items() if k in flags})
+        mhz = [float(ln.split(":")[1]) for ln in text.splitlines() if ln.lower().startswith("cpu mhz")]
+        if mhz:
+            info["freq_ghz"] = round(max(mhz) / 1000, 2)
+    except OSError:
+        pass
+    try:
+        kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
+                  if ln.startswith("MemTotal"))
+        info["ram_mb"] = round(kb / 1024, 0)
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def measure_bandwidth_gbps(mb: int = 128, repeats: int = 5) -> float:
+    """STREAM-like copy bandwidth (read + write) of a buffer far larger than the caches."""
+    a = np.ones(mb * 1024 * 1024 // 4, np.float32)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return round(2 * a.nbytes / best / 1e9, 2)
+
+
+def _peak_per_core(isa: list[str], ghz: float) -> tuple[float, float]:
+    """Nominal fp32 / int8 peaks per core from the ISA (FLOP or OP per cycle x GHz)."""
+    if "avx512" in isa:
+        fp32 = 64
+    elif "avx2" in isa:
+        fp32 = 32
+    else:
+        fp32 = 16  # 2 x 128-bit NEON FMA pipes
+    int8 = fp32 * (4 if {"avx512_vnni", "avx_vnni", "dotprod", "i8mm", "amx"} & set(isa) else 2)
+    return fp32 * ghz, int8 * ghz
+
+
+def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: dict, bandwidth: float,
+                  threads_list: list[int]) -> dict:
+    """A complete profile dict: static facts from the base (or this host), cost model from the fit."""
+    today = _dt.date.today().isoformat()
+    measured = f"measured: edgekd profiles calibrate, {today}"
+    if base is not None:
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.data.items()}
+        data["cpu"], data["memory"] = dict(base.data["cpu"]), dict(base.data["memory"])
+        sources = dict(base.data.get("sources", {}))
+        sources.pop("cost", None)
+        data["base"] = base.name
+    else:
+        h = host_facts()
+        fp32, int8 = _peak_per_core(h["isa"], h["freq_ghz"])
+        from ..int8 import host_preset
+        data = {"cpu": {"arch": h["arch"], "cores": h["cores"], "freq_ghz": h["freq_ghz"], "isa": h["isa"],
+                        "fp32_gflops_per_core": round(fp32, 2), "int8_gops_per_core": round(int8, 2)},
+                "memory": {"ram_mb": h["ram_mb"], "bandwidth_gbps": bandwidth},
+                "runtime": {"execution_providers": ["CPUExecutionProvider"], "int8_preset": host_preset()},
+                "budgets": {"latency_ms": 10.0, "memory_mb": round(h["ram_mb"] / 4, 0)}}
+        sources = {"cpu": "this host: /proc/cpuinfo (peaks derived from ISA width x frequency)",
+                   "memory.ram_mb": "this host: /proc/meminfo", "memory.bandwidth_gbps": measured + " (numpy copy)",
+                   "budgets": "default for a calibrated host; override with --budget-ms / --memory-mb"}
+    data["name"] = name
+    data["title"] = f"{name}: calibrated on {platform.node() or 'this machine'} ({platform.machine()})"
+    data.pop("aliases", None)
+    peak = {"fp32": data["cpu"]["fp32_gflops_per_core"] * 1e9, "int8": data["cpu"]["int8_gops_per_core"] * 1e9}
+    eff = {d: {c: 1.0 / (prm.sec_per_flop[d][c] * peak[d]) for c in COMPUTE_CLASSES} for d in peak}
+    for d, key in (("fp32", "fp32_gflops_per_core"), ("int8", "int8_gops_per_core")):
+        top = max(eff[d].values())
+        if top > 1.0:  # the nominal peak was too low for what the kernels achieved: raise it to the measured rate
+            data["cpu"][key] = round(data["cpu"][key] * top, 3)
+            eff[d] = {c: v / top for c, v in eff[d].items()}
+            sources[f"cpu.{key}"] = measured + " (best kernel rate)"
+    bw = data["memory"]["bandwidth_gbps"] * 1e9
+    data["cost"] = {
+        "overhead_us": round(prm.node_s * 1e6, 4), "run_overhead_us": round(prm.run_s * 1e6, 4),
+        "serial_fraction": round(prm.serial, 4), "parallel_grain_us": round(prm.grain_s * 1e6, 3),
+        "bandwidth_efficiency": {m: round(min(20.0, 1.0 / (prm.sec_per_byte[m] * bw)), 5) for m in MEMORY_TERMS},
+        "efficiency": {d: {c: round(max(1e-4, min(1.0, v)), 5) for c, v in eff[d].items()} for d in eff},
+    }
+    sources["cost"] = measured
+    data["sources"] = sources
+    data["calibration"] = {"date": today, "threads": threads_list, **stats}
+    return data
+
+
+def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = None,
+              threads: list[int] | None = None, quick: bool = False, progress=None) -> dict:
+    """Measure, fit and write a calibrated profile to `out`; returns the fit's figures."""
+    import onnxruntime as ort
+
+    from ..rundir import write_text
+    from .tomlw import dumps
+
+    base_prof = profiles.load(base) if base else None
+    cores = int(base_prof.get("cpu.cores")) if base_prof else (os.cpu_count() or 1)
+    threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))
+    if threads_list[0] < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads_list[0]}", "e.g. --threads 1 --threads 4")
+    if 1 not in threads_list:
+        threads_list = [1, *threads_list]
+    from ..int8 import host_preset
+    preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
+    t0 = time.perf_counter()
+    bandwidth = measure_bandwidth_gbps()
+    points = run_suite(threads_list, preset, quick, progress)
+    prm = fit(points, cores)
+    err = np.abs(errors_of(points, prm))
+    stats = {"points": len(points), "median_abs_error": round(float(np.median(err)), 4),
+             "within_10": round(float((err <= 0.10).mean()), 4), "within_20": round(float((err <= 0.20).mean()), 4),
+             "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1)}
+    data = build_profile(name, base_prof, prm, stats, bandwidth, threads_list)
+    profiles.validate(data, str(out))
+    write_text(out, dumps(data))
+    return {"path": str(out), "name": name, **stats, "cost": data["cost"]}
