@@ -20,6 +20,8 @@ _API = {
     "quantize": ("steps", "quantize"), "bench": ("steps", "bench"),
     "pipeline": ("workflow", "run_pipeline"), "demo": ("workflow", "run_demo"),
     "load_profile": ("profiles", "load"),
+    "predict_latency": ("latency.predictor", "predict_latency"),
+    "calibrate": ("latency.calibrate", "calibrate"),
 }
 __all__ = [*_API, "EdgekdError", "UsageError", "__version__"]
 

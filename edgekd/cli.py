@@ -279,6 +279,66 @@ def profiles_show(name, as_json) -> None:
     _emit(out, as_json, render)
 
 
+@profiles.command("calibrate")
+@click.option("--name", default="host", show_default=True, help="Name of the profile to write.")
+@click.option("--base", default=None, help="Keep this profile's static facts (cores, ISA, RAM, budgets).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="TOML file to write.")
+@click.option("--threads", multiple=True, type=int, help="Thread counts to measure (default: 1 and all cores).")
+@click.option("--quick", is_flag=True, help="A third of the suite (a smoke test, not a calibration).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
+    """Measure this device with onnxruntime micro-benchmarks (no torch needed) and write a calibrated
+    profile: efficiencies, overheads and thread scaling fitted to the measurements."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .latency.calibrate import calibrate
+    from .progress import console
+
+    with Progress(TextColumn("[bold]calibrate"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), TextColumn("{task.fields[what]}"), console=console()) as bar:
+        task = bar.add_task("calibrate", total=None, what="")
+        res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick,
+                        progress=lambda i, n, what: bar.update(task, completed=i, total=n, what=what))
+
+    def render(r):
+        _console().print(f"wrote {r['path']}: {r['points']} measurements in {r['seconds']} s; the fitted model's "
+                         f"median error on them is {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)")
+    _emit(res, as_json, render)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
+@click.option("--threads", default=1, show_default=True, type=int)
+@click.option("--batch", default=1, show_default=True, type=int, help="Size of a symbolic batch axis.")
+@click.option("--shape", multiple=True, help="Fix an input's shape: NAME=1x3x224x224 (repeatable).")
+@click.option("--top", default=10, show_default=True, type=int, help="How many of the costliest nodes to list.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def predict(model, profile, threads, batch, shape, top, as_json) -> None:
+    """Predict MODEL.onnx's latency on a device from its profile, without running on that device.
+
+    The graph is fused as onnxruntime would, FLOPs and bytes are counted per node, and a per-op-class
+    roofline with the profile's efficiencies, overheads and thread scaling prices each node."""
+    from .latency.graph import parse_shapes
+    from .latency.predictor import predict_latency
+
+    res = predict_latency(model, profile, threads=threads, batch=batch, shapes=parse_shapes(shape), top=top)
+    if res.unknown_ops:
+        click.echo(f"Warning: no cost class for {', '.join(res.unknown_ops)}; priced as generic "
+                   "bandwidth-bound nodes", err=True)
+
+    def render(r):
+        c = _console()
+        c.print(_table(f"costliest nodes on {r['profile']} ({r['threads']} thread(s), batch {r['batch']})",
+                       ["node", "op", "class", "dtype", "ms", "share", "MFLOPs", "KB"],
+                       [[n["name"][:40], n["op_type"], n["class"], n["dtype"], f"{n['ms']:.4f}", f"{n['share']:.1%}",
+                         f"{n['mflops']:.2f}", f"{n['kbytes']:.1f}"] for n in r["top_nodes"]]))
+        c.print(f"predicted latency: {r['latency_ms']:.3f} ms (likely {r['low_ms']:.3f}-{r['high_ms']:.3f} ms; "
+                f"{'calibrated' if r['calibrated'] else 'datasheet'} profile), {r['flops'] / 1e6:.1f} MFLOPs, "
+                f"{r['nodes']} nodes")
+    _emit(res.to_dict(), as_json, render)
+
+
 def main() -> None:
     cli(prog_name="edgekd")
 

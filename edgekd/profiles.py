@@ -36,7 +36,8 @@ FIELDS: dict[str, tuple[type, Any]] = {
     "cpu.isa": (list, KNOWN_ISA),
     "cpu.fp32_gflops_per_core": (float, _POS), "cpu.int8_gops_per_core": (float, _POS),
     "memory.ram_mb": (float, _POS), "memory.bandwidth_gbps": (float, _POS),
-    "cost.overhead_us": (float, _NONNEG), "cost.run_overhead_us": (float, _NONNEG),
+    "cost.overhead_us": (float, _NONNEG), "cost.int8_overhead_us": (float, _NONNEG),
+    "cost.run_overhead_us": (float, _NONNEG),
     "cost.serial_fraction": (float, _FRACTION), "cost.parallel_grain_us": (float, _NONNEG),
     # > 1 is allowed: small tensors stay in cache and move faster than DRAM bandwidth
     **{f"cost.bandwidth_efficiency.{m}": (float, (0.0, 20.0, False))

@@ -21,10 +21,10 @@ from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost, analyze
 from .micro import Micro, suite
-from .predictor import MEMORY_TERMS, Params, single_thread_s, thread_factor
+from .predictor import MEMORY_TERMS, Params, is_int8, node_seconds
 
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
-COLUMNS = ["run", "node", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
+COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
 
 
 @dataclass
@@ -58,6 +58,7 @@ def features(cost: GraphCost) -> np.ndarray:
     row["run"] = 1.0
     for n in cost.nodes:
         row["node"] += 1.0
+        row["node.int8"] += float(is_int8(n))
         if n.op_class in COMPUTE_CLASSES:
             row[f"{n.dtype}.{n.op_class}"] += n.flops
             row[f"bytes.{n.op_class}"] += n.bytes
@@ -95,15 +96,15 @@ def fit(points: list[Point], cores: int) -> Params:
             coef[c] = max(coef[k] for k in FLOP_COLS)
     prm = Params(sec_per_flop={d: {c: coef[f"{d}.{c}"] for c in COMPUTE_CLASSES} for d in ("fp32", "int8")},
                  sec_per_byte={m: max(coef[f"bytes.{m}"], 1e-13) for m in MEMORY_TERMS},
-                 node_s=coef["node"], run_s=coef["run"], serial=0.0, grain_s=0.0, cores=cores)
+                 node_s=coef["node"], int8_node_s=coef["node.int8"], run_s=coef["run"], serial=0.0, grain_s=0.0,
+                 cores=cores)
     multi = [p for p in points if p.threads > 1]
     if multi:
-        t1 = [[single_thread_s(n, prm) for n in p.cost.nodes] for p in multi]
         best = None
         for serial in np.linspace(0.0, 0.95, 20):
             for grain_us in (0.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0):
                 prm.serial, prm.grain_s = float(serial), grain_us * 1e-6
-                err = [abs(np.log(_scaled(ts, p.threads, prm) / p.seconds)) for ts, p in zip(t1, multi)]
+                err = [abs(np.log(predicted_s(p, prm) / p.seconds)) for p in multi]
                 score = float(np.mean(err))
                 if best is None or score < best[0]:
                     best = (score, prm.serial, prm.grain_s)
@@ -111,17 +112,13 @@ def fit(points: list[Point], cores: int) -> Params:
     return prm
 
 
-def _scaled(t1_nodes: list[float], threads: int, prm: Params) -> float:
-    return sum(t * thread_factor(t, threads, prm) + prm.node_s for t in t1_nodes) + prm.run_s
+def predicted_s(p: Point, prm: Params) -> float:
+    return sum(node_seconds(n, prm, p.threads) for n in p.cost.nodes) + prm.run_s
 
 
 def errors_of(points: list[Point], prm: Params) -> np.ndarray:
     """Relative errors (predicted / measured - 1) of the fitted model on the given points."""
-    out = []
-    for p in points:
-        pred = _scaled([single_thread_s(n, prm) for n in p.cost.nodes], p.threads, prm)
-        out.append(pred / p.seconds - 1.0)
-    return np.array(out)
+    return np.array([predicted_s(p, prm) / p.seconds - 1.0 for p in points])
 
 
 def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None) -> list[Point]:
@@ -259,7 +256,8 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
             sources[f"cpu.{key}"] = measured + " (best kernel rate)"
     bw = data["memory"]["bandwidth_gbps"] * 1e9
     data["cost"] = {
-        "overhead_us": round(prm.node_s * 1e6, 4), "run_overhead_us": round(prm.run_s * 1e6, 4),
+        "overhead_us": round(prm.node_s * 1e6, 4), "int8_overhead_us": round(prm.int8_node_s * 1e6, 4),
+        "run_overhead_us": round(prm.run_s * 1e6, 4),
         "serial_fraction": round(prm.serial, 4), "parallel_grain_us": round(prm.grain_s * 1e6, 3),
         "bandwidth_efficiency": {m: round(min(20.0, 1.0 / (prm.sec_per_byte[m] * bw)), 5) for m in MEMORY_TERMS},
         "efficiency": {d: {c: round(max(1e-4, min(1.0, v)), 5) for c, v in eff[d].items()} for d in eff},

@@ -214,6 +214,32 @@ def _node_cost(node, shapes, types, inits) -> NodeCost:
     return NodeCost(node.name or op, op, cls, dtype, flops, nbytes, out_shape)
 
 
+def _gemm_dims(node, shapes, ins, attrs) -> tuple[float, int, int, int, list[int]] | None:
+    """(batch, M, K, N, output shape) of a GEMM-like node, from its input shapes alone (ORT's fused nodes
+    often write tensors that ONNX shape inference cannot see)."""
+    op = node.op_type
+    a_name = ins[0]
+    b_name = {"QLinearMatMul": 3, "QGemm": 3}.get(op, 1)
+    b_name = ins[b_name] if len(ins) > b_name else None
+    a, b = shapes.get(a_name), shapes.get(b_name) if b_name else None
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        return None
+    get = lambda k: attrs[k].i if k in attrs else 0  # noqa: E731
+    if op in ("Gemm", "FusedGemm", "QGemm"):
+        m, k = (a[1], a[0]) if get("transA") else (a[0], a[1])
+        n = b[0] if get("transB") else b[1]
+        return 1.0, m, k, n, [m, n]
+    m, k = (a[-1], a[-2]) if get("transA") else (a[-2], a[-1])
+    n = b[-2] if get("transB") else b[-1]
+    batch_a, batch_b = a[:-2], b[:-2]
+    rank = max(len(batch_a), len(batch_b))
+    batch_a, batch_b = [1] * (rank - len(batch_a)) + batch_a, [1] * (rank - len(batch_b)) + batch_b
+    batch = [max(x, y) for x, y in zip(batch_a, batch_b)]
+    if any(k.startswith("transBatch") and attrs[k].i for k in attrs):  # FusedMatMul's folded transposes
+        batch = a[:-2]
+    return float(math.prod(batch)) if batch else 1.0, m, k, n, [*batch, m, n]
+
+
 def _gemm_flops(node, shapes, ins, out_shape, attrs) -> float:
     op = node.op_type
     if op in ("Attention", "QAttention", "MultiHeadAttention"):
@@ -223,22 +249,44 @@ def _gemm_flops(node, shapes, ins, out_shape, attrs) -> float:
         b, s, d = x
         proj = 2.0 * b * s * d * 3 * d if op != "MultiHeadAttention" else 0.0
         return proj + 2.0 * 2 * b * s * s * d  # QK^T and PV
-    if op in ("QLinearMatMul",):
-        a, bname = ins[0], ins[3]
-    elif op == "QGemm":
-        a, bname = ins[0], ins[3]
-    elif op in ("MatMulIntegerToFloat", "DynamicQuantizeMatMul", "MatMulInteger"):
-        a, bname = ins[0], ins[1]
-    else:
-        a, bname = ins[0], ins[1] if len(ins) > 1 else None
-    ashape, bshape = shapes.get(a), shapes.get(bname) if bname else None
-    if not ashape or not out_shape:
+    a = shapes.get(ins[0])
+    if out_shape and a:
+        # out = [batch, M, N] and A holds batch*M*K values, so FLOPs = 2*|A|*N whatever the transposes
+        return 2.0 * _elems(a) * out_shape[-1]
+    dims = _gemm_dims(node, shapes, ins, attrs)
+    if dims is None:
         return 0.0
-    trans_a = attrs["transA"].i if "transA" in attrs else 0
-    k = ashape[-2] if (op in ("Gemm", "FusedGemm", "QGemm") and trans_a) else ashape[-1]
-    if op == "MatMulNBits" and "K" in attrs:
-        k = attrs["K"].i
-    return 2.0 * _elems(out_shape) * k
+    batch, m, k, n, out = dims
+    shapes[node.output[0]] = out
+    return 2.0 * batch * m * k * n
+
+
+def _propagate(node, shapes, types, consts) -> None:
+    """Fill the first output's shape when inference missed it: shape-preserving ops keep their input's
+    shape (the larger one for broadcasts), Transpose permutes it."""
+    outs = [o for o in node.output if o]
+    if not outs or outs[0] in shapes:
+        return
+    known = [shapes[i] for i in node.input if i in shapes and shapes[i]]
+    if not known:
+        return
+    first = shapes.get(node.input[0]) if node.input else None
+    if node.op_type == "Reshape" and first and len(node.input) > 1 and node.input[1] in consts:
+        target = [int(v) for v in consts[node.input[1]]]
+        target = [first[i] if v == 0 and i < len(first) else v for i, v in enumerate(target)]
+        if target.count(-1) == 1:
+            rest = math.prod(v for v in target if v != -1)
+            target[target.index(-1)] = int(_elems(first) // rest) if rest else 0
+        if all(v > 0 for v in target):
+            shapes[outs[0]] = target
+    elif node.op_type == "Transpose" and first:
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), list(range(len(first)))[::-1])
+        shapes[outs[0]] = [first[p] for p in perm]
+    elif node.op_type in ELTWISE_OPS or node.op_type in NORM_OPS - {"ReduceMean", "ReduceSum", "ReduceMax",
+                                                                     "ReduceL2"}:
+        shapes[outs[0]] = max(known, key=_elems)
+    if node.input and node.input[0] in types and outs[0] not in types:
+        types[outs[0]] = types[node.input[0]]
 
 
 def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]] | None = None,
@@ -257,10 +305,18 @@ def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]
     shapes_all = {**shapes1, **shapes0}
     types_all = {**types1, **types0}
     inits = {i.name for i in opt.graph.initializer}
+    from onnx import numpy_helper
+    consts = {i.name: numpy_helper.to_array(i) for i in opt.graph.initializer
+              if i.data_type == 7 and len(i.dims) == 1 and i.dims[0] <= 8}  # small int64: Reshape targets
     nodes, unknown = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for node in opt.graph.node:
+        for node in opt.graph.node:  # topological order: propagated shapes feed later nodes
+            if node.op_type in GEMM_OPS:
+                _gemm_flops(node, shapes_all, [n for n in node.input if n], shapes_all.get(node.output[0], []),
+                            {a.name: a for a in node.attribute})
+            else:
+                _propagate(node, shapes_all, types_all, consts)
             cost = _node_cost(node, shapes_all, types_all, inits)
             if cost.op_class == "other":
                 unknown.append(node.op_type)

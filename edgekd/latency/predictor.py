@@ -6,8 +6,8 @@ Per fused node, at one thread:
 (a smooth roofline: the sum of the compute and memory terms, so both regimes are priced and the
 model stays linear in its parameters, which calibration fits by least squares). With n threads a
 node uses n_eff = min(n, cores, max(1, t1 / grain)) threads (onnxruntime only splits work that is large
-enough) and takes t1 * (serial + (1 - serial) / n_eff). Each node adds `overhead_us`, each run
-`run_overhead_us`.
+enough) and takes t1 * (serial + (1 - serial) / n_eff). Each node adds `overhead_us` (plus
+`int8_overhead_us` when quantized), each run `run_overhead_us`.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Params:
     sec_per_flop: dict[str, dict[str, float]]      # dtype -> class -> s/FLOP
     sec_per_byte: dict[str, float]                  # memory term -> s/byte
     node_s: float
+    int8_node_s: float     # extra dispatch cost of a quantized node (requantization set-up, Q/DQ)
     run_s: float
     serial: float
     grain_s: float
@@ -39,7 +40,8 @@ class Params:
             sec_per_flop={d: {c: 1.0 / (peak[d] * p.get(f"cost.efficiency.{d}.{c}")) for c in COMPUTE_CLASSES}
                           for d in ("fp32", "int8")},
             sec_per_byte={m: 1.0 / (bw * p.get(f"cost.bandwidth_efficiency.{m}")) for m in MEMORY_TERMS},
-            node_s=p.get("cost.overhead_us") * 1e-6, run_s=p.get("cost.run_overhead_us") * 1e-6,
+            node_s=p.get("cost.overhead_us") * 1e-6, int8_node_s=p.get("cost.int8_overhead_us") * 1e-6,
+            run_s=p.get("cost.run_overhead_us") * 1e-6,
             serial=p.get("cost.serial_fraction"), grain_s=p.get("cost.parallel_grain_us") * 1e-6,
             cores=int(p.get("cpu.cores")))
 
@@ -62,9 +64,13 @@ def thread_factor(t1: float, threads: int, prm: Params) -> float:
     return prm.serial + (1.0 - prm.serial) / n_eff
 
 
+def is_int8(n: NodeCost) -> bool:
+    return n.dtype == "int8" or n.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+
+
 def node_seconds(n: NodeCost, prm: Params, threads: int) -> float:
     t1 = single_thread_s(n, prm)
-    return t1 * thread_factor(t1, threads, prm) + prm.node_s
+    return t1 * thread_factor(t1, threads, prm) + prm.node_s + (prm.int8_node_s if is_int8(n) else 0.0)
 
 
 @dataclass
