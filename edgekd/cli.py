@@ -58,11 +58,13 @@ def _pct(v: float | None) -> str | None:
 
 def _render_distill(d: dict) -> None:
     c = _console()
-    c.print(_table(f"distilled into {d['run']}", ["", "params", "test accuracy"], [
-        ["teacher", f"{d['teacher_params']:,}", _pct(d["teacher_accuracy"])],
+    c.print(_table(f"distilled into {d['run']} ({d['method']})", ["", "params", "MFLOPs", "test accuracy"], [
+        ["teacher", f"{d['teacher_params']:,}", f"{d['teacher_flops'] / 1e6:.2f}", _pct(d["teacher_accuracy"])],
         [f"student {d['student']['family']} {d['student']['kwargs']}", f"{d['student_params']:,}",
-         _pct(d["student_accuracy"])]]))
-    c.print(f"{d['param_ratio']:.1f}x fewer parameters, retention {d['retention']:.2%}, {d['seconds']:.1f} s. "
+         f"{d['student_flops'] / 1e6:.2f}", _pct(d["student_accuracy"])]]))
+    retention = f"retention {d['retention']:.2%}, " if d["retention"] is not None else ""
+    c.print(f"{d['param_ratio']:.1f}x fewer parameters, {retention}agreement with the teacher "
+            f"{d['agreement']:.2%}, {d['epochs']} epochs in {d['seconds']:.1f} s (teacher cache: {d['cache']}). "
             f"Next: edgekd export {d['run']}")
 
 
@@ -131,6 +133,29 @@ def _distill_options(f):
         click.option("--alpha", default=0.9, show_default=True, type=float,
                      help="Weight of the soft KD term; 1-alpha weights the hard-label CE."),
         click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate (AdamW, cosine)."),
+        click.option("--batch-size", default=64, show_default=True, type=int),
+        click.option("--method", default="kd", show_default=True,
+                     help="ce, kd, dkd, hint, at, cosine, rkd, or a weighted sum such as kd+hint:0.5."),
+        click.option("--feature-map", multiple=True,
+                     help="TEACHER_MODULE:STUDENT_MODULE for feature methods (repeatable; @in taps a module's "
+                          "input). Default: the penultimate embeddings."),
+        click.option("--val-split", default=0.0, show_default=True, type=float,
+                     help="Share of training data held out for validation (early stopping, best epoch)."),
+        click.option("--patience", default=0, show_default=True, type=int,
+                     help="Stop after this many epochs without a better validation score (0: never)."),
+        click.option("--augment/--no-augment", default=None,
+                     help="Random flip/crop of images (default: on for image folders, off otherwise)."),
+        click.option("--cache", type=click.Choice(["auto", "memory", "disk", "off"]), default="auto",
+                     show_default=True, help="Cache teacher outputs (needs deterministic inputs)."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt."),
+        click.option("--unlabeled", default=None, help="Extra inputs without labels (a transfer set): SPEC."),
+        click.option("--label-column", default="label", show_default=True, help="CSV label column."),
+        click.option("--image-size", default=None, type=int, help="Image folders: resize to SIZE x SIZE."),
+        click.option("--channels", default=3, show_default=True, type=click.Choice(["1", "3"]),
+                     help="Image folders: grayscale or RGB."),
+        click.option("--mean", default="0.5", show_default=True, help="Image normalisation mean(s), comma-separated."),
+        click.option("--std", default="0.5", show_default=True, help="Image normalisation std(s), comma-separated."),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write."),
         click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
@@ -140,18 +165,46 @@ def _distill_options(f):
     return f
 
 
+def _train_kwargs(kw: dict) -> dict:
+    """Click's distill options -> keyword arguments of edgekd.distill."""
+    from .data import DataOptions
+
+    def floats(name):
+        try:
+            return tuple(float(v) for v in kw.pop(name).split(","))
+        except ValueError:
+            raise click.BadParameter("comma-separated numbers, e.g. 0.485,0.456,0.406", param_hint=f"--{name}")
+    opts = DataOptions(val_split=kw.pop("val_split"), label_column=kw.pop("label_column"),
+                       image_size=kw.pop("image_size"), channels=int(kw.pop("channels")), mean=floats("mean"),
+                       std=floats("std"), unlabeled=kw.pop("unlabeled"))
+    kw["feature_map"] = list(kw.pop("feature_map"))
+    kw.pop("as_json", None)
+    return {**kw, "data_options": opts}
+
+
 @cli.command()
 @_distill_options
-def distill(teacher, arch, data, profile, student, epochs, temperature, alpha, lr, seed, out, as_json) -> None:
-    """Distil TEACHER into a student with response-based KD.
+def distill(**kw) -> None:
+    """Distil TEACHER into a small student.
 
-    Loss: alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE. Writes OUT/student.pt, manifest.json, metrics.jsonl.
+    \b
+    Methods (--method, combine with +, weights after a colon):
+      ce      cross-entropy on labels only: the no-teacher baseline
+      kd      alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE        (Hinton et al. 2015)
+      dkd     CE + decoupled target / non-target KD                  (Zhao et al. 2022)
+      hint    MSE between projected student and teacher features     (FitNets)
+      at      attention transfer between CNN feature maps
+      cosine  1 - cos between hidden states                          (DistilBERT: kd+cosine)
+      rkd     distance and angle relations of embeddings             (Park et al. 2019)
+    Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
+    Writes OUT/student.pt, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
     """
     from .steps import distill as run
 
-    res = run(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-              temperature=temperature, alpha=alpha, lr=lr, seed=seed)
-    _emit(res.to_dict(), as_json, _render_distill)
+    as_json = kw["as_json"]
+    res = run(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), **_train_kwargs(kw))
+    if res is not None:  # under torchrun only rank 0 reports
+        _emit(res.to_dict(), as_json, _render_distill)
 
 
 @cli.command()
@@ -210,13 +263,12 @@ def bench(target, data, threads, batch, runs, no_memory, as_json) -> None:
 @cli.command()
 @_distill_options
 @click.option("--threads", default=1, show_default=True, type=int, help="Benchmark threads.")
-def pipeline(teacher, arch, data, profile, student, epochs, temperature, alpha, lr, seed, out, as_json,
-             threads) -> None:
+def pipeline(**kw) -> None:
     """distill, export, quantize and bench in one go into OUT."""
     from .workflow import run_pipeline
 
-    res = run_pipeline(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-                       temperature=temperature, alpha=alpha, lr=lr, seed=seed, threads=threads)
+    as_json, threads = kw["as_json"], kw.pop("threads")
+    res = run_pipeline(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), threads=threads, **_train_kwargs(kw))
     _emit(res, as_json, lambda r: _render_bench(r["bench"]))
 
 

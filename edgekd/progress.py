@@ -9,6 +9,11 @@ class _Bar:
     def __init__(self, progress, task) -> None:
         self._progress, self._task = progress, task
 
+    def skip(self, n: int) -> None:
+        """Mark `n` steps done without metrics (a resumed run)."""
+        if self._progress is not None and n:
+            self._progress.update(self._task, advance=n)
+
     def advance(self, **metrics) -> None:
         if self._progress is None:
             return

@@ -35,12 +35,20 @@ class DistillResult(Result):
     student_params: int
     teacher_params: int
     param_ratio: float
-    teacher_accuracy: float
-    student_accuracy: float
-    retention: float
+    teacher_accuracy: float | None
+    student_accuracy: float | None
+    retention: float | None
+    agreement: float
     epochs: int
     seconds: float
     profile: str | None = None
+    method: str = "kd"
+    student_flops: int = 0
+    teacher_flops: int = 0
+    cache: str = "off"
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
 
 
 @dataclass
@@ -107,7 +115,7 @@ def _check_teacher_fits(teacher, ds: data_mod.Dataset) -> np.ndarray:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UsageError(f"the teacher returned {shape}; expected logits of shape (N, classes)",
                          "wrap the teacher so forward() returns a (N, C) tensor")
-    if out.shape[1] < ds.num_classes:
+    if ds.num_classes and out.shape[1] < ds.num_classes:
         raise UsageError(f"the teacher has {out.shape[1]} outputs but the data has labels up to "
                          f"{ds.num_classes - 1} ({ds.num_classes} classes)",
                          "use the teacher trained on this label set")
@@ -127,9 +135,13 @@ def _profile(name: str | None):
 def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None = None,
             profile: str | None = None, student: str | None = None, epochs: int = 30,
             temperature: float = 4.0, alpha: float = 0.9, seed: int = 0, batch_size: int = 64,
-            lr: float = 3e-3, show_progress: bool = True) -> DistillResult:
-    """Distil `teacher` into a small student on `data`; write RUN/student.pt and the manifest."""
-    from .kd.trainer import TrainConfig, accuracy, predict_logits, seed_everything, train
+            lr: float = 3e-3, method: str = "kd", feature_map: list[str] | None = None, patience: int = 0,
+            augment: bool | None = None, cache: str = "auto", device: str = "auto", resume: bool = False,
+            data_options: data_mod.DataOptions | None = None, show_progress: bool = True) -> DistillResult:
+    """Distil `teacher` into a small student on `data` with `method` (e.g. "kd", "kd+hint:0.5");
+    write RUN/student.pt, metrics.jsonl, checkpoints/ and the manifest."""
+    from .kd.methods import parse
+    from .kd.trainer import Distiller, TrainConfig, accuracy, predict_logits, seed_everything
     from .models import students
     from .models.teachers import load_teacher
 
@@ -139,35 +151,79 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None
         raise UsageError(f"--temperature must be > 0, got {temperature}", "typical values are 1-8")
     if not 0.0 <= alpha <= 1.0:
         raise UsageError(f"--alpha must be in [0, 1], got {alpha}", "alpha weights the teacher's soft targets")
+    if batch_size < 2 or lr <= 0 or patience < 0:
+        raise UsageError(f"--batch-size must be >= 2, --lr > 0 and --patience >= 0 (got {batch_size}, {lr}, "
+                         f"{patience})", "e.g. --batch-size 64 --lr 0.003")
+    if cache not in ("auto", "memory", "disk", "off") or device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--cache {cache!r} / --device {device!r} not understood",
+                         "--cache auto|memory|disk|off, --device auto|cpu|cuda")
+    parse(method)
     prof = _profile(profile)
-    ds = data_mod.load(data)
+    opts = data_options or data_mod.DataOptions()
+    ds = data_mod.load(data, opts)
     tmodel, trec = load_teacher(teacher, arch)
-    _check_teacher_fits(tmodel, ds)
-    rec = students.record(student or DEFAULT_STUDENT, ds.input_shape, ds.num_classes)
+    t_out = _check_teacher_fits(tmodel, ds)
+    num_classes = ds.num_classes or t_out.shape[1]
+    rec = students.record(student or DEFAULT_STUDENT, ds.input_shape, num_classes)
     seed_everything(seed)
     smodel = students.build(rec)
+    _check_student_fits(smodel, ds, t_out.shape[1], rec)
 
+    augment = ds.kind == "image" if augment is None else augment
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature, alpha=alpha, seed=seed,
+                      method=method, feature_map=list(feature_map or []), patience=patience, augment=augment,
+                      cache=cache, device=device)
     run = RunDir.create(out)
-    metrics = run / "metrics.jsonl"
-    metrics.unlink(missing_ok=True)
-    teacher_train = predict_logits(tmodel, ds.x_train)
-    teacher_acc = accuracy(predict_logits(tmodel, ds.x_test), ds.y_test)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature, alpha=alpha, seed=seed)
-    res = train(smodel, ds.x_train, ds.y_train, cfg, teacher_logits=teacher_train,
-                eval_set=(ds.x_test, ds.y_test), metrics_path=metrics, label="distil", show_progress=show_progress)
-    student_acc = accuracy(predict_logits(smodel, ds.x_test), ds.y_test)
+    if not resume:
+        (run / "metrics.jsonl").unlink(missing_ok=True)
+    val = (ds.x_val, ds.y_val) if ds.x_val is not None else None
+    test = (ds.x_test, ds.y_test)
+    fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
+    trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
+                        label="distil", show_progress=show_progress, fingerprint=fingerprint)
+    res = trainer.fit(resume=resume)
+    if trainer.rank != 0:
+        return None  # type: ignore[return-value]  (rank 0 writes the artifacts)
     _save_student(run / "student.pt", smodel, rec)
 
+    s_logits, t_logits = predict_logits(smodel, ds.x_test), predict_logits(tmodel, ds.x_test)
+    has_labels = ds.y_test is not None
+    teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
+    student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
     sp, tp = students.count_params(smodel), students.count_params(tmodel)
+    sf, tf = students.count_flops(smodel, ds.input_shape), students.count_flops(tmodel, ds.input_shape)
     result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
                            param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
-                           retention=student_acc / teacher_acc if teacher_acc else float("nan"),
-                           epochs=epochs, seconds=res.seconds, profile=prof.name if prof else None)
-    run.record("distill", {"teacher": trec, "data": ds.summary(), "student": rec,
-                           "profile": prof.summary() if prof else None,
-                           "config": asdict(cfg), "method": "kd", "figures": result.to_dict(),
+                           retention=(student_acc / teacher_acc) if teacher_acc else None,
+                           agreement=float((s_logits.argmax(-1) == t_logits.argmax(-1)).mean()),
+                           epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
+                           method=method, student_flops=sf, teacher_flops=tf, cache=res.cache,
+                           best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from)
+    run.record("distill", {"teacher": trec, "data": ds.summary(), "data_options": asdict(opts), "notes": ds.notes,
+                           "student": rec, "profile": prof.summary() if prof else None, "config": asdict(cfg),
+                           "feature_map": res.feature_map, "figures": result.to_dict(),
                            "student_sha256": sha256(run / "student.pt")})
     return result
+
+
+def _check_student_fits(student, ds: data_mod.Dataset, teacher_outputs: int, rec: dict) -> None:
+    import torch
+
+    try:
+        with torch.inference_mode():
+            out = student.eval()(torch.from_numpy(ds.x_train[:2]))
+    except Exception as e:
+        raise UsageError(f"the student cannot take inputs of shape (N, {', '.join(map(str, ds.input_shape))}): "
+                         f"{type(e).__name__}", "pick a student family that fits the data") from None
+    if out.ndim != 2 or out.shape[1] != teacher_outputs:
+        raise UsageError(f"the student outputs {tuple(out.shape[1:])} values per sample but the teacher outputs "
+                         f"{teacher_outputs}", "make both models predict the same classes")
+
+
+def _run_data(dist: dict) -> data_mod.Dataset:
+    """The data a run was distilled on, read again with the options it recorded."""
+    opts = data_mod.DataOptions(**{**dist.get("data_options", {}), "val_split": 0.0, "unlabeled": None})
+    return data_mod.load(dist["data"]["spec"], opts)
 
 
 # ---------------------------------------------------------------- export
@@ -186,7 +242,7 @@ def export(target: str | os.PathLike, *, exporter: str = "dynamo") -> ExportResu
     run = RunDir.open(target)
     dist = run.step("distill")
     student, _ = _load_student(run)
-    ds = data_mod.load(dist["data"]["spec"])
+    ds = _run_data(dist)
     x = ds.x_test[:PARITY_SAMPLES]
     models = {"student": _export_checked(student, ds.x_train, x, run / "student.onnx", exporter)}
     teacher = _teacher(dist["teacher"])
@@ -243,10 +299,9 @@ def quantize(target: str | os.PathLike, *, mode: str = "static", preset: str | N
         dist = run.step("distill")
         src = run.require("student.onnx")
         check_onnx_file(src)
-        data = data or dist["data"]["spec"]
         dst = Path(output) if output else run / "student.int8.onnx"
         prof_preset = (dist.get("profile") or {}).get("int8_preset")
-    ds = data_mod.load(data)
+    ds = data_mod.load(data) if data else _run_data(dist)
     rng = np.random.default_rng(seed)
     calib = ds.x_train[rng.permutation(len(ds.x_train))[:calib_samples]]
     chosen = preset or prof_preset or host_preset()
@@ -283,7 +338,7 @@ def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 
         for key, file in (("teacher_onnx", "teacher.onnx"), ("student_int8", "student.int8.onnx")):
             if (run / file).is_file():
                 onnx_models[key] = run / file
-        ds = data_mod.load(data or dist["data"]["spec"])
+        ds = data_mod.load(data) if data else _run_data(dist)
         teacher = _teacher(dist["teacher"])
     for p in onnx_models.values():
         check_onnx_file(p)

@@ -8,7 +8,7 @@ from pathlib import Path
 from .rundir import atomic_path, sha256, write_json
 
 DEMO_ARCH = "edgekd.models.zoo:DigitsCNN"
-TEACHER_CONFIG = {"arch": DEMO_ARCH, "data": "digits", "epochs": 15, "lr": 3e-3, "seed": 0, "version": 1}
+TEACHER_CONFIG = {"arch": DEMO_ARCH, "data": "digits", "epochs": 15, "lr": 3e-3, "seed": 0, "version": 2}
 
 
 def demo_teacher(out: str | os.PathLike, show_progress: bool = True) -> tuple[Path, dict]:

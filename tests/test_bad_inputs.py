@@ -41,15 +41,23 @@ def test_bad_teacher(project, runner, tmp_path, teacher, needle):
 
 
 @pytest.mark.parametrize("arrays, needle", [
-    ({"x": np.zeros((10, 16), np.float32)}, "'y'"),
     ({"y": np.zeros(10, np.int64)}, "'x'"),
     ({"inputs": np.zeros((10, 16)), "labels": np.zeros(10)}, "found: inputs, labels"),
 ])
-def test_npz_without_x_or_y(project, runner, tmp_path, arrays, needle):
+def test_npz_without_x(project, runner, tmp_path, arrays, needle):
     np.savez(tmp_path / "bad.npz", **arrays)
     code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "bad.npz")}))
     assert_usage_error(code, o, e, "bad.npz", needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_npz_without_y_needs_a_teacher_method(project, runner, tmp_path):
+    """Inputs without labels are data distillation: fine for kd, an error for the label-only ce baseline."""
+    np.savez(tmp_path / "unlabeled.npz", x=np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32))
+    args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "unlabeled.npz"), "--method": "ce"})
+    code, o, e = invoke(runner, "distill", *args)
+    assert_usage_error(code, o, e, "needs labels")
+    assert not (tmp_path / "run" / "student.pt").exists()
 
 
 def test_data_that_does_not_fit_the_teacher(project, runner, tmp_path):
@@ -109,7 +117,7 @@ def test_non_onnx_and_truncated_files(project, runner, tmp_path, content):
 @pytest.mark.parametrize("opt, value, needle", [
     ("--epochs", "0", "--epochs"), ("--alpha", "1.5", "--alpha"), ("--temperature", "0", "--temperature"),
     ("--student", "mlp:hidden=0", "positive"), ("--student", "transformer9", "unknown student family"),
-    ("--student", "mlp:width=2", "not a mlp knob"), ("--data", "imagenet", "unknown data spec"),
+    ("--student", "mlp:width=2", "not a mlp knob"), ("--data", "imagenet", "does not exist"),
 ])
 def test_bad_options(project, runner, tmp_path, opt, value, needle):
     code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "r", **{opt: value}))

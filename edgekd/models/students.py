@@ -99,10 +99,49 @@ def _resnet(input_shape, num_classes, width: float = 1.0, depth: int = 1):
     return nn.Sequential(*layers)
 
 
-FAMILIES: dict[str, Callable[..., Any]] = {"mlp": _mlp, "mobilenet": _mobilenet, "resnet": _resnet}
+def _transformer(input_shape, num_classes, hidden: int = 64, layers: int = 2, heads: int = 4, ff: int = 0):
+    """A transformer encoder for (seq, features) inputs: linear embedding, learned positions, pre-norm
+    layers, mean pooling, linear head."""
+    import torch
+    import torch.nn as nn
+
+    if len(input_shape) != 2:
+        raise UsageError(f"transformer students need (seq, features) inputs, got {tuple(input_shape)}",
+                         "use --student mlp or a CNN family for other inputs")
+    if hidden % heads:
+        raise UsageError(f"transformer hidden={hidden} must be a multiple of heads={heads}", "e.g. hidden=64,heads=4")
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            seq, feat = input_shape
+            self.embed = nn.Linear(feat, hidden)
+            self.pos = nn.Parameter(torch.zeros(1, seq, hidden))
+            block = nn.TransformerEncoderLayer(hidden, heads, ff or 4 * hidden, dropout=0.0, batch_first=True,
+                                               norm_first=True)
+            self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(hidden)
+            self.head = nn.Linear(hidden, num_classes)
+
+        def forward(self, x):
+            h = self.norm(self.encoder(self.embed(x) + self.pos))
+            return self.head(h.mean(1))
+
+    return Encoder()
+
+
+FAMILIES: dict[str, Callable[..., Any]] = {"mlp": _mlp, "mobilenet": _mobilenet, "resnet": _resnet,
+                                           "transformer": _transformer}
 KNOBS = {"mlp": {"hidden": int, "depth": int, "dropout": float},
          "mobilenet": {"width": float, "depth": float, "expand": int},
-         "resnet": {"width": float, "depth": int}}
+         "resnet": {"width": float, "depth": int},
+         "transformer": {"hidden": int, "layers": int, "heads": int, "ff": int}}
+
+
+def is_entrypoint(spec: str) -> bool:
+    """`file.py:build` or `pkg.module:build` (not a built-in family such as `mlp:hidden=64`)."""
+    head = spec.partition(":")[0]
+    return head not in FAMILIES and (head.endswith(".py") or "." in head or "/" in head)
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
@@ -129,13 +168,41 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 
 def record(spec: str, input_shape, num_classes: int) -> dict:
+    if is_entrypoint(spec):
+        return {"family": "entrypoint", "kwargs": {"spec": spec}, "input_shape": list(input_shape),
+                "num_classes": int(num_classes)}
     family, kwargs = parse_spec(spec)
     return {"family": family, "kwargs": kwargs, "input_shape": list(input_shape), "num_classes": int(num_classes)}
 
 
 def build(rec: dict):
-    """Rebuild a student network from its record."""
+    """Rebuild a student network from its record (a user entrypoint is called with no arguments)."""
+    if rec["family"] == "entrypoint":
+        import torch
+
+        from .teachers import resolve_entrypoint
+
+        model = resolve_entrypoint(rec["kwargs"]["spec"], what="student")()
+        if not isinstance(model, torch.nn.Module):
+            raise UsageError(f"student {rec['kwargs']['spec']} returned {type(model).__name__}, not an nn.Module",
+                             "make the factory return an untrained nn.Module")
+        return model
     return FAMILIES[rec["family"]](tuple(rec["input_shape"]), rec["num_classes"], **rec["kwargs"])
+
+
+def count_flops(model, input_shape) -> int:
+    """FLOPs of one forward pass on one sample (torch's FLOP counter: matmuls and convs, 2 per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, *input_shape)
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.inference_mode():
+            model.eval()(x)
+    except Exception:
+        return 0
+    return int(counter.get_total_flops())
 
 
 def count_params(model) -> int:

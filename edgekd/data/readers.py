@@ -1,0 +1,184 @@
+"""Readers for each data SPEC format; each returns (x, y, x_test, y_test, kind) with validated arrays.
+
+y is -1 for samples without a label. Every problem is a one-line UsageError naming the file and the array.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def read(spec: str, opts, want_labels: bool = True):
+    if spec == "digits":
+        return _digits()
+    path = Path(spec)
+    if not path.exists():
+        raise UsageError(f"data {spec!r} does not exist",
+                         "pass digits, an .npz/.npy/.csv file, or an image folder (dir/class_x/*.png)")
+    if path.is_dir():
+        return _image_folder(path, opts)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _npz(path)
+    if suffix == ".npy":
+        return _npy(path)
+    if suffix == ".csv":
+        return _csv(path, opts.label_column if want_labels else None)
+    raise UsageError(f"unknown data format {path.name!r}: expected .npz, .npy, .csv or a folder",
+                     "e.g. --data file.npz holding arrays `x` and `y`")
+
+
+def _digits():
+    """scikit-learn's bundled 8x8 digits (no download): images scaled to [0, 1], shape (N, 1, 8, 8)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    return x, bunch.target.astype(np.int64), None, None, "array"
+
+
+def _npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # a truncated or non-npz file
+        raise UsageError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})",
+                         "write it with numpy.savez(path, x=..., y=...)") from None
+    if "x" not in arrays:
+        raise UsageError(f"{path} has no array 'x' (found: {', '.join(sorted(arrays)) or 'nothing'})",
+                         "save inputs as `x` and integer labels as `y`: numpy.savez(path, x=x, y=y)")
+    x = inputs(path, "x", arrays["x"])
+    y = labels(path, "y", arrays["y"], len(x)) if "y" in arrays else np.full(len(x), -1, np.int64)
+    xt = yt = None
+    if "x_test" in arrays:
+        xt = inputs(path, "x_test", arrays["x_test"])
+        if xt.shape[1:] != x.shape[1:]:
+            raise UsageError(f"{path}: x_test has shape {xt.shape[1:]} per sample but x has {x.shape[1:]}",
+                             "give train and test inputs the same shape")
+        yt = labels(path, "y_test", arrays["y_test"], len(xt), check_classes=False) if "y_test" in arrays else None
+    return x, y, xt, yt, "array"
+
+
+def _npy(path: Path):
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise UsageError(f"{path} is not a readable .npy file ({type(e).__name__})",
+                         "write it with numpy.save(path, x)") from None
+    x = inputs(path, "array", x)
+    return x, np.full(len(x), -1, np.int64), None, None, "array"
+
+
+def _csv(path: Path, label_column: str | None):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        raise UsageError(f"{path} has no data rows", "the first row names the columns, one sample per row after it")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if label_column and label_column not in header:
+        raise UsageError(f"{path} has no label column {label_column!r} (columns: {', '.join(header[:12])})",
+                         "name it with --label-column")
+    li = header.index(label_column) if label_column else None
+    feats = [i for i in range(len(header)) if i != li]
+    try:
+        x = np.array([[float(r[i]) for i in feats] for r in body], np.float32)
+    except (ValueError, IndexError) as e:
+        bad = next(n for n, r in enumerate(body, start=2) if len(r) != len(header) or
+                   any(not _is_float(r[i]) for i in feats if i < len(r)))
+        raise UsageError(f"{path} line {bad}: every feature column must be a number ({type(e).__name__})",
+                         "encode categorical columns as numbers first") from None
+    if li is None:
+        return inputs(path, "features", x), np.full(len(x), -1, np.int64), None, None, "array"
+    raw = [r[li].strip() for r in body]
+    if all(_is_int(v) for v in raw):
+        y = np.array([int(v) for v in raw], np.int64)
+    else:  # class names: sorted, so the mapping is stable
+        names = sorted(set(raw))
+        y = np.array([names.index(v) for v in raw], np.int64)
+    return inputs(path, "features", x), labels(path, label_column, y, len(x)), None, None, "array"
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_int(v: str) -> bool:
+    return v.lstrip("-").isdigit()
+
+
+def _image_folder(root: Path, opts):
+    """dir/class_x/*.png|jpg: classes sorted by name; resized, scaled to [0, 1], normalised (x - mean) / std."""
+    from PIL import Image
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise UsageError(f"{root} has no class folders", "lay images out as DIR/CLASS_NAME/*.png")
+    files = [(p, ci) for ci, c in enumerate(classes) for p in sorted((root / c).iterdir())
+             if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise UsageError(f"{root} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                         "put images in DIR/CLASS_NAME/")
+    mode = "L" if opts.channels == 1 else "RGB"
+    size = opts.image_size
+    arrays = []
+    for p, _ in files:
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode)
+                size = size or im.size[0]
+                arrays.append(np.asarray(im.resize((size, size)), np.float32) / 255.0)
+        except Exception as e:
+            raise UsageError(f"{p} is not a readable image ({type(e).__name__})", "remove or replace it") from None
+    x = np.stack(arrays)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    mean = np.asarray(opts.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(opts.std, np.float32).reshape(1, -1, 1, 1)
+    if (std <= 0).any():
+        raise UsageError(f"--std must be > 0, got {list(opts.std)}", "e.g. --std 0.5")
+    y = np.array([c for _, c in files], np.int64)
+    return inputs(root, "images", (x - mean) / std), labels(root, "class folders", y, len(x)), None, None, "image"
+
+
+def inputs(path, name: str, x: np.ndarray) -> np.ndarray:
+    if x.ndim < 2 or len(x) == 0:
+        raise UsageError(f"{path}: `{name}` must be (N, features...) with N > 0, got shape {x.shape}",
+                         "store one sample per row")
+    if not np.issubdtype(x.dtype, np.number):
+        raise UsageError(f"{path}: `{name}` must be numeric, got dtype {x.dtype}", "convert it to float32")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
+        raise UsageError(f"{path}: `{name}` holds NaN or inf in {bad} sample(s)",
+                         "drop or impute those samples before distilling")
+    return x
+
+
+def labels(path, name: str, y: np.ndarray, n: int, check_classes: bool = True) -> np.ndarray:
+    if y.ndim != 1 or len(y) != n:
+        raise UsageError(f"{path}: `{name}` must be a 1-D array of {n} labels, got shape {y.shape}",
+                         "give one integer class id per sample")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
+            y = y.astype(np.int64)
+        else:
+            raise UsageError(f"{path}: `{name}` must hold integer class ids, got dtype {y.dtype}",
+                             "map labels to 0..C-1")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise UsageError(f"{path}: `{name}` has negative label {int(y.min())}; expected 0..C-1",
+                         "map labels to 0..C-1 (leave unlabeled samples out of `y` and pass them with --unlabeled)")
+    if check_classes and len(np.unique(y)) < 2:
+        raise UsageError(f"{path}: `{name}` has a single class ({int(y[0])}); a classifier needs at least 2",
+                         "add samples of the other classes")
+    return y
