@@ -20,6 +20,7 @@ _API = {
     "quantize": ("steps", "quantize"), "bench": ("steps", "bench"),
     "pipeline": ("workflow", "run_pipeline"), "demo": ("workflow", "run_demo"),
     "load_profile": ("profiles", "load"),
+    "size": ("steps", "size"),
     "predict_latency": ("latency.predictor", "predict_latency"),
     "calibrate": ("latency.calibrate", "calibrate"),
 }

@@ -104,6 +104,14 @@ def _render_bench(report: dict) -> None:
     c.print(_table(f"bench: batch {s['batch']}, {s['threads']} thread(s)",
                    ["model", "runtime", "p50 ms", "p90 ms", "p99 ms", "size KB", "peak RSS MB", "accuracy",
                     "retention", "agreement"], rows))
+    pred = report.get("prediction")
+    if pred:
+        for name, m in report["models"].items():
+            if "predicted_ms" in m:
+                err = f" ({m['prediction_error']:+.0%} vs measured p50)" if "prediction_error" in m else ""
+                c.print(f"{name}: predicted {m['predicted_ms']:.3f} ms on {pred['profile']}{err}")
+        if pred["note"]:
+            c.print(pred["note"])
     if report["summary"]:
         c.print("  ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None))
 
@@ -149,6 +157,20 @@ def _distill_options(f):
                      show_default=True, help="Cache teacher outputs (needs deterministic inputs)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt."),
+        click.option("--budget-ms", default=None, type=float,
+                     help="Latency budget for sizing the student (default: the profile's)."),
+        click.option("--memory-mb", default=None, type=float,
+                     help="Peak-memory budget for sizing the student (default: the profile's)."),
+        click.option("--quantize", "quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True,
+                     help="Size for the int8 model you will deploy (predicted int8 latency) or fp32."),
+        click.option("--threads", default=None, type=int,
+                     help="Threads on the device (default: the profile's cores); pipeline also benchmarks with it."),
+        click.option("--margin", default=None, type=float,
+                     help="Sizing headroom: a candidate fits when predicted * (1 + margin) <= budget "
+                          "(default: the profile's calibrated median error, 0 for datasheet profiles)."),
+        click.option("--init", type=click.Choice(["auto", "random"]), default="auto", show_default=True,
+                     help="auto: start from the teacher's weights where the structures match (every k-th layer, "
+                          "largest-norm units)."),
         click.option("--unlabeled", default=None, help="Extra inputs without labels (a transfer set): SPEC."),
         click.option("--label-column", default="label", show_default=True, help="CSV label column."),
         click.option("--image-size", default=None, type=int, help="Image folders: resize to SIZE x SIZE."),
@@ -197,6 +219,8 @@ def distill(**kw) -> None:
       cosine  1 - cos between hidden states                          (DistilBERT: kd+cosine)
       rkd     distance and angle relations of embeddings             (Park et al. 2019)
     Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
+    With --profile and no student knobs (no --student, or a bare family such as --student mobilenet),
+    the student is sized first: the largest candidate whose predicted latency and memory fit the budgets.
     Writes OUT/student.pt, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
     """
     from .steps import distill as run
@@ -250,25 +274,27 @@ def quantize(target, mode, preset, data, calib_samples, max_drop, output, as_jso
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--runs", default=300, show_default=True, type=int, help="Timed runs per model (capped at ~3 s).")
 @click.option("--no-memory", is_flag=True, help="Skip the per-model peak-memory probe (a fresh process each).")
+@click.option("--profile", default=None,
+              help="Also predict each model's latency on this profile; on a profile calibrated on this machine, "
+                   "report predicted vs measured.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def bench(target, data, threads, batch, runs, no_memory, as_json) -> None:
+def bench(target, data, threads, batch, runs, no_memory, profile, as_json) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
     accuracy, retention and agreement. Writes RUN/bench.json and RUN/report.md."""
     from .steps import bench as run
 
-    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory)
+    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory, profile=profile)
     _emit(res.report, as_json, _render_bench)
 
 
 @cli.command()
 @_distill_options
-@click.option("--threads", default=1, show_default=True, type=int, help="Benchmark threads.")
 def pipeline(**kw) -> None:
-    """distill, export, quantize and bench in one go into OUT."""
+    """distill (sized to --profile unless --student has knobs), export, quantize and bench into OUT."""
     from .workflow import run_pipeline
 
-    as_json, threads = kw["as_json"], kw.pop("threads")
-    res = run_pipeline(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), threads=threads, **_train_kwargs(kw))
+    as_json = kw["as_json"]
+    res = run_pipeline(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), **_train_kwargs(kw))
     _emit(res, as_json, lambda r: _render_bench(r["bench"]))
 
 
@@ -289,6 +315,47 @@ def demo(out, profile, epochs, as_json) -> None:
         _console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
                          f"student.int8.onnx, bench.json, report.md)")
     _emit(res, as_json, render)
+
+
+@cli.command()
+@click.option("--teacher", required=True, help="Teacher SPEC (as for distill): its outputs fix the classes.")
+@click.option("--arch", default=None, help="Architecture for a state-dict teacher.")
+@click.option("--data", required=True, help="Data SPEC: the input shape, and calibration samples for int8.")
+@click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
+@click.option("--student", default=None, help="Family to size: mlp, mobilenet, resnet or transformer "
+                                                "(default: by input shape).")
+@click.option("--budget-ms", default=None, type=float, help="Latency budget (default: the profile's).")
+@click.option("--memory-mb", default=None, type=float, help="Peak-memory budget (default: the profile's).")
+@click.option("--quantize", "quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
+@click.option("--threads", default=None, type=int, help="Threads on the device (default: the profile's cores).")
+@click.option("--margin", default=None, type=float,
+              help="Headroom: fits when predicted * (1 + margin) <= budget (default: the calibrated median error).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def size(teacher, arch, data, profile, student, budget_ms, memory_mb, quantize, threads, margin, as_json) -> None:
+    """Plan only: the student-size search for a device, without training.
+
+    Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
+    planned, and its latency and peak memory predicted on the profile; the one with the most FLOPs that
+    fits every budget is chosen."""
+    from .steps import size as run
+
+    res = run(teacher, data, profile, arch=arch, student=student, budget_ms=budget_ms, memory_mb=memory_mb,
+              quantize=quantize, threads=threads, margin=margin)
+    for w in res.warnings:
+        click.echo(f"Warning: {w}", err=True)
+
+    def render(r):
+        c = _console()
+        c.print(_table(f"{r['family']} candidates on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; "
+                       f"budgets {r['budget_ms']:g} ms, {r['memory_mb']:g} MB, margin {r['margin']:.0%})",
+                       ["student", "params", "MFLOPs", "predicted ms", "peak MB", "fits"],
+                       [[x["spec"], f"{x['params']:,}", f"{x['flops'] / 1e6:.2f}", f"{x['predicted_ms']:.3f}",
+                         f"{x['predicted_peak_mb']:.1f}", "yes" if x["fits"] else x["why_not"]]
+                        for x in r["candidates"]]))
+        ch = r["chosen"]
+        c.print(f"chosen: {ch['spec']} ({ch['params']:,} params, predicted {ch['predicted_ms']:.3f} ms). "
+                f"Next: edgekd distill --student {ch['spec']} ...")
+    _emit(res.to_dict(), as_json, render)
 
 
 @cli.group()

@@ -49,6 +49,8 @@ class DistillResult(Result):
     best_epoch: int | None = None
     stopped_early: bool = False
     resumed_from: int | None = None
+    init: str = "random"
+    sizing: dict | None = None
 
 
 @dataclass
@@ -137,9 +139,14 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None
             temperature: float = 4.0, alpha: float = 0.9, seed: int = 0, batch_size: int = 64,
             lr: float = 3e-3, method: str = "kd", feature_map: list[str] | None = None, patience: int = 0,
             augment: bool | None = None, cache: str = "auto", device: str = "auto", resume: bool = False,
-            data_options: data_mod.DataOptions | None = None, show_progress: bool = True) -> DistillResult:
+            data_options: data_mod.DataOptions | None = None, budget_ms: float | None = None,
+            memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
+            init: str = "auto", margin: float | None = None, show_progress: bool = True) -> DistillResult:
     """Distil `teacher` into a small student on `data` with `method` (e.g. "kd", "kd+hint:0.5");
-    write RUN/student.pt, metrics.jsonl, checkpoints/ and the manifest."""
+    write RUN/student.pt, metrics.jsonl, checkpoints/ and the manifest.
+
+    With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
+    first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
     from .kd.methods import parse
     from .kd.trainer import Distiller, TrainConfig, accuracy, predict_logits, seed_everything
     from .models import students
@@ -164,10 +171,22 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None
     tmodel, trec = load_teacher(teacher, arch)
     t_out = _check_teacher_fits(tmodel, ds)
     num_classes = ds.num_classes or t_out.shape[1]
+    sized = None
+    if prof is not None and (student is None or student in students.FAMILIES):
+        from .sizing import family_of, size
+
+        sized = size(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape),
+                     budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize, threads=threads,
+                     calib_x=ds.x_train[:64], teacher_params=students.count_params(tmodel), margin=margin)
+        student = sized.chosen["spec"]
     rec = students.record(student or DEFAULT_STUDENT, ds.input_shape, num_classes)
     seed_everything(seed)
     smodel = students.build(rec)
     _check_student_fits(smodel, ds, t_out.shape[1], rec)
+    if init not in ("auto", "random"):
+        raise UsageError(f"--init must be auto or random, got {init!r}", "auto copies teacher weights where it can")
+    from .sizing import init_from_teacher
+    init_used = init_from_teacher(smodel, tmodel) if init == "auto" else "random"
 
     augment = ds.kind == "image" if augment is None else augment
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature, alpha=alpha, seed=seed,
@@ -198,12 +217,34 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None
                            agreement=float((s_logits.argmax(-1) == t_logits.argmax(-1)).mean()),
                            epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
                            method=method, student_flops=sf, teacher_flops=tf, cache=res.cache,
-                           best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from)
+                           best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from,
+                           init=init_used, sizing=sized.to_dict() if sized else None)
     run.record("distill", {"teacher": trec, "data": ds.summary(), "data_options": asdict(opts), "notes": ds.notes,
-                           "student": rec, "profile": prof.summary() if prof else None, "config": asdict(cfg),
+                           "student": rec, "init": init_used, "sizing": sized.to_dict() if sized else None,
+                           "profile": prof.summary() if prof else None, "config": asdict(cfg),
                            "feature_map": res.feature_map, "figures": result.to_dict(),
                            "student_sha256": sha256(run / "student.pt")})
     return result
+
+
+def size(teacher: str, data: str, profile: str, *, arch: str | None = None, student: str | None = None,
+         budget_ms: float | None = None, memory_mb: float | None = None, quantize: str = "int8",
+         threads: int | None = None, data_options: data_mod.DataOptions | None = None,
+         margin: float | None = None, progress=None):
+    """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
+    from .models.students import count_params
+    from .models.teachers import load_teacher
+    from .sizing import family_of, size as search
+
+    prof = _profile(profile)
+    ds = data_mod.load(data, data_options or data_mod.DataOptions())
+    tmodel, _ = load_teacher(teacher, arch)
+    t_out = _check_teacher_fits(tmodel, ds)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}", "e.g. --threads 1")
+    return search(ds.input_shape, ds.num_classes or t_out.shape[1], prof, family=family_of(student, ds.input_shape),
+                  budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize, threads=threads,
+                  calib_x=ds.x_train[:64], teacher_params=count_params(tmodel), margin=margin, progress=progress)
 
 
 def _check_student_fits(student, ds: data_mod.Dataset, teacher_outputs: int, rec: dict) -> None:
@@ -316,8 +357,11 @@ def quantize(target: str | os.PathLike, *, mode: str = "static", preset: str | N
 # ---------------------------------------------------------------- bench
 
 def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 1, batch: int = 1,
-          runs: int = 300, warmup: int = 20, memory: bool = True, max_seconds: float = 3.0) -> BenchResult:
-    """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) side by side on ORT CPU."""
+          runs: int = 300, warmup: int = 20, memory: bool = True, max_seconds: float = 3.0,
+          profile: str | None = None) -> BenchResult:
+    """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) side by side on ORT CPU.
+    With a profile, each ONNX model also gets its predicted latency; when the profile was calibrated on
+    this machine, the prediction's error against the measurement too."""
     from . import measure as B
     from .onnxutil import check_onnx_file, run_batches, session
 
@@ -378,14 +422,35 @@ def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 
         models[key] = row
     if "teacher_pytorch" in models:
         models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
+    prediction = _predictions(profile, onnx_models, models, threads, batch) if profile else None
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
               "host": B.host_info(), "settings": {**common, "runs": runs, "warmup": warmup},
-              "data": ds.summary() if ds else None, "models": models, "summary": _summary(models)}
+              "data": ds.summary() if ds else None, "models": models, "summary": _summary(models),
+              "prediction": prediction}
     if run is not None:
         write_json(run / "bench.json", report)
         write_text(run / "report.md", render_markdown(report))
         run.record("bench", {"settings": report["settings"], "summary": report["summary"]})
     return BenchResult(str(target), report)
+
+
+def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: int) -> dict:
+    """Predicted latency per ONNX model; the error vs measured only when the profile is this machine."""
+    import platform
+
+    from .latency.predictor import predict_latency
+
+    prof = _profile(profile)
+    host = (prof.data.get("calibration") or {}).get("host")
+    here = host is not None and host == platform.node()
+    for key, path in paths.items():
+        pred = predict_latency(str(path), prof, threads=threads, batch=batch).latency_ms
+        models[key]["predicted_ms"] = pred
+        if here:
+            models[key]["prediction_error"] = pred / models[key]["latency_ms"]["p50"] - 1
+    return {"profile": prof.name, "is_this_machine": here,
+            "note": None if here else f"{prof.name} is not this machine: compare the predictions with "
+                                      "measurements taken on the device (edgekd bench there)"}
 
 
 def _summary(models: dict) -> dict:

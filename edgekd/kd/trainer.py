@@ -409,7 +409,7 @@ class Distiller:
         if self.teacher is not None:
             self.teacher.eval()
         order = torch.randperm(len(self.x), generator=gen)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         n, t0 = 0, time.perf_counter()
         amp = torch.autocast("cuda", dtype=torch.float16) if scaler else contextlib.nullcontext()
         for i in range(0, len(order), cfg.batch_size):
@@ -432,13 +432,13 @@ class Distiller:
                 s_logits = model(xb)
                 s_feats = self.tap_s.take() if self.tap_s else []
             terms = self._terms(epoch, s_logits, t_out, s_feats, yb)
-            for name, v in terms.items():
-                if not torch.isfinite(v):
-                    path = self._ckpt_path()
-                    kept = f"; the last good checkpoint is {path} (epoch {epoch - 1})" if path and epoch > 1 else ""
-                    raise DivergedError(f"loss term `{name}` became {v.item()} at epoch {epoch}{kept}",
-                                        "lower --lr or that term's weight, or check the data; then --resume")
             loss = sum(terms.values())
+            if not torch.isfinite(loss):  # one check per step; name the culprit only when it fails
+                name, v = next((n, v) for n, v in terms.items() if not torch.isfinite(v))
+                path = self._ckpt_path()
+                kept = f"; the last good checkpoint is {path} (epoch {epoch - 1})" if path and epoch > 1 else ""
+                raise DivergedError(f"loss term `{name}` became {v.item()} at epoch {epoch}{kept}",
+                                    "lower --lr or that term's weight, or check the data; then --resume")
             opt.zero_grad(set_to_none=True)
             if scaler:
                 scaler.scale(loss).backward()
@@ -450,11 +450,10 @@ class Distiller:
                 opt.step()
             sched.step()
             k = len(idx)
-            sums["loss"] = sums.get("loss", 0.0) + loss.item() * k
-            for name, v in terms.items():
-                sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + v.item() * k
+            for name, v in (("loss", loss), *((f"loss_{n}", t) for n, t in terms.items())):
+                sums[name] = sums.get(name, 0.0) + v.detach() * k  # summed as tensors: no sync per step
             n += k
-        row = {"model": self.label, "epoch": epoch, **{k: v / max(n, 1) for k, v in sums.items()},
+        row = {"model": self.label, "epoch": epoch, **{k: float(v) / max(n, 1) for k, v in sums.items()},
                "lr": sched.get_last_lr()[0], "epoch_seconds": time.perf_counter() - t0}
         return row
 

@@ -264,7 +264,7 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
     }
     sources["cost"] = measured
     data["sources"] = sources
-    data["calibration"] = {"date": today, "threads": threads_list, **stats}
+    data["calibration"] = {"date": today, "host": platform.node(), "threads": threads_list, **stats}
     return data
 
 

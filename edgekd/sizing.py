@@ -1,0 +1,214 @@
+"""Size the student to the device: enumerate candidates of a family, predict each one's latency (int8 when
+quantization is planned) and peak memory on the profile, and choose the one with the most capacity
+(FLOPs, then parameters) that fits every budget.
+
+Candidates are exported untrained (random weights: latency does not depend on their values) with the fast
+TorchScript exporter, quantized with the profile's preset when int8 is planned, and priced by
+`edgekd.latency` on the fused graph onnxruntime would run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+# The grids: width x depth (or layers x hidden for transformers)
+GRIDS: dict[str, list[dict]] = {
+    "mlp": [{"hidden": h, "depth": d} for d in (1, 2, 3) for h in (16, 32, 64, 128, 256, 512, 1024)],
+    "mobilenet": [{"width": w, "depth": d} for d in (0.5, 1.0) for w in (0.25, 0.35, 0.5, 0.75, 1.0, 1.4, 2.0)],
+    "resnet": [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)],
+    "transformer": [{"layers": n, "hidden": h, "heads": 4} for n in (1, 2, 4) for h in (32, 64, 128, 256)],
+}
+ORT_SESSION_MB = 30.0  # onnxruntime's own footprint in a session (edgekd.memprobe: session_mb on x86-64 and arm64)
+
+
+@dataclass
+class Candidate:
+    spec: str
+    params: int
+    flops: int
+    predicted_ms: float
+    predicted_peak_mb: float
+    fits: bool = False
+    why_not: str = ""
+
+
+def default_family(input_shape: tuple[int, ...]) -> str:
+    return {3: "mobilenet", 2: "transformer"}.get(len(input_shape), "mlp")
+
+
+def family_of(student: str | None, input_shape) -> str:
+    """The family to size: --student FAMILY (no knobs), or the default for the input shape."""
+    from .models.students import FAMILIES, is_entrypoint
+
+    if student is None:
+        return default_family(tuple(input_shape))
+    if is_entrypoint(student):
+        raise UsageError(f"cannot size {student}: a user entrypoint has no width/depth knobs",
+                         "pass a built-in family (--student mlp|mobilenet|resnet|transformer) or a student "
+                         "with fixed knobs and no --profile search")
+    if student not in FAMILIES:
+        raise UsageError(f"unknown student family {student!r} (known: {', '.join(FAMILIES)})",
+                         "e.g. --student mobilenet")
+    return student
+
+
+def _spec(family: str, knobs: dict) -> str:
+    return family + ":" + ",".join(f"{k}={v}" for k, v in knobs.items())
+
+
+def _peak_mb(model_path: Path, params: int, dtype_bytes: int, batch: int, input_shape) -> float:
+    """Weights + the two largest activations live at once + onnxruntime's own footprint."""
+    from .latency.graph import analyze
+
+    cost = analyze(model_path, batch=batch)
+    acts = sorted((math.prod(n.shape) * 4 for n in cost.nodes if n.shape), reverse=True)[:2]
+    inp = batch * math.prod(input_shape) * 4
+    return ORT_SESSION_MB + (params * dtype_bytes + sum(acts) + inp) / 2**20
+
+
+def candidates(family: str, input_shape, num_classes: int, profile, threads: int, quantize: str,
+               calib_x: np.ndarray, batch: int = 1, progress=None) -> list[Candidate]:
+    """Build, export, (quantize) and price every candidate of the family on the profile."""
+    import torch
+
+    from .int8 import Attempt, quantize_file
+    from .latency.predictor import predict_latency
+    from .models import students
+    from .onnx_export import to_onnx
+
+    preset = profile.get("runtime.int8_preset")
+    if preset not in ("s8s8", "u8s8", "u8s8-reduce-range", "u8u8"):
+        preset = "s8s8"
+    out: list[Candidate] = []
+    grid = GRIDS[family]
+    with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, knobs in enumerate(grid):
+            spec = _spec(family, knobs)
+            rec = students.record(spec, input_shape, num_classes)
+            torch.manual_seed(0)
+            try:
+                model = students.build(rec).eval()
+            except UsageError:
+                continue  # e.g. a width that does not divide into the heads
+            fp32 = Path(td) / f"c{i}.onnx"
+            to_onnx(model, calib_x[:2], fp32, exporter="torchscript")
+            path = fp32
+            if quantize == "int8":
+                path = Path(td) / f"c{i}.int8.onnx"
+                quantize_file(fp32, path, Attempt(preset, preset), "static", calib_x[:32])
+            pred = predict_latency(str(path), profile, threads=threads, batch=batch)
+            params = students.count_params(model)
+            out.append(Candidate(spec, params, students.count_flops(model, input_shape), pred.latency_ms,
+                                 _peak_mb(path, params, 1 if quantize == "int8" else 4, batch, input_shape)))
+            if progress:
+                progress(i + 1, len(grid), spec)
+    return out
+
+
+@dataclass
+class SizeResult:
+    family: str
+    profile: str
+    threads: int
+    quantize: str
+    budget_ms: float
+    memory_mb: float
+    margin: float
+    chosen: dict
+    candidates: list[dict]
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def size(input_shape, num_classes: int, profile, *, family: str, budget_ms: float | None = None,
+         memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
+         calib_x: np.ndarray | None = None, teacher_params: int | None = None, margin: float | None = None,
+         progress=None) -> SizeResult:
+    """Choose the candidate with the most capacity that fits the latency and memory budgets (and is
+    smaller than the teacher: a student as large as its teacher compresses nothing).
+
+    A candidate fits when predicted_ms * (1 + margin) <= budget. The default margin is the calibrated
+    profile's median prediction error (0 for a datasheet profile, whose error is unknown)."""
+    if quantize not in ("int8", "none"):
+        raise UsageError(f"--quantize must be int8 or none, got {quantize!r}", "e.g. --quantize int8")
+    budget_ms = profile.get("budgets.latency_ms") if budget_ms is None else budget_ms
+    memory_mb = profile.get("budgets.memory_mb") if memory_mb is None else memory_mb
+    if budget_ms <= 0 or memory_mb <= 0:
+        raise UsageError(f"budgets must be > 0 (got --budget-ms {budget_ms}, --memory-mb {memory_mb})",
+                         "e.g. --budget-ms 5 --memory-mb 256")
+    if margin is None:
+        margin = float((profile.data.get("calibration") or {}).get("median_abs_error", 0.0))
+    if margin < 0:
+        raise UsageError(f"--margin must be >= 0, got {margin}", "e.g. --margin 0.1 keeps 10% headroom")
+    notes = []
+    ram = profile.get("memory.ram_mb")
+    if memory_mb > ram:
+        notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({ram:g} MB)")
+    threads = threads or int(profile.get("cpu.cores"))
+    if calib_x is None:
+        calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
+    cands = candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress=progress)
+    for c in cands:
+        over = [f"{c.predicted_ms:.3g} ms{f' (+{margin:.0%})' if margin else ''} > {budget_ms:g} ms"] \
+            if c.predicted_ms * (1 + margin) > budget_ms else []
+        over += [f"{c.predicted_peak_mb:.3g} MB > {memory_mb:g} MB"] if c.predicted_peak_mb > memory_mb else []
+        over += ["not smaller than the teacher"] if teacher_params and c.params >= teacher_params else []
+        c.fits, c.why_not = not over, "; ".join(over)
+    fitting = [c for c in cands if c.fits]
+    if not fitting:
+        smallest = min(cands, key=lambda c: c.predicted_ms)
+        raise UsageError(f"no {family} student fits {profile.name}: the smallest ({smallest.spec}) is predicted at "
+                         f"{smallest.predicted_ms:.3g} ms and {smallest.predicted_peak_mb:.3g} MB against budgets of "
+                         f"{budget_ms:g} ms and {memory_mb:g} MB",
+                         f"raise --budget-ms to at least {smallest.predicted_ms * (1 + margin) * 1.05:.3g} "
+                         f"(and --memory-mb to {max(memory_mb, smallest.predicted_peak_mb * 1.05):.3g}), "
+                         "or try another --student family")
+    best = max(fitting, key=lambda c: (c.flops, c.params))
+    return SizeResult(family, profile.name, threads, quantize, budget_ms, memory_mb, margin, asdict(best),
+                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes)
+
+
+def init_from_teacher(student, teacher) -> str:
+    """DistilBERT-style initialisation when the student is a smaller copy of the teacher's structure:
+    fewer layers take every k-th teacher layer; narrower layers keep the units with the largest norms.
+    Returns how the student was initialised ("random" when the structures differ)."""
+    import torch
+
+    s_lin = [m for m in student.modules() if isinstance(m, torch.nn.Linear)]
+    t_lin = [m for m in teacher.modules() if isinstance(m, torch.nn.Linear)]
+    only_linear = all(isinstance(m, (torch.nn.Linear, torch.nn.ReLU, torch.nn.Flatten, torch.nn.Sequential,
+                                     torch.nn.Dropout)) for m in [*student.modules(), *teacher.modules()])
+    if not only_linear or len(s_lin) < 2 or len(t_lin) < len(s_lin):
+        return "random"
+    if s_lin[0].in_features != t_lin[0].in_features or s_lin[-1].out_features != t_lin[-1].out_features:
+        return "random"
+    hidden_t = t_lin[:-1]
+    k = len(hidden_t) / (len(s_lin) - 1)
+    picked = [hidden_t[min(len(hidden_t) - 1, int(i * k))] for i in range(len(s_lin) - 1)] + [t_lin[-1]]
+    plan, keep_prev = [], None  # (student layer, weight, bias); units kept from the previous layer
+    for s, t in zip(s_lin, picked):
+        w, b = t.weight.detach(), None if t.bias is None else t.bias.detach()
+        if keep_prev is not None:
+            w = w[:, keep_prev]
+        if s.out_features > w.shape[0] or w.shape[1] != s.in_features:
+            return "random"  # the student is wider than the teacher here: nothing sensible to copy
+        keep = torch.argsort(w.norm(dim=1), descending=True)[:s.out_features].sort().values
+        plan.append((s, w[keep], None if b is None else b[keep]))
+        keep_prev = keep
+    with torch.no_grad():  # copy only once every layer is known to fit
+        for s, w, b in plan:
+            s.weight.copy_(w)
+            if s.bias is not None and b is not None:
+                s.bias.copy_(b)
+    return f"teacher: layers {[t_lin.index(t) for t in picked]} of {len(t_lin)}, largest-norm units"

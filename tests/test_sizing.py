@@ -1,0 +1,95 @@
+"""Student sizing: the search over a family's grid against a profile's budgets, and closing the loop
+with predicted-vs-measured latency in bench."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import invoke, invoke_json
+from edgekd.sizing import init_from_teacher
+from test_bad_inputs import assert_usage_error
+
+
+def size_args(project, *extra):
+    return ["size", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz", "--profile",
+            "raspberry-pi", "--student", "mlp", "--quantize", "none", *extra]
+
+
+def test_size_picks_the_largest_candidate_that_fits(project, runner):
+    res = invoke_json(runner, *size_args(project, "--budget-ms", "0.25"))
+    fitting = [c for c in res["candidates"] if c["fits"]]
+    assert fitting and any(not c["fits"] for c in res["candidates"])
+    assert res["chosen"]["flops"] == max(c["flops"] for c in fitting)
+    assert res["chosen"]["predicted_ms"] <= 0.25 and res["budget_ms"] == 0.25
+    assert set(res["chosen"]) >= {"spec", "params", "flops", "predicted_ms", "predicted_peak_mb"}
+    assert all(c["params"] < 11_000 or not c["fits"] for c in res["candidates"])  # never larger than the teacher
+    bigger = invoke_json(runner, *size_args(project, "--budget-ms", "0.5"))
+    assert bigger["chosen"]["flops"] >= res["chosen"]["flops"]
+
+
+def test_int8_search_prices_quantized_candidates(project, runner):
+    res = invoke_json(runner, "size", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                      "--profile", "x86-server-avx512-vnni", "--student", "mlp", "--threads", "1")
+    assert res["quantize"] == "int8" and res["threads"] == 1 and res["chosen"]["fits"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--budget-ms", "0"], "budgets must be > 0"),
+    (["--budget-ms", "-1"], "budgets must be > 0"),
+    (["--budget-ms", "0.000001"], "raise --budget-ms to at least"),
+])
+def test_bad_budgets(project, runner, extra, needle):
+    code, o, e = invoke(runner, *size_args(project, *extra))
+    assert_usage_error(code, o, e, needle)
+
+
+def test_family_without_knobs_cannot_be_sized(project, runner, tmp_path):
+    code, o, e = invoke(runner, "size", "--teacher", f"{project}/teacher.py:build", "--data",
+                        f"{project}/data.npz", "--profile", "raspberry-pi", "--student", f"{project}/teacher.py:make")
+    assert_usage_error(code, o, e, "no width/depth knobs", "--student")
+
+
+def test_memory_budget_above_device_ram_warns(project, runner):
+    code, out, err = invoke(runner, *size_args(project, "--memory-mb", "999999", "--json"))
+    assert code == 0 and "Warning:" in err and "RAM" in err
+    assert json.loads(out)["warnings"]
+
+
+def test_distill_with_a_profile_sizes_then_initialises_from_the_teacher(project, runner, tmp_path):
+    d = invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                    "--profile", "raspberry-pi", "--student", "mlp", "--quantize", "none", "--budget-ms", "0.25",
+                    "--epochs", "2", "--out", tmp_path / "r")
+    assert d["sizing"]["chosen"]["spec"] == f"mlp:{','.join(f'{k}={v}' for k, v in d['student']['kwargs'].items())}"
+    narrower = d["student"]["kwargs"]["hidden"] <= 96 and d["student"]["kwargs"]["depth"] <= 2
+    assert d["init"].startswith("teacher: layers") if narrower else d["init"] == "random"
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())["steps"]["distill"]
+    assert m["sizing"]["candidates"] and m["init"] == d["init"]
+
+
+def test_init_keeps_every_kth_layer_and_the_largest_units():
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                  torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    student = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    how = init_from_teacher(student, teacher)
+    assert how.startswith("teacher: layers [0, 3]")
+    keep = torch.argsort(teacher[0].weight.norm(dim=1), descending=True)[:4].sort().values
+    assert torch.equal(student[0].weight, teacher[0].weight[keep])
+    assert torch.equal(student[2].weight, teacher[6].weight[:, keep])
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 3))
+    assert init_from_teacher(student, cnn) == "random"
+
+
+def test_bench_reports_predicted_vs_measured_on_a_host_profile(project, runner, tmp_path):
+    run = tmp_path / "r"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=16", "--epochs", "1", "--out", run)
+    invoke_json(runner, "export", run)
+    invoke_json(runner, "profiles", "calibrate", "-o", tmp_path / "host.toml", "--quick", "--threads", "1")
+    b = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--profile", tmp_path / "host.toml")
+    assert b["prediction"]["is_this_machine"]
+    assert "prediction_error" in b["models"]["student_fp32"] and b["models"]["student_fp32"]["predicted_ms"] > 0
+    b = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--profile", "raspberry-pi")
+    assert not b["prediction"]["is_this_machine"] and "not this machine" in b["prediction"]["note"]
+    assert "prediction_error" not in b["models"]["student_fp32"]
