@@ -165,7 +165,7 @@ def validate(data: dict, where: str) -> None:
         found, value = _lookup(data, field)
         if not found:
             raise UsageError(f"{where}: missing field `{field}`",
-                             f"add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
+                             "add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
         _check(where, field, value, typ, rule)
     for alias in data.get("aliases", []) if isinstance(data.get("aliases", []), list) else [None]:
         if not isinstance(alias, str):

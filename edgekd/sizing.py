@@ -9,7 +9,6 @@ TorchScript exporter, quantized with the profile's preset when int8 is planned, 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass

@@ -1,5 +1,4 @@
 """Profiles load by name, alias or path; bad files fail with one line naming the file and the field."""
-import json
 
 import pytest
 

@@ -2,7 +2,6 @@
 with predicted-vs-measured latency in bench."""
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -7,7 +7,6 @@ no label: the teacher supplies its target) with a fixed, seeded train/val/test s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

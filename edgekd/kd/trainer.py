@@ -458,11 +458,8 @@ class Distiller:
         return row
 
 
-def train(student: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, teacher_logits=None,
-          eval_set=None, metrics_path=None, label: str = "student", show_progress: bool = True,
-          teacher: nn.Module | None = None) -> TrainResult:
-    """Plain training (CE, or KD from a teacher module) without a run directory: used for demo teachers."""
-    d = Distiller(student, teacher, cfg if teacher is not None else
-                  TrainConfig(**{**asdict(cfg), "method": "ce"}), x, y, test=eval_set, label=label,
-                  show_progress=show_progress)
-    return d.fit()
+def train(student: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, label: str = "student",
+          show_progress: bool = True) -> TrainResult:
+    """Plain cross-entropy training without a teacher or run directory: how the demo trains its teacher."""
+    ce = TrainConfig(**{**asdict(cfg), "method": "ce"})
+    return Distiller(student, None, ce, x, y, label=label, show_progress=show_progress).fit()
