@@ -129,7 +129,8 @@ def test_data_with_nan_and_bad_labels(project, runner, tmp_path):
     cases = {"nan.npz": (np.where(np.arange(40)[:, None] == 3, np.nan, x), np.arange(40) % 3, "NaN or inf"),
              "neg.npz": (x, np.arange(40) % 3 - 1, "negative label"),
              "one.npz": (x, np.zeros(40, np.int64), "single class"),
-             "many.npz": (x, np.arange(40) % 7, "labels up to 6")}
+             "many.npz": (x, np.arange(40) % 7, "labels up to 6"),
+             "empty.npz": (x[:0], np.zeros(0, np.int64), "N > 0")}
     for name, (xx, yy, needle) in cases.items():
         np.savez(tmp_path / name, x=xx, y=yy)
         code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "r", **{"--data": str(tmp_path / name)}))
