@@ -340,10 +340,12 @@ def size(teacher, arch, data, profile, student, budget_ms, memory_mb, quantize, 
     Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
     planned, and its latency and peak memory predicted on the profile; the one with the most FLOPs that
     fits every budget is chosen."""
+    from .progress import step_progress
     from .steps import size as run
 
-    res = run(teacher, data, profile, arch=arch, student=student, budget_ms=budget_ms, memory_mb=memory_mb,
-              quantize=quantize, threads=threads, margin=margin)
+    with step_progress("size") as progress:
+        res = run(teacher, data, profile, arch=arch, student=student, budget_ms=budget_ms, memory_mb=memory_mb,
+                  quantize=quantize, threads=threads, margin=margin, progress=progress)
     for w in res.warnings:
         click.echo(f"Warning: {w}", err=True)
 
@@ -411,16 +413,11 @@ def profiles_show(name, as_json) -> None:
 def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     """Measure this device with onnxruntime micro-benchmarks (no torch needed) and write a calibrated
     profile: efficiencies, overheads and thread scaling fitted to the measurements."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .latency.calibrate import calibrate
-    from .progress import console
+    from .progress import step_progress
 
-    with Progress(TextColumn("[bold]calibrate"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), TextColumn("{task.fields[what]}"), console=console()) as bar:
-        task = bar.add_task("calibrate", total=None, what="")
-        res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick,
-                        progress=lambda i, n, what: bar.update(task, completed=i, total=n, what=what))
+    with step_progress("calibrate") as progress:
+        res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick, progress=progress)
 
     def render(r):
         _console().print(f"wrote {r['path']}: {r['points']} measurements in {r['seconds']} s; the fitted model's "

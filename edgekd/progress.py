@@ -30,7 +30,7 @@ def console():
 @contextlib.contextmanager
 def epoch_progress(label: str, total: int, enabled: bool = True) -> Iterator[_Bar]:
     """A bar with ETA and the key metric; silent when disabled or when stderr is not a terminal."""
-    if not enabled:
+    if not enabled or not console().is_terminal:
         yield _Bar(None, None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -40,3 +40,19 @@ def epoch_progress(label: str, total: int, enabled: bool = True) -> Iterator[_Ba
                   console=console(), transient=False) as progress:
         task = progress.add_task(label, total=total, metrics="")
         yield _Bar(progress, task)
+
+
+@contextlib.contextmanager
+def step_progress(label: str) -> Iterator:
+    """A bar for work of N known steps; yields `progress(done, total, what)` for the worker to call.
+    Drawn only on a terminal, and cleared when done, so an error after it is still one line."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    con = console()
+    if not con.is_terminal:
+        yield lambda done, total, what: None
+        return
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), TextColumn("{task.fields[what]}"), console=con, transient=True) as bar:
+        task = bar.add_task(label, total=None, what="")
+        yield lambda done, total, what: bar.update(task, completed=done, total=total, what=what)

@@ -173,16 +173,13 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None
     num_classes = ds.num_classes or t_out.shape[1]
     sized = None
     if prof is not None and (student is None or student in students.FAMILIES):
-        from .sizing import family_of, size
-
-        sized = size(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape),
-                     budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize, threads=threads,
-                     calib_x=ds.x_train[:64], teacher_params=students.count_params(tmodel), margin=margin)
+        sized = _search(ds, tmodel, num_classes, prof, student, budget_ms=budget_ms, memory_mb=memory_mb,
+                        quantize=quantize, threads=threads, margin=margin)
         student = sized.chosen["spec"]
     rec = students.record(student or DEFAULT_STUDENT, ds.input_shape, num_classes)
     seed_everything(seed)
     smodel = students.build(rec)
-    _check_student_fits(smodel, ds, t_out.shape[1], rec)
+    _check_student_fits(smodel, ds, t_out.shape[1])
     if init not in ("auto", "random"):
         raise UsageError(f"--init must be auto or random, got {init!r}", "auto copies teacher weights where it can")
     from .sizing import init_from_teacher
@@ -232,22 +229,28 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
          threads: int | None = None, data_options: data_mod.DataOptions | None = None,
          margin: float | None = None, progress=None):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
-    from .models.students import count_params
     from .models.teachers import load_teacher
-    from .sizing import family_of, size as search
 
     prof = _profile(profile)
     ds = data_mod.load(data, data_options or data_mod.DataOptions())
     tmodel, _ = load_teacher(teacher, arch)
     t_out = _check_teacher_fits(tmodel, ds)
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}", "e.g. --threads 1")
-    return search(ds.input_shape, ds.num_classes or t_out.shape[1], prof, family=family_of(student, ds.input_shape),
-                  budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize, threads=threads,
-                  calib_x=ds.x_train[:64], teacher_params=count_params(tmodel), margin=margin, progress=progress)
+    return _search(ds, tmodel, ds.num_classes or t_out.shape[1], prof, student, budget_ms=budget_ms,
+                   memory_mb=memory_mb, quantize=quantize, threads=threads, margin=margin, progress=progress)
 
 
-def _check_student_fits(student, ds: data_mod.Dataset, teacher_outputs: int, rec: dict) -> None:
+def _search(ds: data_mod.Dataset, teacher, num_classes: int, prof, student: str | None, **kw):
+    """Size a student of `student`'s family (or the input's default) for `prof`, smaller than the teacher."""
+    from .models.students import count_params
+    from .sizing import family_of, size
+
+    if kw.get("threads") is not None and kw["threads"] < 1:
+        raise UsageError(f"--threads must be >= 1, got {kw['threads']}", "e.g. --threads 1")
+    return size(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape),
+                calib_x=ds.x_train[:64], teacher_params=count_params(teacher), **kw)
+
+
+def _check_student_fits(student, ds: data_mod.Dataset, teacher_outputs: int) -> None:
     import torch
 
     try:
