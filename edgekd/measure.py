@@ -45,11 +45,9 @@ def batches(x: np.ndarray, batch: int, count: int = 64) -> list[np.ndarray]:
             for i in range(n)]
 
 
-def onnx_latency(path: str | os.PathLike, inputs: list[np.ndarray], threads: int = 1, warmup: int = 20,
-                 runs: int = 300, max_seconds: float = 3.0) -> dict:
-    from .onnxutil import session
-
-    sess = session(path, threads)
+def onnx_latency(sess, inputs: list[np.ndarray], warmup: int = 20, runs: int = 300,
+                 max_seconds: float = 3.0) -> dict:
+    """Latency of an onnxruntime session (made with the threads to measure) over real input batches."""
     name = sess.get_inputs()[0].name
     out = _timed(lambda x: sess.run(None, {name: x}), inputs, warmup, runs, max_seconds)
     out["provider"] = sess.get_providers()[0]

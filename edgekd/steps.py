@@ -411,8 +411,9 @@ def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 
                                      **B.score(logits, y_eval, teacher_pred, teacher_acc)}
     student_fp32_pred = None
     for key, path in onnx_models.items():
-        logits = run_batches(session(path, threads), x_eval)
-        lat = B.onnx_latency(path, inputs, threads, warmup, runs, max_seconds)
+        sess = session(path, threads)  # one session scores and times the model
+        logits = run_batches(sess, x_eval)
+        lat = B.onnx_latency(sess, inputs, warmup, runs, max_seconds)
         row = {"runtime": "onnxruntime", "path": str(path), "provider": lat.pop("provider"), **common,
                "latency_ms": lat, "size_bytes": os.path.getsize(path),
                **B.score(logits, y_eval, teacher_pred, teacher_acc)}

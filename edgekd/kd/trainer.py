@@ -156,6 +156,7 @@ class Distiller:
         self.tap_s = FeatureTap(student, [s for _, s in self.pairs], "student") if self.pairs else None
         self.proj = nn.ModuleList()
         self.cache_mode = "off"
+        self._teacher_pred: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- set-up
 
@@ -323,9 +324,15 @@ class Distiller:
         self.student.to(self.device).train(was)
         if y is not None and (y >= 0).all():
             return accuracy(logits, y)
-        if self.teacher is None:
+        if id(x) not in self._teacher_pred:
             return None
-        return float((logits.argmax(-1) == predict_logits(self.teacher.cpu(), x).argmax(-1)).mean())
+        return float((logits.argmax(-1) == self._teacher_pred[id(x)]).mean())
+
+    def _teacher_predictions(self) -> None:
+        """The teacher's top-1 on unlabeled val/test data, once (scores are agreement with it there)."""
+        for data in (self.val, self.test):
+            if data is not None and self.teacher is not None and (data[1] is None or (data[1] < 0).any()):
+                self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0]).argmax(-1)
 
     def fit(self, resume: bool = False) -> TrainResult:
         from ..progress import epoch_progress
@@ -334,6 +341,7 @@ class Distiller:
         seed_everything(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self._teacher_predictions()  # on CPU, before the teacher moves to the training device
         self.student.to(self.device)
         if self.teacher is not None:
             self.teacher.to(self.device).eval()
