@@ -89,3 +89,44 @@ def test_shape_for_an_unknown_input(tmp_path):
     with pytest.raises(UsageError) as e:
         analyze(_hardmax_model(tmp_path / "h.onnx"), shapes={"nope": [1, 2, 16]})
     assert "'nope'" in e.value.message or "seq" in e.value.message
+
+
+def _batch_scaled_model(path):
+    """y = x * batch, the batch read at run time (Shape -> Gather -> Cast): ORT cannot fold it away."""
+    from onnx import numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 4])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+             helper.make_node("Cast", ["b"], ["bf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["x", "bf"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[numpy_helper.from_array(np.array(0, np.int64), "zero")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_analysis_prices_the_graph_onnxruntime_runs(tmp_path):
+    """Dynamic-shape subgraphs still run (ORT cannot fold them), so they are counted; level ALL reads back
+    the layout-transformed graph this CPU runs."""
+    import onnxruntime as ort
+
+    ops = [n.op_type for n in analyze(_batch_scaled_model(tmp_path / "d.onnx"), batch=2).nodes]
+    assert ops == ["Shape", "Gather", "Cast", "Mul"]
+    m = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.Flatten(),
+                      nn.Linear(16 * 8 * 8, 4))
+    path = export(m, (8, 8, 8), tmp_path / "m.onnx", dynamic=False)
+    cost = analyze(path, level="all")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    assert len(cost.nodes) == len(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    assert cost.level == "all" and all(n.kernel for n in cost.nodes)
+    portable = analyze(path, level="extended")  # (level ALL may pad channels to the CPU's vector width)
+    assert sum(n.flops for n in portable.nodes if n.op_class == "conv") == 2 * 2 * 16 * 64 * (8 + 16) * 9  # batch 2
+
+
+def test_a_shape_the_model_rejects_is_a_one_line_error(tmp_path):
+    with pytest.raises(UsageError) as e:
+        analyze(_hardmax_model(tmp_path / "h.onnx", seq_dim=32), shapes={"x": [1, 32, 15]})
+    assert "onnxruntime could not run" in e.value.message and "x=1x32x15" in e.value.message
+    assert "\n" not in e.value.message

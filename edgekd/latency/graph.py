@@ -1,22 +1,25 @@
-"""ONNX graph cost analysis: fix the input shapes, let onnxruntime fuse the graph as it would at run time,
-then count FLOPs and bytes moved per fused node and give each node an op class.
+"""ONNX graph cost analysis: fix the input shapes, run the model once in onnxruntime with profiling on, and
+count FLOPs and bytes moved for every kernel that ran (after fusion and layout transforms), each with an op
+class.
 
 Needs only onnx, onnxruntime and numpy (no torch), so it runs on a device too.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from ..errors import UsageError
 
 # op class of each op type (after ORT fusion); compute classes are FLOP-bound, the rest bandwidth-bound
-CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "NhwcConv", "ConvTranspose"}
+CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "NhwcQLinearConv", "NhwcFusedConv", "ConvInteger", "NhwcConv",
+            "ConvTranspose"}
 GEMM_OPS = {"Gemm", "FusedGemm", "MatMul", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "QGemm",
             "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "MatMulNBits", "Attention", "MultiHeadAttention",
             "QAttention", "Einsum"}
@@ -25,7 +28,7 @@ ELTWISE_OPS = {"Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "Tanh", "E
                "Neg", "Abs", "Max", "Min", "Where", "Equal", "Cast", "QLinearAdd", "QLinearMul",
                "QLinearSigmoid", "QLinearLeakyRelu", "QuantizeLinear", "DequantizeLinear",
                "DynamicQuantizeLinear", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-               "QLinearGlobalAveragePool", "QLinearAveragePool", "BiasAdd", "Dropout", "Identity", "Not",
+               "QLinearGlobalAveragePool", "QLinearAveragePool", "NhwcMaxPool", "BiasAdd", "Dropout", "Identity", "Not",
                "And", "Or", "Floor", "Ceil", "Round", "Reciprocal", "Softplus", "Mish", "PRelu"}
 NORM_OPS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
             "SkipSimplifiedLayerNormalization", "BatchNormalization", "InstanceNormalization",
@@ -33,9 +36,9 @@ NORM_OPS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNorm
             "ReduceMax", "ReduceL2", "EmbedLayerNormalization", "BiasSoftmax"}
 MOVE_OPS = {"Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "Pad", "Expand", "Tile",
             "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "QLinearConcat", "ScatterND", "Range",
-            "Trilu", "GatherND", "TopK", "ArgMax", "CumSum", "OneHot"}
+            "Trilu", "GatherND", "TopK", "ArgMax", "CumSum", "OneHot", "ReorderInput", "ReorderOutput"}
 FREE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "ConstantOfShape", "Size"}
-INT8_OPS = {"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "MatMulIntegerToFloat",
+INT8_OPS = {"QLinearConv", "NhwcQLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "MatMulIntegerToFloat",
             "DynamicQuantizeMatMul", "QAttention", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
             "QLinearAveragePool", "QLinearSoftmax", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu"}
 MEMORY_CLASSES = ("eltwise", "norm", "datamove")
@@ -51,6 +54,8 @@ class NodeCost:
     flops: float
     bytes: float
     shape: list = field(default_factory=list)  # first output's shape
+    kernel: str = ""       # kernel family for the calibrated kernel tables (see kernels.py)
+    dims: list = field(default_factory=list)   # the family's shape features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +66,7 @@ class GraphCost:
     nodes: list[NodeCost]
     input_shapes: dict[str, list[int]]
     unknown_ops: list[str]       # op types with no class: costed as generic bandwidth-bound nodes
-    optimized: bool              # False when ORT could not optimize and the raw graph was used
+    level: str                   # the onnxruntime optimization level the graph was read at
 
     @property
     def flops(self) -> float:
@@ -119,206 +124,182 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
     return fixed
 
 
-def _with_shapes(model, fixed: dict[str, list[int]]):
+def _named(model):
+    """A copy with every node uniquely named: onnxruntime's profiler reports each kernel by node name."""
     import onnx
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    for inp in m.graph.input:
-        if inp.name in fixed:
-            inp.type.tensor_type.shape.ClearField("dim")
-            for d in fixed[inp.name]:
-                inp.type.tensor_type.shape.dim.add().dim_value = int(d)
-    for out in m.graph.output:  # outputs are re-inferred for the fixed input shapes
-        out.type.tensor_type.ClearField("shape")
+    seen: set[str] = set()
+    for i, node in enumerate(m.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.name or node.op_type}__{i}"
+        seen.add(node.name)
     return m
 
 
-def _shape_table(model) -> tuple[dict[str, list[int]], dict[str, int]]:
-    """Tensor name -> shape and elem type, from ONNX shape inference (unknown ops are skipped)."""
+def _dummy(dtype: str, shape: list[int], rng) -> np.ndarray:
+    """A feed of the right type and shape: small floats, zeros for ids (a valid index), ones for masks."""
+    kind = dtype[len("tensor("):-1] if dtype.startswith("tensor(") else "float"
+    np_type = {"float": np.float32, "float16": np.float16, "double": np.float64, "bool": np.bool_,
+               "int64": np.int64, "int32": np.int32, "int8": np.int8, "uint8": np.uint8}.get(kind, np.float32)
+    if np.issubdtype(np_type, np.floating):
+        return (rng.standard_normal(shape) * 0.1).astype(np_type)
+    return (np.ones if np_type is np.bool_ else np.zeros)(shape, np_type)
+
+
+def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[object, list[dict]]:
+    """Run the model once in onnxruntime at `level` with profiling on: the graph as it was optimized and
+    every kernel that ran, in order, with the shapes it saw. This is the graph a device runs: dynamic-shape
+    subgraphs, fusions and the layout transforms of level ALL (NCHWc reorders, NHWC int8 convs) included."""
     import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:
-        inferred = model
-    shapes, types = {}, {}
-    g = inferred.graph
-    for vi in [*g.input, *g.value_info, *g.output]:
-        tt = vi.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
-        if tt.HasField("shape") and all(d >= 0 for d in dims):
-            shapes[vi.name] = dims
-        types[vi.name] = tt.elem_type
-    for init in g.initializer:
-        shapes[init.name] = list(init.dims)
-        types[init.name] = init.data_type
-    return shapes, types
-
-
-def _ort_optimized(model) -> tuple[object, bool]:
-    """The graph as onnxruntime runs it on CPU: EXTENDED level fuses Conv+Act, MatMul+Add, GELU, LayerNorm,
-    attention and QDQ groups, without the x86-only NCHWc layout of level ALL."""
-    import onnx
-
-    from ..onnxutil import session
+    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as td:
         src, dst = Path(td) / "in.onnx", Path(td) / "opt.onnx"
         onnx.save(model, str(src))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+        so.graph_optimization_level = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                       "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+        so.optimized_model_filepath = str(dst)
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(td) / "profile")
+        so.log_severity_level = 3
+        rng = np.random.default_rng(0)
         try:
-            session(src, threads=1, optimized_path=str(dst), level="extended")
-            return onnx.load(str(dst)), True
-        except Exception:
-            return model, False
+            sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+            feeds = {i.name: _dummy(i.type, fixed[i.name], rng) for i in sess.get_inputs() if i.name in fixed}
+            sess.run(None, feeds)
+        except Exception as e:  # a wrong --shape, or an op onnxruntime cannot run here
+            shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in fixed.items())
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UsageError(f"onnxruntime could not run {path} with inputs {shapes}: {reason}",
+                             "check --shape / --batch match what the model accepts") from None
+        events = json.loads(Path(sess.end_profiling()).read_text())
+        opt = onnx.load(str(dst))
+    kernels = [dict(e["args"], node=e["name"][:-len("_kernel_time")]) for e in events
+               if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    return opt, kernels
+
+
+def _shapes(entries) -> list[tuple[str, list[int]]]:
+    """Profiler `input_type_shape` / `output_type_shape` -> [(dtype, shape)]."""
+    return [next(iter(e.items())) for e in entries or [] if e]
 
 
 def _elems(shape) -> float:
     return float(math.prod(shape)) if shape else 1.0
 
 
-def _node_cost(node, shapes, types, inits) -> NodeCost:
-    op = node.op_type
-    ins = [n for n in node.input if n]
-    outs = [n for n in node.output if n]
-    out_shape = shapes.get(outs[0], []) if outs else []
-    nbytes = 0.0
-    for t in ins + outs:
-        if t in shapes:
-            nbytes += _elems(shapes[t]) * DTYPE_BYTES.get(types.get(t, 1), 4)
-    int8 = op in INT8_OPS or any(types.get(t) in (2, 3) for t in ins[:1])
-    dtype = "int8" if int8 else "fp32"
-    flops, cls = 0.0, "other"
-    attrs = {a.name: a for a in node.attribute}
-    if op in CONV_OPS:
-        w = ins[3] if op == "QLinearConv" else ins[1]
-        wshape = shapes.get(w)
-        group = attrs["group"].i if "group" in attrs else 1
-        if wshape and out_shape:
-            k = _elems(wshape[2:])
-            flops = 2.0 * _elems(out_shape) * wshape[1] * k  # out elems x (Cin/group) x kernel, 2 per MAC
-        cin = (wshape[1] * group) if wshape else 0
-        cls = "dwconv" if group > 1 and group == cin else "conv"
-    elif op in GEMM_OPS:
-        cls = "gemm"
-        flops = _gemm_flops(node, shapes, ins, out_shape, attrs)
-    elif op in ELTWISE_OPS:
-        cls = "eltwise"
-    elif op in NORM_OPS:
-        cls = "norm"
-    elif op in MOVE_OPS:
-        cls = "datamove"
-    elif op in FREE_OPS:
-        cls, nbytes = "free", 0.0
-    return NodeCost(node.name or op, op, cls, dtype, flops, nbytes, out_shape)
+def _op_class(op: str) -> str:
+    for cls, ops in (("conv", CONV_OPS), ("gemm", GEMM_OPS), ("eltwise", ELTWISE_OPS), ("norm", NORM_OPS),
+                     ("datamove", MOVE_OPS), ("free", FREE_OPS)):
+        if op in ops:
+            return cls
+    return "other"
 
 
-def _gemm_dims(node, shapes, ins, attrs) -> tuple[float, int, int, int, list[int]] | None:
-    """(batch, M, K, N, output shape) of a GEMM-like node, from its input shapes alone (ORT's fused nodes
-    often write tensors that ONNX shape inference cannot see)."""
-    op = node.op_type
-    a_name = ins[0]
-    b_name = {"QLinearMatMul": 3, "QGemm": 3}.get(op, 1)
-    b_name = ins[b_name] if len(ins) > b_name else None
-    a, b = shapes.get(a_name), shapes.get(b_name) if b_name else None
-    if not a or not b or len(a) < 2 or len(b) < 2:
-        return None
-    get = lambda k: attrs[k].i if k in attrs else 0  # noqa: E731
-    if op in ("Gemm", "FusedGemm", "QGemm"):
-        m, k = (a[1], a[0]) if get("transA") else (a[0], a[1])
-        n = b[0] if get("transB") else b[1]
-        return 1.0, m, k, n, [m, n]
-    m, k = (a[-1], a[-2]) if get("transA") else (a[-2], a[-1])
-    n = b[-2] if get("transB") else b[-1]
-    batch_a, batch_b = a[:-2], b[:-2]
-    rank = max(len(batch_a), len(batch_b))
-    batch_a, batch_b = [1] * (rank - len(batch_a)) + batch_a, [1] * (rank - len(batch_b)) + batch_b
-    batch = [max(x, y) for x, y in zip(batch_a, batch_b)]
-    if any(k.startswith("transBatch") and attrs[k].i for k in attrs):  # FusedMatMul's folded transposes
-        batch = a[:-2]
-    return float(math.prod(batch)) if batch else 1.0, m, k, n, [*batch, m, n]
+def _family(op: str, cls: str) -> str:
+    """The kernel family of a node: op classes split where kernels differ (Q/DQ, softmax, norms, pools)."""
+    if cls in ("conv", "dwconv", "gemm", "free"):
+        return cls
+    if op in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
+        return "qdq"
+    if "Softmax" in op:
+        return "softmax"
+    if "LayerNormalization" in op:
+        return "layernorm"
+    if "Pool" in op or op.startswith("Reduce"):
+        return "pool"
+    return cls if cls in ("eltwise", "datamove") else "eltwise"
 
 
-def _gemm_flops(node, shapes, ins, out_shape, attrs) -> float:
-    op = node.op_type
+def _node_cost(k: dict, node, inits: dict) -> NodeCost:
+    """FLOPs and bytes of one kernel that ran: activation shapes from the profiler, weight shapes and
+    attributes from the optimized graph (pre-packed weights are missing from the profiler's shapes)."""
+    op = k.get("op_name") or (node.op_type if node is not None else "?")
+    ins, outs = _shapes(k.get("input_type_shape")), _shapes(k.get("output_type_shape"))
+    out_shape = list(outs[0][1]) if outs else []
+    names = [n for n in node.input] if node is not None else []
+    weights = [inits[n] for n in names if n in inits]
+    nbytes = float(k.get("activation_size", 0)) + float(k.get("output_size", 0))
+    nbytes += sum(_elems(w.dims) * DTYPE_BYTES.get(w.data_type, 4) for w in weights) if node is not None \
+        else float(k.get("parameter_size", 0))
+    int8 = op in INT8_OPS or (ins and ins[0][0] in ("int8", "uint8"))
+    cls, flops, family, dims = _op_class(op), 0.0, "", []
+    attrs = {a.name: a for a in node.attribute} if node is not None else {}
+    if cls == "conv":
+        wi = 3 if "QLinearConv" in op else 1
+        w = list(inits[names[wi]].dims) if len(names) > wi and names[wi] in inits else \
+            (list(ins[wi][1]) if len(ins) > wi else [])
+        if len(w) >= 3:
+            ref = ins[0][1] if op == "ConvTranspose" and ins else out_shape
+            flops = 2.0 * _elems(ref) * w[1] * _elems(w[2:])
+            group = attrs["group"].i if "group" in attrs else 1
+            cls = "dwconv" if group > 1 and w[1] == 1 else "conv"
+            stride = max(attrs["strides"].ints) if "strides" in attrs else 1
+            spatial = _elems(out_shape) / max(1, w[0])
+            dims = [w[0], spatial, _elems(w[2:]), stride] if cls == "dwconv" else \
+                [w[1], w[0], spatial, _elems(w[2:]), stride]
+    elif cls == "gemm":
+        flops = _gemm_flops(op, ins, out_shape, attrs, inits, names)
+        n_out = out_shape[-1] if out_shape else 1
+        bi = 3 if op in ("QLinearMatMul", "QGemm") else 1
+        batched = len(names) > bi and names[bi] not in inits and op not in ("Attention", "QAttention")
+        rows = _elems(out_shape) / max(1, n_out)
+        k_dim = flops / 2.0 / max(1.0, _elems(out_shape))
+        if batched and len(out_shape) >= 3:
+            family = "bmm"
+            dims = [_elems(out_shape[:-2]), out_shape[-2], k_dim, n_out]
+        else:
+            dims = [rows, k_dim, n_out]
+    elif cls == "free":
+        nbytes = 0.0
+    else:
+        dims = [max(nbytes, 1.0)]
+    family = family or _family(op, cls)
+    return NodeCost(k.get("node", op), op, cls, "int8" if int8 else "fp32", flops, nbytes, out_shape, family, dims)
+
+
+def _gemm_flops(op, ins, out_shape, attrs, inits, names) -> float:
+    """2 x output elements x K, with K read off the first input (transA-aware); attention blocks count their
+    projections and the two batched products."""
+    a = list(ins[0][1]) if ins else []
     if op in ("Attention", "QAttention", "MultiHeadAttention"):
-        x = shapes.get(ins[0])
-        if not x or len(x) != 3:
+        if len(a) != 3:
             return 0.0
-        b, s, d = x
+        b, s, d = a
         proj = 2.0 * b * s * d * 3 * d if op != "MultiHeadAttention" else 0.0
-        return proj + 2.0 * 2 * b * s * s * d  # QK^T and PV
-    a = shapes.get(ins[0])
-    if out_shape and a:
-        # out = [batch, M, N] and A holds batch*M*K values, so FLOPs = 2*|A|*N whatever the transposes
-        return 2.0 * _elems(a) * out_shape[-1]
-    dims = _gemm_dims(node, shapes, ins, attrs)
-    if dims is None:
+        return proj + 2.0 * 2 * b * s * s * d
+    if not a or not out_shape:
         return 0.0
-    batch, m, k, n, out = dims
-    shapes[node.output[0]] = out
-    return 2.0 * batch * m * k * n
-
-
-def _propagate(node, shapes, types, consts) -> None:
-    """Fill the first output's shape when inference missed it: shape-preserving ops keep their input's
-    shape (the larger one for broadcasts), Transpose permutes it."""
-    outs = [o for o in node.output if o]
-    if not outs or outs[0] in shapes:
-        return
-    known = [shapes[i] for i in node.input if i in shapes and shapes[i]]
-    if not known:
-        return
-    first = shapes.get(node.input[0]) if node.input else None
-    if node.op_type == "Reshape" and first and len(node.input) > 1 and node.input[1] in consts:
-        target = [int(v) for v in consts[node.input[1]]]
-        target = [first[i] if v == 0 and i < len(first) else v for i, v in enumerate(target)]
-        if target.count(-1) == 1:
-            rest = math.prod(v for v in target if v != -1)
-            target[target.index(-1)] = int(_elems(first) // rest) if rest else 0
-        if all(v > 0 for v in target):
-            shapes[outs[0]] = target
-    elif node.op_type == "Transpose" and first:
-        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), list(range(len(first)))[::-1])
-        shapes[outs[0]] = [first[p] for p in perm]
-    elif node.op_type in ELTWISE_OPS or node.op_type in NORM_OPS - {"ReduceMean", "ReduceSum", "ReduceMax",
-                                                                     "ReduceL2"}:
-        shapes[outs[0]] = max(known, key=_elems)
-    if node.input and node.input[0] in types and outs[0] not in types:
-        types[outs[0]] = types[node.input[0]]
+    trans_a = attrs["transA"].i if "transA" in attrs else 0
+    k = a[-2] if trans_a and len(a) >= 2 else a[-1]
+    return 2.0 * _elems(out_shape) * k
 
 
 def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]] | None = None,
-            optimize: bool = True) -> GraphCost:
-    """Cost of every node of the model as onnxruntime would run it, for the given batch / input shapes."""
+            level: str = "extended") -> GraphCost:
+    """Cost of every kernel onnxruntime runs for the model at the given batch / input shapes.
+
+    `level` is the graph optimization level to reproduce: "all" (what a session runs by default, including
+    layout transforms that depend on this CPU) when the target has this machine's architecture,
+    "extended" (portable fusions only) otherwise."""
     from ..onnxutil import check_onnx_file
 
     if batch < 1:
         raise UsageError(f"--batch must be >= 1, got {batch}", "e.g. --batch 1")
     model = check_onnx_file(path)
     fixed = _fixed_inputs(model, batch, shapes or {})
-    model = _with_shapes(model, fixed)
-    shapes0, types0 = _shape_table(model)
-    opt, ok = _ort_optimized(model) if optimize else (model, False)
-    shapes1, types1 = _shape_table(opt) if ok else ({}, {})
-    shapes_all = {**shapes1, **shapes0}
-    types_all = {**types1, **types0}
-    inits = {i.name for i in opt.graph.initializer}
-    from onnx import numpy_helper
-    consts = {i.name: numpy_helper.to_array(i) for i in opt.graph.initializer
-              if i.data_type == 7 and len(i.dims) == 1 and i.dims[0] <= 8}  # small int64: Reshape targets
+    opt, kernels = _executed(_named(model), fixed, level, path)
+    by_name = {n.name: n for n in opt.graph.node}
+    inits = {i.name: i for i in opt.graph.initializer}
     nodes, unknown = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for node in opt.graph.node:  # topological order: propagated shapes feed later nodes
-            if node.op_type in GEMM_OPS:
-                _gemm_flops(node, shapes_all, [n for n in node.input if n], shapes_all.get(node.output[0], []),
-                            {a.name: a for a in node.attribute})
-            else:
-                _propagate(node, shapes_all, types_all, consts)
-            cost = _node_cost(node, shapes_all, types_all, inits)
-            if cost.op_class == "other":
-                unknown.append(node.op_type)
-                cost.op_class = "eltwise"  # a generic bandwidth-bound node: priced, and listed in a warning
-            nodes.append(cost)
-    return GraphCost(nodes, fixed, sorted(set(unknown)), ok)
+    for k in kernels:
+        cost = _node_cost(k, by_name.get(k["node"]), inits)
+        if cost.op_class == "other":
+            unknown.append(cost.op_type)
+            cost.op_class = "eltwise"  # a generic bandwidth-bound node: priced, and listed in a warning
+        nodes.append(cost)
+    return GraphCost(nodes, fixed, sorted(set(unknown)), level)
