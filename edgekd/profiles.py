@@ -47,7 +47,7 @@ FIELDS: dict[str, tuple[type, Any]] = {
     "runtime.int8_preset": (str, INT8_PRESETS),
     "budgets.latency_ms": (float, _POS), "budgets.memory_mb": (float, _POS),
 }
-OPTIONAL = {"aliases", "description", "base", "sources", "reference", "calibration", "runtime.notes"}
+OPTIONAL = {"aliases", "description", "base", "sources", "reference", "calibration", "kernels", "runtime.notes"}
 
 
 @dataclass
@@ -174,6 +174,10 @@ def validate(data: dict, where: str) -> None:
     if not isinstance(sources, dict):
         raise UsageError(f"{where}: `sources` must be a table of field = \"source\"",
                          'e.g. [sources] "cpu.cores" = "datasheet: ..."')
+    if "kernels" in data:  # a calibrated profile's measured kernel tables
+        from .latency.kernels import from_profile
+
+        from_profile(data, where, 1)
     probe = Profile(data, Path(where))
     for field, (typ, _) in FIELDS.items():
         if typ in (int, float) and not probe.source(field):

@@ -31,3 +31,37 @@ def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     prof = profiles.load(str(out))
     assert prof.data["runtime"]["int8_preset"] in profiles.INT8_PRESETS
     assert prof.source("memory.bandwidth_gbps").startswith("measured")
+
+
+def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_path):
+    """The calibrated profile carries per-family kernel tables; predictions read them (they differ from the
+    profile's roofline alone), and a damaged table is a one-line error naming it."""
+    import pytest
+    import torch
+    import torch.nn as nn
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.calibrate import calibrate
+    from edgekd.latency.predictor import predict_latency
+    from edgekd.latency.tomlw import dumps
+
+    out = tmp_path / "host.toml"
+    calibrate(out, name="host", threads=[1, 2], quick=True)
+    prof = profiles.load(str(out))
+    tables = prof.data["kernels"]
+    assert {"conv.fp32", "gemm.fp32", "conv.int8"} <= set(tables) and tables["top_threads"] == 2
+    assert all(len(t["dims"]) == len(t["ratio"]) == len(t["speedup"]) > 0
+               for t in tables.values() if isinstance(t, dict))
+    model = tmp_path / "m.onnx"
+    torch.onnx.export(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).eval(), (torch.randn(1, 3, 16, 16),),
+                      str(model), dynamo=False, opset_version=17)
+    with_tables = predict_latency(str(model), prof).latency_ms
+    roofline = profiles.Profile({k: v for k, v in prof.data.items() if k != "kernels"}, prof.path)
+    assert with_tables > 0 and with_tables != predict_latency(str(model), roofline).latency_ms
+    assert predict_latency(str(model), prof, threads=2).latency_ms > 0
+    for damage in ({"ratio": [-1.0]}, {"dims": []}, {"speedup": "fast"}):
+        bad = {**prof.data, "kernels": {**tables, "conv.fp32": {**tables["conv.fp32"], **damage}}}
+        (tmp_path / "bad.toml").write_text(dumps(bad))
+        with pytest.raises(UsageError) as e:
+            profiles.load(str(tmp_path / "bad.toml"))
+        assert "kernels.conv.fp32" in e.value.message and "\n" not in e.value.message

@@ -1,9 +1,11 @@
-"""The calibration micro-benchmark suite: small ONNX graphs built with onnx.helper (no torch), covering
-every op class the predictor prices — dense/1x1/depthwise convs, GEMM/MatMul, elementwise, norms, data
-movement and an attention block — in fp32, plus int8 versions made by onnxruntime's own quantizer."""
+"""The calibration micro-benchmark suite: single-kernel ONNX graphs built with onnx.helper (no torch), with
+shapes sampled like edge models' layers — dense/1x1/depthwise convs, GEMMs, batched MatMuls, elementwise,
+softmax, norms, pools, transposes — in fp32, plus int8 versions made by onnxruntime's own quantizer."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 
@@ -70,39 +72,6 @@ def conv(cin, cout, hw, k, stride=1, group=1, relu=True, batch=1) -> Micro:
                  {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
 
 
-def block(cin, hw, expand, batch=1) -> Micro:
-    """A MobileNetV2 inverted residual: 1x1 expand + Clip, 3x3 depthwise + Clip, 1x1 project, residual Add."""
-    from onnx import helper, numpy_helper
-
-    rng = _rng()
-    mid = cin * expand
-    inits = [_init("w1", rng.normal(0, 0.1, (mid, cin, 1, 1))), _init("b1", np.zeros(mid)),
-             _init("w2", rng.normal(0, 0.1, (mid, 1, 3, 3))), _init("b2", np.zeros(mid)),
-             _init("w3", rng.normal(0, 0.1, (cin, mid, 1, 1))), _init("b3", np.zeros(cin)),
-             numpy_helper.from_array(np.array(0, np.float32), "lo"), numpy_helper.from_array(np.array(6, np.float32), "hi")]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["e"]), helper.make_node("Clip", ["e", "lo", "hi"], ["ea"]),
-             helper.make_node("Conv", ["ea", "w2", "b2"], ["d"], pads=[1] * 4, group=mid),
-             helper.make_node("Clip", ["d", "lo", "hi"], ["da"]), helper.make_node("Conv", ["da", "w3", "b3"], ["p"]),
-             helper.make_node("Add", ["x", "p"], ["y"])]
-    m = _model(nodes, [_tensor("x", [batch, cin, hw, hw])], [_tensor("y", None)], inits)
-    return Micro(f"invres_c{cin}_hw{hw}_t{expand}_b{batch}", m,
-                 {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
-
-
-def basic_block(c, hw, batch=1) -> Micro:
-    """A ResNet basic block: conv3x3 + Relu, conv3x3, residual Add, Relu."""
-    from onnx import helper
-
-    rng = _rng()
-    inits = [_init("w1", rng.normal(0, 0.1, (c, c, 3, 3))), _init("b1", np.zeros(c)),
-             _init("w2", rng.normal(0, 0.1, (c, c, 3, 3))), _init("b2", np.zeros(c))]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1] * 4), helper.make_node("Relu", ["a"], ["r"]),
-             helper.make_node("Conv", ["r", "w2", "b2"], ["c"], pads=[1] * 4), helper.make_node("Add", ["x", "c"], ["s"]),
-             helper.make_node("Relu", ["s"], ["y"])]
-    m = _model(nodes, [_tensor("x", [batch, c, hw, hw])], [_tensor("y", None)], inits)
-    return Micro(f"basic_c{c}_hw{hw}_b{batch}", m, {"x": rng.random((batch, c, hw, hw), dtype=np.float32)}, True)
-
-
 def gemm(m_, k, n) -> Micro:
     from onnx import helper
 
@@ -114,34 +83,6 @@ def gemm(m_, k, n) -> Micro:
     return Micro(f"gemm_m{m_}_k{k}_n{n}", model, {"x": rng.random((m_, k), dtype=np.float32)}, True)
 
 
-def eltwise_chain(size, length) -> Micro:
-    from onnx import helper
-
-    names = ["x"] + [f"t{i}" for i in range(length - 1)] + ["y"]
-    ops = ["Relu", "Sigmoid", "Neg", "Abs"]
-    nodes = [helper.make_node(ops[i % len(ops)], [names[i]], [names[i + 1]]) for i in range(length)]
-    m = _model(nodes, [_tensor("x", [1, size])], [_tensor("y", None)], [])
-    return Micro(f"eltwise_n{size}_len{length}", m, {"x": _rng().random((1, size), dtype=np.float32)})
-
-
-def add(size) -> Micro:
-    from onnx import helper
-
-    m = _model([helper.make_node("Add", ["x", "z"], ["y"])], [_tensor("x", [1, size]), _tensor("z", [1, size])],
-               [_tensor("y", None)], [])
-    rng = _rng()
-    return Micro(f"add_n{size}", m, {"x": rng.random((1, size), dtype=np.float32),
-                                     "z": rng.random((1, size), dtype=np.float32)})
-
-
-def softmax(shape) -> Micro:
-    from onnx import helper
-
-    m = _model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [_tensor("x", list(shape))],
-               [_tensor("y", None)], [])
-    return Micro(f"softmax_{'x'.join(map(str, shape))}", m, {"x": _rng().random(shape, dtype=np.float32)})
-
-
 def layernorm(rows, d) -> Micro:
     from onnx import helper
 
@@ -150,68 +91,80 @@ def layernorm(rows, d) -> Micro:
     return Micro(f"layernorm_{rows}x{d}", m, {"x": _rng().random((1, rows, d), dtype=np.float32)})
 
 
-def transpose(c, hw) -> Micro:
+def matmul(batch, m_, k, n) -> Micro:
+    """A batched product of two activations (attention's QK^T and PV)."""
     from onnx import helper
 
-    m = _model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [_tensor("x", [1, c, hw, hw])],
+    rng = _rng()
+    model = _model([helper.make_node("MatMul", ["a", "b"], ["y"])],
+                   [_tensor("a", [batch, m_, k]), _tensor("b", [batch, k, n])], [_tensor("y", None)], [])
+    return Micro(f"bmm_b{batch}_m{m_}_k{k}_n{n}", model, {"a": rng.random((batch, m_, k), dtype=np.float32),
+                                                         "b": rng.random((batch, k, n), dtype=np.float32)}, True)
+
+
+def unary(op, shape, **attrs) -> Micro:
+    """One memory-bound op on one input (pools, activations, transposes, reductions)."""
+    from onnx import helper
+
+    m = _model([helper.make_node(op, ["x"], ["y"], **attrs)], [_tensor("x", list(shape))], [_tensor("y", None)], [])
+    return Micro(f"{op.lower()}_{'x'.join(map(str, shape))}", m, {"x": _rng().random(shape, dtype=np.float32)},
+                 op not in ("Erf", "Sigmoid", "LayerNormalization"))
+
+
+def binary(op, shape) -> Micro:
+    from onnx import helper
+
+    rng = _rng()
+    m = _model([helper.make_node(op, ["x", "z"], ["y"])], [_tensor("x", list(shape)), _tensor("z", list(shape))],
                [_tensor("y", None)], [])
-    return Micro(f"transpose_c{c}_hw{hw}", m, {"x": _rng().random((1, c, hw, hw), dtype=np.float32)})
+    return Micro(f"{op.lower()}_{'x'.join(map(str, shape))}", m, {"x": rng.random(shape, dtype=np.float32),
+                                                                  "z": rng.random(shape, dtype=np.float32)}, True)
 
 
-def concat(c, hw) -> Micro:
-    from onnx import helper
-
-    m = _model([helper.make_node("Concat", ["x", "z"], ["y"], axis=1)],
-               [_tensor("x", [1, c, hw, hw]), _tensor("z", [1, c, hw, hw])], [_tensor("y", None)], [])
-    rng = _rng()
-    return Micro(f"concat_c{c}_hw{hw}", m, {"x": rng.random((1, c, hw, hw), dtype=np.float32),
-                                            "z": rng.random((1, c, hw, hw), dtype=np.float32)})
+def _pick(rng, values):
+    return values[int(rng.integers(len(values)))]
 
 
-def attention(seq, d, heads) -> Micro:
-    """One self-attention block: QKV projections, scaled QK^T, softmax, PV, output projection."""
-    from onnx import helper, numpy_helper
+def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
+    """Single-kernel graphs with shapes sampled like edge models' layers (nn-Meter's idea): each family
+    `count` x its weight of random configurations, kept under a few MFLOP so the suite stays quick."""
+    rng = np.random.default_rng(seed)
+    chans = [3, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
+    hws = [2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 96]
+    dims = [4, 8, 16, 32, 64, 100, 128, 256, 384, 512, 768, 1024, 2048]
+    out: list[Micro] = []
 
-    rng = _rng()
-    hd = d // heads
-    inits = [_init(f"w{n}", rng.normal(0, 0.05, (d, d))) for n in "qkvo"]
-    inits += [numpy_helper.from_array(np.array([1, seq, heads, hd], np.int64), "split_shape"),
-              numpy_helper.from_array(np.array([1, seq, d], np.int64), "merge_shape"),
-              _init("scale", np.array(1.0 / np.sqrt(hd)))]
-    nodes = []
-    for n in "qkv":
-        nodes += [helper.make_node("MatMul", ["x", f"w{n}"], [f"{n}p"]),
-                  helper.make_node("Reshape", [f"{n}p", "split_shape"], [f"{n}r"]),
-                  helper.make_node("Transpose", [f"{n}r"], [f"{n}h"],
-                                   perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
-    nodes += [helper.make_node("MatMul", ["qh", "kh"], ["s"]), helper.make_node("Mul", ["s", "scale"], ["ss"]),
-              helper.make_node("Softmax", ["ss"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "vh"], ["o"]),
-              helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
-              helper.make_node("Reshape", ["ot", "merge_shape"], ["om"]),
-              helper.make_node("MatMul", ["om", "wo"], ["y"])]
-    m = _model(nodes, [_tensor("x", [1, seq, d])], [_tensor("y", None)], inits)
-    return Micro(f"attention_s{seq}_d{d}_h{heads}", m, {"x": rng.random((1, seq, d), dtype=np.float32)}, True)
+    def budget(flops, limit=6e7):
+        return flops <= limit
 
-
-def suite(quick: bool = False) -> list[Micro]:
-    """The fp32 suite; `quick` keeps a third of it (for tests)."""
-    items = [
-        conv(3, 16, 64, 3), conv(16, 32, 32, 3), conv(32, 64, 16, 3), conv(64, 64, 16, 3), conv(32, 32, 32, 3, 2),
-        conv(64, 128, 8, 3), conv(16, 16, 48, 5), conv(8, 16, 16, 3),
-        conv(32, 64, 32, 1), conv(64, 128, 16, 1), conv(128, 128, 8, 1), conv(16, 96, 32, 1), conv(96, 24, 16, 1),
-        conv(32, 32, 32, 3, 1, 32), conv(64, 64, 32, 3, 1, 64), conv(96, 96, 16, 3, 1, 96),
-        conv(144, 144, 28, 3, 2, 144), conv(256, 256, 8, 3, 1, 256), conv(32, 32, 48, 5, 1, 32),
-        gemm(1, 256, 256), gemm(1, 1024, 1024), gemm(8, 512, 512), gemm(32, 256, 1024), gemm(64, 768, 768),
-        gemm(128, 128, 128), gemm(1, 64, 16), gemm(16, 2048, 256),
-        add(1000), add(100_000), add(1_000_000), eltwise_chain(256, 1), eltwise_chain(256, 16),
-        eltwise_chain(256, 48), eltwise_chain(50_000, 4),
-        softmax((1, 1000)), softmax((1, 8, 128, 128)), layernorm(128, 256), layernorm(64, 768),
-        transpose(64, 56), transpose(16, 16), concat(32, 28), concat(8, 8),
-        attention(32, 128, 4), attention(128, 256, 4), attention(64, 384, 6),
-        conv(8, 8, 32, 3), conv(8, 16, 64, 3), conv(16, 16, 32, 3, batch=4), conv(3, 8, 32, 3),
-        conv(16, 32, 16, 3, 2), conv(24, 48, 24, 1, batch=4), conv(48, 48, 24, 3, 1, 48, batch=4),
-        conv(8, 8, 64, 3, 1, 8), gemm(4, 128, 64), gemm(8, 64, 256), gemm(256, 64, 64),
-        block(8, 32, 4), block(16, 16, 6), block(24, 32, 4, batch=4), block(64, 8, 6),
-        basic_block(8, 32), basic_block(16, 16), basic_block(32, 8, batch=4), basic_block(64, 8),
-    ]
-    return items[::3] if quick else items
+    while len([m for m in out if m.name.startswith("conv")]) < 28 * count:
+        cin, cout, hw, k = _pick(rng, chans), _pick(rng, chans[1:]), _pick(rng, hws), _pick(rng, [1, 3, 3, 5])
+        s, b = _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 1, 2, 4, 8])
+        if hw >= k and budget(2 * b * cout * (hw // s) ** 2 * cin * k * k):
+            out.append(conv(cin, cout, hw, k, s, batch=b))
+    while len([m for m in out if m.name.startswith("dwconv")]) < 14 * count:
+        c, hw, k, s, b = _pick(rng, chans[2:] + [192, 384, 576]), _pick(rng, hws[1:]), _pick(rng, [3, 3, 5]), \
+            _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 2, 4])
+        if hw >= k and budget(2 * b * c * (hw // s) ** 2 * k * k, 1e7):
+            out.append(conv(c, c, hw, k, s, group=c, batch=b))
+    while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
+        m_, k, n = _pick(rng, [1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]), _pick(rng, dims), _pick(rng, dims)
+        if budget(2 * m_ * k * n):
+            out.append(gemm(m_, k, n))
+    while len([m for m in out if m.name.startswith("bmm")]) < 8 * count:
+        b, m_, k = _pick(rng, [1, 4, 8, 16, 32, 64]), _pick(rng, [8, 16, 32, 64, 128]), _pick(rng, [16, 32, 64])
+        n = _pick(rng, [k, m_])
+        if budget(2 * b * m_ * k * n, 2e7):
+            out.append(matmul(b, m_, k, n))
+    for i in range(6 * count):  # memory-bound ops over sizes from a few values to a few MB
+        elems = int(2 ** rng.uniform(2, 20))
+        c = _pick(rng, [8, 16, 32, 64])
+        hw = max(2, int(math.sqrt(max(elems // c, 4))))
+        rows = max(1, elems // 128)
+        out += [binary(_pick(rng, ["Add", "Mul"]), (1, elems)), unary(_pick(rng, ["Relu", "Sigmoid", "Erf"]), (1, elems)),
+                unary("Softmax", (rows, 128), axis=-1), unary("Transpose", (1, c, hw, hw), perm=[0, 2, 3, 1]),
+                unary("MaxPool", (1, c, 2 * hw, 2 * hw), kernel_shape=[2, 2], strides=[2, 2]),
+                unary("GlobalAveragePool", (1, c, hw, hw))]
+        if i % 2 == 0:
+            out.append(layernorm(rows, 128))
+    return out

@@ -102,11 +102,27 @@ def uncertainty(profile: Profile) -> float:
     return 0.5
 
 
+def total_seconds(nodes, prm: Params, tables, threads: int) -> float:
+    """Predicted run time: the run overhead plus every node (kernel tables first, roofline for the rest)."""
+    return sum(t for _, t in per_node_seconds(nodes, prm, tables, threads)) + (tables.run_s if tables else prm.run_s)
+
+
+def per_node_seconds(nodes, prm: Params, tables, threads: int) -> list[tuple[NodeCost, float]]:
+    out = []
+    for n in nodes:
+        t = tables.node_seconds(n, threads, prm) if tables is not None else None
+        out.append((n, t if t is not None else node_seconds(n, prm, threads)))
+    return out
+
+
 def predict_cost(cost: GraphCost, profile: Profile, threads: int = 1, batch: int = 1, top: int = 10,
                  params: Params | None = None) -> Prediction:
+    from .kernels import from_profile
+
     prm = params or Params.from_profile(profile)
-    per_node = [(n, node_seconds(n, prm, threads)) for n in cost.nodes]
-    total = sum(t for _, t in per_node) + prm.run_s
+    tables = from_profile(profile.data, str(profile.path), prm.cores)
+    per_node = per_node_seconds(cost.nodes, prm, tables, threads)
+    total = sum(t for _, t in per_node) + (tables.run_s if tables else prm.run_s)
     by_class: dict[str, float] = {}
     for n, t in per_node:
         by_class[n.op_class] = by_class.get(n.op_class, 0.0) + t * 1e3
@@ -133,4 +149,13 @@ def predict_latency(model_path: str, profile: str | Profile, threads: int = 1, b
     if threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}", "e.g. --threads 1")
     prof = profiles.load(profile) if isinstance(profile, str) else profile
-    return predict_cost(analyze(model_path, batch, shapes), prof, threads, batch, top)
+    return predict_cost(analyze(model_path, batch, shapes, graph_level(prof)), prof, threads, batch, top)
+
+
+def graph_level(profile: Profile) -> str:
+    """The optimization level whose graph to price: ALL (what sessions run, with layout transforms that
+    depend on the CPU) when the target has this machine's architecture, else the portable EXTENDED graph."""
+    import platform
+
+    here = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
+    return "all" if profile.get("cpu.arch") == here else "extended"

@@ -1,0 +1,175 @@
+"""Kernel tables: latency read off measured kernels of the same family and similar shape (nn-Meter's idea,
+fitted in a 2-minute calibration instead of tens of thousands of measurements).
+
+A roofline with one efficiency per op class cannot know that a 8-channel conv runs at a fifth of a
+64-channel one, or that a one-row GEMM is bandwidth-bound. So a calibrated profile keeps, per kernel
+family and dtype (conv.fp32, dwconv.int8, gemm.fp32, bmm.int8, softmax.int8, qdq.int8, ...), the shape
+features and measured times of every kernel the suite ran. A node's time is the work-weighted time of its
+nearest measured neighbours in log2-feature space (k nearest, inverse-distance weights): time per FLOP
+for compute kernels and per byte for the rest, so a node larger than anything measured extrapolates at
+the largest kernels' efficiency. Thread scaling is read off the same neighbours: the speed-up measured at
+the calibration's top thread count gives each node its own serial fraction (Amdahl).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+from .graph import NodeCost
+from .predictor import Params, is_int8, single_thread_s
+
+COMPUTE_FAMILIES = ("conv", "dwconv", "gemm", "bmm")
+K_NEAREST = 8
+RIDGE = 0.1
+
+
+def key(n: NodeCost) -> str | None:
+    """The table a node's time comes from, e.g. "conv.int8"."""
+    return f"{n.kernel}.{n.dtype}" if n.kernel else None
+
+
+def prior_s(n: NodeCost, prm: Params) -> float:
+    """The profile's roofline time of a node at one thread: what the tables correct."""
+    return single_thread_s(n, prm) + prm.node_s + (prm.int8_node_s if is_int8(n) else 0.0)
+
+
+def _features(dims) -> np.ndarray:
+    return np.log2(np.maximum(np.asarray(dims, float), 1.0))
+
+
+def dims_of(n: NodeCost, prm: Params) -> list[float]:
+    """A node's table coordinates: its shape features and its roofline time in ns (the ratio to the roofline
+    depends on size as much as on shape: small kernels live in cache, large ones wait for DRAM)."""
+    return [*n.dims, prior_s(n, prm) * 1e9]
+
+
+@dataclass
+class Table:
+    x: np.ndarray        # (n, d) log2 shape features
+    y: np.ndarray        # (n,) log of measured / roofline time, one thread
+    speedup: np.ndarray  # (n,) measured 1-thread / top-thread time (1.0 where not measured)
+
+    def __post_init__(self):
+        # the trend: log time per unit linear in the log features (ridge), so sizes between and beyond the
+        # measured ones follow how efficiency grows with each dimension; neighbours then correct it locally
+        n, d = self.x.shape
+        a = np.hstack([np.ones((n, 1)), self.x])
+        reg = RIDGE * np.eye(d + 1)
+        reg[0, 0] = 0.0
+        self.coef = np.linalg.solve(a.T @ a + reg, a.T @ self.y) if n > d + 2 else \
+            np.r_[np.median(self.y), np.zeros(d)]
+        self.resid = self.y - a @ self.coef
+
+    def lookup(self, dims) -> tuple[float, float]:
+        """(measured / roofline time ratio, speed-up at the top thread count) for a node of these dims."""
+        f = _features(dims)
+        if f.shape[0] != self.x.shape[1]:
+            raise ValueError("feature width")
+        d = np.sqrt(((self.x - f) ** 2).sum(axis=1))
+        idx = np.argsort(d)[:K_NEAREST]
+        w = 1.0 / (d[idx] + 0.5)
+        local = (w * self.resid[idx]).sum() / w.sum() * float(np.exp(-d[idx].min() / 2.0))  # fades with distance
+        trend = self.coef[0] + f @ self.coef[1:]
+        y = float(np.clip(trend + local, self.y.min(), self.y.max()))  # never beyond what was measured
+        return float(np.exp(y)), float((w * self.speedup[idx]).sum() / w.sum())
+
+
+@dataclass
+class Kernels:
+    """All tables of a calibrated profile, with the thread count its speed-ups were measured at."""
+    tables: dict[str, Table]
+    top_threads: int
+    run_s: float         # per-run overhead at one thread
+    cores: int
+
+    def node_seconds(self, n: NodeCost, threads: int, prm: Params) -> float | None:
+        """A node's time at `threads`, or None when no table holds its family (the roofline prices it)."""
+        k = key(n)
+        table = self.tables.get(k) if k else None
+        if table is None:
+            return None
+        try:
+            ratio, speedup = table.lookup(dims_of(n, prm))
+        except ValueError:
+            return None
+        return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores)
+
+
+def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
+    """Amdahl's law through the measured point: at `top` threads the time is 1/speedup."""
+    n = min(int(threads), cores)
+    if n <= 1 or top <= 1:
+        return 1.0
+    serial = min(1.5, max(0.0, (top / max(speedup, 1e-3) - 1.0) / (top - 1.0)))
+    return serial + (1.0 - serial) / n
+
+
+def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int, run_s: float) -> dict:
+    """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups."""
+    out: dict = {"top_threads": top_threads, "run_overhead_us": round(run_s * 1e6, 4)}
+    for k, items in sorted(rows.items()):
+        out[k] = {"dims": [[round(float(v), 3) for v in d] for d, _, _ in items],
+                  "ratio": [float(f"{r:.5g}") for _, r, _ in items],
+                  "speedup": [round(float(sp), 4) for _, _, sp in items]}
+    return out
+
+
+def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
+    """Parse (and validate) a profile's [kernels] table; None when the profile has none."""
+    raw = data.get("kernels")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: `kernels` must be a table", "re-run `edgekd profiles calibrate`")
+    top, run_us = raw.get("top_threads", 1), raw.get("run_overhead_us", 0.0)
+    if not isinstance(top, int) or top < 1 or not isinstance(run_us, (int, float)) or run_us < 0:
+        raise UsageError(f"{where}: field `kernels.top_threads` must be an int >= 1 and "
+                         f"`kernels.run_overhead_us` a number >= 0, got {top!r} and {run_us!r}",
+                         "re-run `edgekd profiles calibrate`")
+    tables = {}
+    for name, t in raw.items():
+        if name in ("top_threads", "run_overhead_us"):
+            continue
+        tables[name] = _table(t, f"{where}: table `kernels.{name}`")
+    return Kernels(tables, top, float(run_us) * 1e-6, cores)
+
+
+def _table(t, where: str) -> Table:
+    hint = "re-run `edgekd profiles calibrate` to rewrite it"
+    if not isinstance(t, dict) or not all(isinstance(t.get(f), list) for f in ("dims", "ratio", "speedup")):
+        raise UsageError(f"{where} needs lists `dims`, `ratio` and `speedup`", hint)
+    n = len(t["dims"])
+    if n == 0 or len(t["ratio"]) != n or len(t["speedup"]) != n:
+        raise UsageError(f"{where}: `dims`, `ratio` and `speedup` must be non-empty and equally long, "
+                         f"got {n}, {len(t['ratio'])} and {len(t['speedup'])}", hint)
+    try:
+        x = np.array([_features(d) for d in t["dims"]], float)
+        ratio = np.array(t["ratio"], float)
+        sp = np.array(t["speedup"], float)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: `dims` must be a list of equally long number lists and "
+                         "`ratio` / `speedup` lists of numbers", hint) from None
+    if x.ndim != 2 or not np.isfinite(x).all() or not (np.isfinite(ratio).all() and (ratio > 0).all()) \
+            or not (np.isfinite(sp).all() and (sp > 0).all()):
+        raise UsageError(f"{where}: every `dims` row must have the same length and every `ratio` / "
+                         "`speedup` value must be a positive number", hint)
+    return Table(x, np.log(ratio), sp)
+
+
+def fit_rows(samples: list[tuple[NodeCost, float, float]], prm: Params) -> dict[str, list[tuple[list, float, float]]]:
+    """Group measured kernels (node, one-thread seconds, speed-up) into per-family rows."""
+    rows: dict[str, list] = {}
+    for n, t1, speedup in samples:
+        k = key(n)
+        if k is None or t1 <= 0 or not math.isfinite(t1):
+            continue
+        rows.setdefault(k, []).append((dims_of(n, prm), t1 / prior_s(n, prm), speedup))
+    return rows
+
+
+def tables_from_rows(rows: dict, top_threads: int, run_s: float, cores: int) -> Kernels:
+    return Kernels({k: Table(np.array([_features(d) for d, _, _ in r]), np.log([v for _, v, _ in r]),
+                             np.array([sp for _, _, sp in r])) for k, r in rows.items()}, top_threads, run_s, cores)
