@@ -400,6 +400,15 @@ def profiles_show(name, as_json) -> None:
             c.print(f"{name!r} is an alias of {p.name!r}")
         c.print(_table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
                        [[f, p.get(f), p.source(f)] for f in FIELDS]))
+        tables = {k: len(v["dims"]) for k, v in p.data.get("kernels", {}).items() if isinstance(v, dict)}
+        cal = p.data.get("calibration") or {}
+        if tables:
+            c.print(f"kernel tables ({sum(tables.values())} measured kernels): "
+                    + ", ".join(f"{k} {n}" for k, n in sorted(tables.items())))
+        if "median_abs_error" in cal:
+            how = "cross-validated" if "fit_median_abs_error" in cal else "in-sample"
+            c.print(f"calibration: median error {cal['median_abs_error']:.1%} ({how}), "
+                    f"{cal.get('within_20', 0):.0%} within ±20%, {cal.get('points')} measurements, {cal.get('date')}")
     _emit(out, as_json, render)
 
 
@@ -412,16 +421,19 @@ def profiles_show(name, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     """Measure this device with onnxruntime micro-benchmarks (no torch needed) and write a calibrated
-    profile: efficiencies, overheads and thread scaling fitted to the measurements."""
+    profile: efficiencies, overheads and thread scaling fitted to the measurements, plus kernel tables
+    (each measured kernel's shape, time and thread speed-up) that predictions read."""
     from .latency.calibrate import calibrate
     from .progress import step_progress
 
     with step_progress("calibrate") as progress:
         res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick, progress=progress)
+    res.pop("alongside_seconds", None)
 
     def render(r):
-        _console().print(f"wrote {r['path']}: {r['points']} measurements in {r['seconds']} s; the fitted model's "
-                         f"median error on them is {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)")
+        _console().print(f"wrote {r['path']}: {r['points']} measurements in {r['seconds']} s; the model's "
+                         f"cross-validated median error on them is {r['median_abs_error']:.1%} "
+                         f"({r['within_20']:.0%} within 20%)")
     _emit(res, as_json, render)
 
 

@@ -21,8 +21,8 @@ from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost, analyze
 from . import kernels as kern
-from .micro import Micro, sampled
-from .predictor import MEMORY_TERMS, Params, is_int8, node_seconds
+from .micro import Micro, sampled, sampled_blocks
+from .predictor import MEMORY_TERMS, Params, is_int8, node_time
 
 SUITE_SCALE = 1  # the sampled suite has 113 graphs per unit (about 40 s on 2 cores with int8 and 2 threads)
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
@@ -66,13 +66,6 @@ def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 3, budget
             if progress:
                 progress(r * len(jobs) + i + 1, rounds * len(jobs), f"round {r + 1}/{rounds}")
     return best
-
-
-def measure(path: str, feeds: dict, threads: int, rounds: int = 3, budget_s: float = 0.06) -> float:
-    """Latency of one model (see `measure_interleaved`)."""
-    from ..onnxutil import session
-
-    return measure_interleaved([(session(path, threads), feeds)], rounds, budget_s)[0]
 
 
 def features(cost: GraphCost) -> np.ndarray:
@@ -162,13 +155,12 @@ def fit_kernels(points: list[Point], prm: Params, iterations: int = 3) -> tuple[
             if one is None:
                 continue
             nodes = [n for n in one.cost.nodes if kern.key(n)]
-            est1 = [_node_s(n, prm, model, 1) for n in nodes]
-            main = _main_key(nodes, est1)
-            target = [i for i, n in enumerate(nodes) if kern.key(n) == main]
+            est1 = [node_time(n, prm, model, 1) for n in nodes]
+            target = _targets(nodes, est1)
             t1 = _share(one.seconds - prm.run_s, est1, target)
             tn = t1
             if many is not None and top > 1:
-                estn = [_node_s(n, prm, model, top) for n in nodes]
+                estn = [node_time(n, prm, model, top) for n in nodes]
                 tn = _share(many.seconds - prm.run_s, estn, target)
             samples += [(nodes[i], t1[i], t1[i] / tn[i]) for i in target]
         rows = kern.fit_rows(samples, prm)
@@ -176,20 +168,30 @@ def fit_kernels(points: list[Point], prm: Params, iterations: int = 3) -> tuple[
     return model, kern.to_data(rows, top, prm.run_s)
 
 
-def _main_key(nodes, est) -> str:
-    """The kernel a micro graph measures: its compute kernel, else its costliest node other than the Q/DQ
-    that quantization wraps around it (a graph of only Q/DQ measures those)."""
-    for pool in ([i for i, n in enumerate(nodes) if n.kernel in kern.COMPUTE_FAMILIES],
-                 [i for i, n in enumerate(nodes) if n.kernel != "qdq"], list(range(len(nodes)))):
-        if pool:
-            return kern.key(nodes[max(pool, key=lambda i: est[i])])
-    return ""
+def cross_validated_errors(points: list[Point], prm: Params) -> np.ndarray:
+    """|relative error| of each point predicted by tables fitted without its graph (2-fold over graphs):
+    the honest error that sets prediction bands and sizing margins (the in-sample fit flatters the tables)."""
+    names = sorted({p.name for p in points})
+    fold = {n: i % 2 for i, n in enumerate(names)}
+    err = np.zeros(len(points))
+    for f in (0, 1):
+        train = [p for p in points if fold[p.name] != f]
+        tables, _ = fit_kernels(train, prm)
+        test = [i for i, p in enumerate(points) if fold[p.name] == f]
+        err[test] = np.abs(errors_of([points[i] for i in test], prm, tables))
+    return err
 
 
-def _node_s(n, prm: Params, model: kern.Kernels | None, threads: int) -> float:
-    t = model.node_seconds(n, threads, prm) if model is not None else None
-    return t if t is not None else node_seconds(n, prm, threads)
-
+def _targets(nodes, est) -> list[int]:
+    """The nodes a micro graph measures: its compute kernels (a chain or block has several), else its
+    costliest kind of node other than the Q/DQ that quantization wraps around it (a graph of only Q/DQ
+    measures those). The rest are priced by the current model and subtracted."""
+    compute = [i for i, n in enumerate(nodes) if n.kernel in kern.COMPUTE_FAMILIES]
+    if compute:
+        return compute
+    pool = [i for i, n in enumerate(nodes) if n.kernel != "qdq"] or list(range(len(nodes)))
+    main = kern.key(nodes[max(pool, key=lambda i: est[i])])
+    return [i for i, n in enumerate(nodes) if kern.key(n) == main]
 
 def _share(available: float, est: list[float], target: list[int]) -> dict[int, float]:
     """Split what the target nodes took (the graph less the others' estimates) in proportion to their
@@ -200,14 +202,16 @@ def _share(available: float, est: list[float], target: list[int]) -> dict[int, f
     return {i: left * est[i] / mine for i in target}
 
 
-def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None) -> list[Point]:
+def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None,
+              alongside: list = ()) -> tuple[list[Point], list[float]]:
     """Build, quantize and analyze every micro-benchmark, then time each at every thread count in
-    interleaved rounds."""
+    interleaved rounds, together with the `alongside` (session, feeds) jobs (timed under the same machine
+    state: how benchmarks compare predictions with measurements on a machine whose speed drifts)."""
     import onnx
 
     from ..onnxutil import session
 
-    items = sampled(1)[::4] if quick else sampled(SUITE_SCALE)
+    items = (sampled(1)[::4] + sampled_blocks(1)[::4]) if quick else sampled(SUITE_SCALE) + sampled_blocks(SUITE_SCALE)
     specs: list[tuple[Micro, str, GraphCost, int]] = []
     jobs = []
     with tempfile.TemporaryDirectory() as td:
@@ -222,8 +226,9 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                 for th in threads_list:
                     specs.append((m, dtype, cost, th))
                     jobs.append((session(path, th), m.feeds))
-        seconds = measure_interleaved(jobs, progress=progress)
-    return [Point(m.name, dtype, th, cost, s) for (m, dtype, cost, th), s in zip(specs, seconds)]
+        seconds = measure_interleaved(jobs + list(alongside), progress=progress)
+    points = [Point(m.name, dtype, th, cost, s) for (m, dtype, cost, th), s in zip(specs, seconds)]
+    return points, seconds[len(specs):]
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -351,8 +356,9 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
 
 
 def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = None,
-              threads: list[int] | None = None, quick: bool = False, progress=None) -> dict:
-    """Measure, fit and write a calibrated profile to `out`; returns the fit's figures."""
+              threads: list[int] | None = None, quick: bool = False, progress=None, alongside: list = ()) -> dict:
+    """Measure, fit and write a calibrated profile to `out`; returns the fit's figures (and, in
+    "alongside_seconds", the timings of the `alongside` jobs measured in the same rounds)."""
     import onnxruntime as ort
 
     from ..rundir import write_text
@@ -369,15 +375,17 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
-    points = run_suite(threads_list, preset, quick, progress)
-    prm = fit(points, cores)
-    tables, table_data = fit_kernels(points, prm)
-    err = np.abs(errors_of(points, prm, tables))
+    points, alongside_s = run_suite(threads_list, preset, quick, progress, alongside)
+    data = build_profile(name, base_prof, fit(points, cores), {}, bandwidth, threads_list)
+    # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
+    prm = Params.from_profile(profiles.Profile(data, Path(out)))
+    tables, data["kernels"] = fit_kernels(points, prm)
+    err = cross_validated_errors(points, prm)
     stats = {"points": len(points), "median_abs_error": round(float(np.median(err)), 4),
              "within_10": round(float((err <= 0.10).mean()), 4), "within_20": round(float((err <= 0.20).mean()), 4),
+             "fit_median_abs_error": round(float(np.median(np.abs(errors_of(points, prm, tables)))), 4),
              "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1)}
-    data = build_profile(name, base_prof, prm, stats, bandwidth, threads_list)
-    data["kernels"] = table_data
+    data["calibration"].update(stats)
     profiles.validate(data, str(out))
     write_text(out, dumps(data))
-    return {"path": str(out), "name": name, **stats, "cost": data["cost"]}
+    return {"path": str(out), "name": name, **stats, "cost": data["cost"], "alongside_seconds": alongside_s}

@@ -215,7 +215,20 @@ def _family(op: str, cls: str) -> str:
     return cls if cls in ("eltwise", "datamove") else "eltwise"
 
 
-def _node_cost(k: dict, node, inits: dict) -> NodeCost:
+NCHWC = "com.microsoft.nchwc"
+
+
+def _layout(node, producers: dict) -> str:
+    """x86 level ALL runs convs in blocked NCHWc layout; one whose input is still plain NCHW (the chain's
+    first conv, or one after a channel count the block does not divide) takes a much slower path."""
+    if node is None or node.domain != NCHWC:
+        return ""
+    src = producers.get(node.input[0])
+    blocked = src is not None and src.domain == NCHWC and src.op_type != "ReorderOutput"
+    return "-nchwc" if blocked else "-nchwc-nchw"
+
+
+def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
     """FLOPs and bytes of one kernel that ran: activation shapes from the profiler, weight shapes and
     attributes from the optimized graph (pre-packed weights are missing from the profiler's shapes)."""
     op = k.get("op_name") or (node.op_type if node is not None else "?")
@@ -242,6 +255,7 @@ def _node_cost(k: dict, node, inits: dict) -> NodeCost:
             spatial = _elems(out_shape) / max(1, w[0])
             dims = [w[0], spatial, _elems(w[2:]), stride] if cls == "dwconv" else \
                 [w[1], w[0], spatial, _elems(w[2:]), stride]
+            family = cls + _layout(node, producers)
     elif cls == "gemm":
         flops = _gemm_flops(op, ins, out_shape, attrs, inits, names)
         n_out = out_shape[-1] if out_shape else 1
@@ -295,9 +309,10 @@ def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]
     opt, kernels = _executed(_named(model), fixed, level, path)
     by_name = {n.name: n for n in opt.graph.node}
     inits = {i.name: i for i in opt.graph.initializer}
+    producers = {o: n for n in opt.graph.node for o in n.output}
     nodes, unknown = [], []
     for k in kernels:
-        cost = _node_cost(k, by_name.get(k["node"]), inits)
+        cost = _node_cost(k, by_name.get(k["node"]), inits, producers)
         if cost.op_class == "other":
             unknown.append(cost.op_type)
             cost.op_class = "eltwise"  # a generic bandwidth-bound node: priced, and listed in a warning

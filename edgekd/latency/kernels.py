@@ -4,11 +4,12 @@ fitted in a 2-minute calibration instead of tens of thousands of measurements).
 A roofline with one efficiency per op class cannot know that a 8-channel conv runs at a fifth of a
 64-channel one, or that a one-row GEMM is bandwidth-bound. So a calibrated profile keeps, per kernel
 family and dtype (conv.fp32, dwconv.int8, gemm.fp32, bmm.int8, softmax.int8, qdq.int8, ...), the shape
-features and measured times of every kernel the suite ran. A node's time is the work-weighted time of its
-nearest measured neighbours in log2-feature space (k nearest, inverse-distance weights): time per FLOP
-for compute kernels and per byte for the rest, so a node larger than anything measured extrapolates at
-the largest kernels' efficiency. Thread scaling is read off the same neighbours: the speed-up measured at
-the calibration's top thread count gives each node its own serial fraction (Amdahl).
+features of every kernel the suite ran and its measured time as a ratio to the profile's roofline. A node's
+ratio is a trend fitted across its family (ridge, linear in log2 shape and log2 roofline time) plus the
+residuals of its nearest measured neighbours (fading with distance), clamped to the measured range, so
+shapes between and beyond the measured ones stay plausible. Thread scaling is read off the same
+neighbours: the speed-up measured at the calibration's top thread count gives each node its own serial
+fraction (Amdahl).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from ..errors import UsageError
 from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
-COMPUTE_FAMILIES = ("conv", "dwconv", "gemm", "bmm")
+COMPUTE_FAMILIES = ("conv", "dwconv", "gemm", "bmm", "conv-nchwc", "dwconv-nchwc", "conv-nchwc-nchw",
+                    "dwconv-nchwc-nchw")
 K_NEAREST = 8
 RIDGE = 0.1
 
@@ -53,8 +55,8 @@ class Table:
     speedup: np.ndarray  # (n,) measured 1-thread / top-thread time (1.0 where not measured)
 
     def __post_init__(self):
-        # the trend: log time per unit linear in the log features (ridge), so sizes between and beyond the
-        # measured ones follow how efficiency grows with each dimension; neighbours then correct it locally
+        # the trend: log ratio linear in the log features (ridge), so shapes between and beyond the measured
+        # ones follow how efficiency grows with each dimension; neighbours then correct it locally
         n, d = self.x.shape
         a = np.hstack([np.ones((n, 1)), self.x])
         reg = RIDGE * np.eye(d + 1)

@@ -168,3 +168,111 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         if i % 2 == 0:
             out.append(layernorm(rows, 128))
     return out
+
+
+def _conv_node(x, y, w, b, k, stride=1, group=1):
+    from onnx import helper
+
+    return helper.make_node("Conv", [x, w, b], [y], pads=[k // 2] * 4, strides=[stride] * 2, group=group)
+
+
+def conv_chain(cin, c, hw, k, layers, batch=1) -> Micro:
+    """A plain CNN stage: conv cin->c then (layers - 1) convs c->c, each + Relu. Chains, not lone kernels,
+    are what models run: layout reorders happen at the chain's ends and activations stay in cache."""
+    from onnx import helper
+
+    rng = _rng()
+    nodes, inits, x = [], [], "x"
+    for i in range(layers):
+        ci = cin if i == 0 else c
+        inits += [_init(f"w{i}", rng.normal(0, 0.1, (c, ci, k, k))), _init(f"b{i}", np.zeros(c))]
+        nodes += [_conv_node(x, f"c{i}", f"w{i}", f"b{i}", k), helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    m = _model(nodes, [_tensor("x", [batch, cin, hw, hw])], [_tensor(x, None)], inits)
+    return Micro(f"convchain_c{cin}-{c}_hw{hw}_k{k}_l{layers}_b{batch}", m,
+                 {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
+
+
+def inverted_residual(c, hw, expand, k=3, batch=1) -> Micro:
+    """A MobileNetV2 block: 1x1 expand + Relu, kxk depthwise + Relu, 1x1 project, residual Add."""
+    from onnx import helper
+
+    rng = _rng()
+    mid = c * expand
+    inits = [_init("w1", rng.normal(0, 0.1, (mid, c, 1, 1))), _init("b1", np.zeros(mid)),
+             _init("w2", rng.normal(0, 0.1, (mid, 1, k, k))), _init("b2", np.zeros(mid)),
+             _init("w3", rng.normal(0, 0.1, (c, mid, 1, 1))), _init("b3", np.zeros(c))]
+    nodes = [_conv_node("x", "e", "w1", "b1", 1), helper.make_node("Relu", ["e"], ["ea"]),
+             _conv_node("ea", "d", "w2", "b2", k, group=mid), helper.make_node("Relu", ["d"], ["da"]),
+             _conv_node("da", "p", "w3", "b3", 1), helper.make_node("Add", ["x", "p"], ["y"])]
+    m = _model(nodes, [_tensor("x", [batch, c, hw, hw])], [_tensor("y", None)], inits)
+    return Micro(f"invres_c{c}_hw{hw}_t{expand}_k{k}_b{batch}", m,
+                 {"x": rng.random((batch, c, hw, hw), dtype=np.float32)}, True)
+
+
+def mlp_chain(batch, widths) -> Micro:
+    """Fully connected layers (MatMul + Add + Relu) of the given widths."""
+    from onnx import helper
+
+    rng = _rng()
+    nodes, inits, x = [], [], "x"
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        inits += [_init(f"w{i}", rng.normal(0, 0.05, (a, b))), _init(f"b{i}", np.zeros(b))]
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
+                  helper.make_node("Relu", [f"a{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    m = _model(nodes, [_tensor("x", [batch, widths[0]])], [_tensor(x, None)], inits)
+    return Micro(f"mlpchain_b{batch}_{'-'.join(map(str, widths))}", m,
+                 {"x": rng.random((batch, widths[0]), dtype=np.float32)}, True)
+
+
+def attention(seq, d, heads, batch=1) -> Micro:
+    """One self-attention block: QKV projections, scaled QK^T, softmax, PV, output projection."""
+    from onnx import helper, numpy_helper
+
+    rng = _rng()
+    hd = d // heads
+    inits = [_init(f"w{n}", rng.normal(0, 0.05, (d, d))) for n in "qkvo"]
+    inits += [numpy_helper.from_array(np.array([batch, seq, heads, hd], np.int64), "split_shape"),
+              numpy_helper.from_array(np.array([batch, seq, d], np.int64), "merge_shape"),
+              _init("scale", np.array(1.0 / np.sqrt(hd)))]
+    nodes = []
+    for n in "qkv":
+        nodes += [helper.make_node("MatMul", ["x", f"w{n}"], [f"{n}p"]),
+                  helper.make_node("Reshape", [f"{n}p", "split_shape"], [f"{n}r"]),
+                  helper.make_node("Transpose", [f"{n}r"], [f"{n}h"], perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
+    nodes += [helper.make_node("MatMul", ["qh", "kh"], ["s"]), helper.make_node("Mul", ["s", "scale"], ["ss"]),
+              helper.make_node("Softmax", ["ss"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "vh"], ["o"]),
+              helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ot", "merge_shape"], ["om"]),
+              helper.make_node("MatMul", ["om", "wo"], ["y"])]
+    m = _model(nodes, [_tensor("x", [batch, seq, d])], [_tensor("y", None)], inits)
+    return Micro(f"attention_s{seq}_d{d}_h{heads}_b{batch}", m,
+                 {"x": rng.random((batch, seq, d), dtype=np.float32)}, True)
+
+
+def sampled_blocks(count: int = 1, seed: int = 1) -> list[Micro]:
+    """Short chains and blocks with sampled sizes: CNN stages, inverted residuals, MLPs, attention."""
+    rng = np.random.default_rng(seed)
+    out: list[Micro] = []
+    while len(out) < 12 * count:
+        cin, c, hw, k = _pick(rng, [3, 8, 16, 32, 64]), _pick(rng, [8, 16, 24, 32, 48, 64, 96, 128]), \
+            _pick(rng, [8, 16, 32, 64]), _pick(rng, [1, 3, 3])
+        layers, b = _pick(rng, [2, 3, 4]), _pick(rng, [1, 1, 2, 4, 8])
+        if 2 * b * hw * hw * c * (cin + (layers - 1) * c) * k * k <= 1.2e8:
+            out.append(conv_chain(cin, c, hw, k, layers, b))
+    while len(out) < 22 * count:
+        c, hw, t, k, b = _pick(rng, [8, 16, 24, 32, 64, 96]), _pick(rng, [4, 8, 16, 32, 48]), _pick(rng, [1, 3, 6]), \
+            _pick(rng, [3, 3, 5]), _pick(rng, [1, 1, 2, 4, 8])
+        if 2 * b * hw * hw * c * c * t * 2 <= 6e7:
+            out.append(inverted_residual(c, hw, t, k, b))
+    while len(out) < 32 * count:
+        depth = _pick(rng, [2, 3, 4])
+        widths = [_pick(rng, [16, 32, 64, 128, 256, 512, 784, 1024]) for _ in range(depth + 1)]
+        out.append(mlp_chain(_pick(rng, [1, 1, 2, 8, 32]), widths))
+    while len(out) < 38 * count:
+        seq, d, b = _pick(rng, [8, 16, 32, 64, 128]), _pick(rng, [32, 64, 128, 256]), _pick(rng, [1, 1, 4, 8])
+        heads = _pick(rng, [1, 2, 4])
+        if b * seq * d * (8 * d + 4 * seq) <= 1e8:
+            out.append(attention(seq, d, heads, b))
+    return out
