@@ -22,9 +22,9 @@ from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost, analyze
 from . import kernels as kern
 from .micro import Micro, sampled, sampled_blocks
-from .predictor import MEMORY_TERMS, Params, is_int8, node_time
+from .predictor import MEMORY_TERMS, Params, is_int8, node_time, total_seconds
 
-SUITE_SCALE = 1  # the sampled suite has 113 graphs per unit (about 40 s on 2 cores with int8 and 2 threads)
+SUITE_SCALE = 1  # ~140 graphs (single kernels, chains, blocks): about 90 s on 2 cores with int8 and 2 threads
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
 
@@ -51,7 +51,7 @@ def _burst(sess, feeds: dict, budget_s: float, min_runs: int = 5) -> float:
     return float(np.median(samples))
 
 
-def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 3, budget_s: float = 0.06,
+def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 3, budget_s: float = 0.04,
                         progress=None) -> list[float]:
     """Steady-state latency of each (session, feeds) job on a machine that others share.
 
@@ -129,8 +129,6 @@ def fit(points: list[Point], cores: int) -> Params:
 
 
 def predicted_s(p: Point, prm: Params, tables: kern.Kernels | None = None) -> float:
-    from .predictor import total_seconds
-
     return total_seconds(p.cost.nodes, prm, tables, p.threads)
 
 
@@ -140,9 +138,10 @@ def errors_of(points: list[Point], prm: Params, tables: kern.Kernels | None = No
 
 
 def fit_kernels(points: list[Point], prm: Params, iterations: int = 3) -> tuple[kern.Kernels, dict]:
-    """Kernel tables from single-kernel graphs. Each graph's time, less the run overhead and its other
-    nodes (Q/DQ, layout reorders: priced by the current model), is its main kernel's; backfitting a few
-    times lets the memory-op tables refine the compute kernels' share and back."""
+    """Kernel tables from the suite's graphs. Each graph's time, less the run overhead and its other nodes
+    (Q/DQ, layout reorders, activations: priced by the current model), is split among the kernels it
+    measures in proportion to their estimates; backfitting a few times lets the memory-op tables refine
+    the compute kernels' share and back."""
     top = max(p.threads for p in points)
     graphs: dict[tuple[str, str], dict[int, Point]] = {}
     for p in points:
@@ -192,6 +191,7 @@ def _targets(nodes, est) -> list[int]:
     pool = [i for i, n in enumerate(nodes) if n.kernel != "qdq"] or list(range(len(nodes)))
     main = kern.key(nodes[max(pool, key=lambda i: est[i])])
     return [i for i, n in enumerate(nodes) if kern.key(n) == main]
+
 
 def _share(available: float, est: list[float], target: list[int]) -> dict[int, float]:
     """Split what the target nodes took (the graph less the others' estimates) in proportion to their

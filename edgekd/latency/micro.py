@@ -156,7 +156,7 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         n = _pick(rng, [k, m_])
         if budget(2 * b * m_ * k * n, 2e7):
             out.append(matmul(b, m_, k, n))
-    for i in range(6 * count):  # memory-bound ops over sizes from a few values to a few MB
+    for i in range(4 * count):  # memory-bound ops over sizes from a few values to a few MB
         elems = int(2 ** rng.uniform(2, 20))
         c = _pick(rng, [8, 16, 32, 64])
         hw = max(2, int(math.sqrt(max(elems // c, 4))))
