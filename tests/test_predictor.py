@@ -99,7 +99,8 @@ def _batch_scaled_model(path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 4])
     nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
              helper.make_node("Cast", ["b"], ["bf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["x", "bf"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[numpy_helper.from_array(np.array(0, np.int64), "zero")])
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[zero])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 

@@ -38,9 +38,10 @@ MOVE_OPS = {"Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements",
             "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "QLinearConcat", "ScatterND", "Range",
             "Trilu", "GatherND", "TopK", "ArgMax", "CumSum", "OneHot", "ReorderInput", "ReorderOutput"}
 FREE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "ConstantOfShape", "Size"}
-INT8_OPS = {"QLinearConv", "NhwcQLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "MatMulIntegerToFloat",
-            "DynamicQuantizeMatMul", "QAttention", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
-            "QLinearAveragePool", "QLinearSoftmax", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu"}
+INT8_OPS = {"QLinearConv", "NhwcQLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm",
+            "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention", "QLinearAdd", "QLinearMul",
+            "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSoftmax", "QLinearConcat", "QLinearSigmoid",
+            "QLinearLeakyRelu"}
 MEMORY_CLASSES = ("eltwise", "norm", "datamove")
 DTYPE_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
@@ -257,7 +258,7 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
                 [w[1], w[0], spatial, _elems(w[2:]), stride]
             family = cls + _layout(node, producers)
     elif cls == "gemm":
-        flops = _gemm_flops(op, ins, out_shape, attrs, inits, names)
+        flops = _gemm_flops(op, ins, out_shape, attrs)
         n_out = out_shape[-1] if out_shape else 1
         bi = 3 if op in ("QLinearMatMul", "QGemm") else 1
         batched = len(names) > bi and names[bi] not in inits and op not in ("Attention", "QAttention")
@@ -276,7 +277,7 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
     return NodeCost(k.get("node", op), op, cls, "int8" if int8 else "fp32", flops, nbytes, out_shape, family, dims)
 
 
-def _gemm_flops(op, ins, out_shape, attrs, inits, names) -> float:
+def _gemm_flops(op, ins, out_shape, attrs) -> float:
     """2 x output elements x K, with K read off the first input (transA-aware); attention blocks count their
     projections and the two batched products."""
     a = list(ins[0][1]) if ins else []

@@ -161,7 +161,8 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         c = _pick(rng, [8, 16, 32, 64])
         hw = max(2, int(math.sqrt(max(elems // c, 4))))
         rows = max(1, elems // 128)
-        out += [binary(_pick(rng, ["Add", "Mul"]), (1, elems)), unary(_pick(rng, ["Relu", "Sigmoid", "Erf"]), (1, elems)),
+        out += [binary(_pick(rng, ["Add", "Mul"]), (1, elems)),
+                unary(_pick(rng, ["Relu", "Sigmoid", "Erf"]), (1, elems)),
                 unary("Softmax", (rows, 128), axis=-1), unary("Transpose", (1, c, hw, hw), perm=[0, 2, 3, 1]),
                 unary("MaxPool", (1, c, 2 * hw, 2 * hw), kernel_shape=[2, 2], strides=[2, 2]),
                 unary("GlobalAveragePool", (1, c, hw, hw))]
@@ -218,7 +219,8 @@ def mlp_chain(batch, widths) -> Micro:
     nodes, inits, x = [], [], "x"
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         inits += [_init(f"w{i}", rng.normal(0, 0.05, (a, b))), _init(f"b{i}", np.zeros(b))]
-        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
                   helper.make_node("Relu", [f"a{i}"], [f"r{i}"])]
         x = f"r{i}"
     m = _model(nodes, [_tensor("x", [batch, widths[0]])], [_tensor(x, None)], inits)
