@@ -29,6 +29,7 @@ import torch.nn as nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from common import write_result  # noqa: E402
 from zoo import bert_encoder, mobilenet_v2  # noqa: E402
 
 from edgekd.latency.calibrate import calibrate, measure_interleaved  # noqa: E402
@@ -193,10 +194,9 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     for r in ref:
         print(r)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "predictor_accuracy.json").write_text(json.dumps(
-        {"benchmark": "predictor_accuracy", "profile": str(out / "host.toml"), "calibration": cal,
-         "summary": summary, "points": points, "raspberry_pi_4_reference": ref}, indent=1) + "\n")
+    write_result("predictor_accuracy", {"benchmark": "predictor_accuracy", "profile": str(out / "host.toml"),
+                                        "calibration": cal, "summary": summary, "points": points,
+                                        "raspberry_pi_4_reference": ref})
 
 
 if __name__ == "__main__":

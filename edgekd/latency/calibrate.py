@@ -163,8 +163,8 @@ def fit_kernels(points: list[Point], prm: Params, iterations: int = 3) -> tuple[
                 tn = _share(many.seconds - prm.run_s, estn, target)
             samples += [(nodes[i], t1[i], t1[i] / tn[i]) for i in target]
         rows = kern.fit_rows(samples, prm)
-        model = kern.tables_from_rows(rows, top, prm.run_s, prm.cores)
-    return model, kern.to_data(rows, top, prm.run_s)
+        model = kern.tables_from_rows(rows, top, prm.cores)
+    return model, kern.to_data(rows, top)
 
 
 def cross_validated_errors(points: list[Point], prm: Params) -> np.ndarray:

@@ -65,6 +65,12 @@ class Table:
             np.r_[np.median(self.y), np.zeros(d)]
         self.resid = self.y - a @ self.coef
 
+    @classmethod
+    def from_rows(cls, dims, ratios, speedups) -> "Table":
+        """A table from raw rows (as calibration fits them and the profile stores them)."""
+        return cls(np.array([_features(d) for d in dims], float), np.log(np.asarray(ratios, float)),
+                   np.asarray(speedups, float))
+
     def lookup(self, dims) -> tuple[float, float]:
         """(measured / roofline time ratio, speed-up at the top thread count) for a node of these dims."""
         f = _features(dims)
@@ -84,7 +90,6 @@ class Kernels:
     """All tables of a calibrated profile, with the thread count its speed-ups were measured at."""
     tables: dict[str, Table]
     top_threads: int
-    run_s: float         # per-run overhead at one thread
     cores: int
 
     def node_seconds(self, n: NodeCost, threads: int, prm: Params) -> float | None:
@@ -109,9 +114,9 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
     return serial + (1.0 - serial) / n
 
 
-def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int, run_s: float) -> dict:
+def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int) -> dict:
     """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups."""
-    out: dict = {"top_threads": top_threads, "run_overhead_us": round(run_s * 1e6, 4)}
+    out: dict = {"top_threads": top_threads}
     for k, items in sorted(rows.items()):
         out[k] = {"dims": [[round(float(v), 3) for v in d] for d, _, _ in items],
                   "ratio": [float(f"{r:.5g}") for _, r, _ in items],
@@ -126,17 +131,12 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
         return None
     if not isinstance(raw, dict):
         raise UsageError(f"{where}: `kernels` must be a table", "re-run `edgekd profiles calibrate`")
-    top, run_us = raw.get("top_threads", 1), raw.get("run_overhead_us", 0.0)
-    if not isinstance(top, int) or top < 1 or not isinstance(run_us, (int, float)) or run_us < 0:
-        raise UsageError(f"{where}: field `kernels.top_threads` must be an int >= 1 and "
-                         f"`kernels.run_overhead_us` a number >= 0, got {top!r} and {run_us!r}",
+    top = raw.get("top_threads", 1)
+    if not isinstance(top, int) or top < 1:
+        raise UsageError(f"{where}: field `kernels.top_threads` must be an int >= 1, got {top!r}",
                          "re-run `edgekd profiles calibrate`")
-    tables = {}
-    for name, t in raw.items():
-        if name in ("top_threads", "run_overhead_us"):
-            continue
-        tables[name] = _table(t, f"{where}: table `kernels.{name}`")
-    return Kernels(tables, top, float(run_us) * 1e-6, cores)
+    tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items() if name != "top_threads"}
+    return Kernels(tables, top, cores)
 
 
 def _table(t, where: str) -> Table:
@@ -158,7 +158,7 @@ def _table(t, where: str) -> Table:
             or not (np.isfinite(sp).all() and (sp > 0).all()):
         raise UsageError(f"{where}: every `dims` row must have the same length and every `ratio` / "
                          "`speedup` value must be a positive number", hint)
-    return Table(x, np.log(ratio), sp)
+    return Table.from_rows(t["dims"], ratio, sp)
 
 
 def fit_rows(samples: list[tuple[NodeCost, float, float]], prm: Params) -> dict[str, list[tuple[list, float, float]]]:
@@ -172,6 +172,5 @@ def fit_rows(samples: list[tuple[NodeCost, float, float]], prm: Params) -> dict[
     return rows
 
 
-def tables_from_rows(rows: dict, top_threads: int, run_s: float, cores: int) -> Kernels:
-    return Kernels({k: Table(np.array([_features(d) for d, _, _ in r]), np.log([v for _, v, _ in r]),
-                             np.array([sp for _, _, sp in r])) for k, r in rows.items()}, top_threads, run_s, cores)
+def tables_from_rows(rows: dict, top_threads: int, cores: int) -> Kernels:
+    return Kernels({k: Table.from_rows(*zip(*r)) for k, r in rows.items()}, top_threads, cores)

@@ -104,7 +104,7 @@ def uncertainty(profile: Profile) -> float:
 
 def total_seconds(nodes, prm: Params, tables, threads: int) -> float:
     """Predicted run time: the run overhead plus every node (kernel tables first, roofline for the rest)."""
-    return sum(t for _, t in per_node_seconds(nodes, prm, tables, threads)) + (tables.run_s if tables else prm.run_s)
+    return sum(t for _, t in per_node_seconds(nodes, prm, tables, threads)) + prm.run_s
 
 
 def node_time(n: NodeCost, prm: Params, tables, threads: int) -> float:
@@ -124,7 +124,7 @@ def predict_cost(cost: GraphCost, profile: Profile, threads: int = 1, batch: int
     prm = params or Params.from_profile(profile)
     tables = from_profile(profile.data, str(profile.path), prm.cores)
     per_node = per_node_seconds(cost.nodes, prm, tables, threads)
-    total = sum(t for _, t in per_node) + (tables.run_s if tables else prm.run_s)
+    total = sum(t for _, t in per_node) + prm.run_s
     by_class: dict[str, float] = {}
     for n, t in per_node:
         by_class[n.op_class] = by_class.get(n.op_class, 0.0) + t * 1e3
