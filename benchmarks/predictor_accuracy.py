@@ -163,7 +163,7 @@ def main() -> None:
                     for threads in (1, 2):
                         points.append({"model": name, "dtype": dtype, "batch": batch, "threads": threads})
                         paths.append(path)
-                        jobs.append((session(path, threads), {"input": x}))
+                        jobs.append((session(path, threads, spin=False), {"input": x}))
         # calibration and the held-out models are timed in the same interleaved rounds: this VM's speed
         # drifts by tens of percent over minutes, which no predictor calibrated earlier can know
         cal = calibrate(out / "host.toml", name="host", alongside=jobs)
@@ -175,7 +175,7 @@ def main() -> None:
             p["predicted_ms"] = predict_latency(str(path), prof, p["threads"], p["batch"]).latency_ms
             p["roofline_ms"] = predict_latency(str(path), roofline_only, p["threads"], p["batch"]).latency_ms
         # a second pass of the held-out models alone, minutes later: the noise floor and the drift
-        later = measure_interleaved(jobs, rounds=3, budget_s=0.1)
+        later = measure_interleaved(jobs)
         ref = [] if args.quick else pi4_reference(td)
     for p, a, b in zip(points, cal.pop("alongside_seconds"), later):
         p.update(measured_ms=a * 1e3, later_ms=b * 1e3, error=p["predicted_ms"] / (a * 1e3) - 1)

@@ -29,8 +29,11 @@ def check_onnx_file(path: str | os.PathLike):
 
 
 def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
-            optimized_path: str | None = None, level: str = "all"):
-    """An onnxruntime session with explicit threads (ORT ignores taskset/cgroups otherwise)."""
+            optimized_path: str | None = None, level: str = "all", spin: bool = True):
+    """An onnxruntime session with explicit threads (ORT ignores taskset/cgroups otherwise).
+
+    spin=False stops idle worker threads from busy-waiting: needed when many sessions are timed in turn,
+    where one session's spinning workers would steal the cores the next session's run needs."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -43,6 +46,8 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
     so.log_severity_level = 3
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path:
         so.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])

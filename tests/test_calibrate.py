@@ -66,3 +66,35 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
         with pytest.raises(UsageError) as e:
             profiles.load(str(tmp_path / "bad.toml"))
         assert f"kernels.{conv}" in e.value.message and "\n" not in e.value.message
+
+
+def test_each_kernel_runs_alone_as_the_graph_runs_it(tmp_path):
+    """Calibration times every kernel a micro-benchmark runs as a one-node graph of the optimized model:
+    each runs with optimizations off, is the very kernel the analysis priced (same op, same shapes), and
+    int8 graphs yield their quantized kernels too."""
+    import onnx
+
+    from edgekd.int8 import host_preset
+    from edgekd.latency import micro
+    from edgekd.latency.calibrate import _quantize
+    from edgekd.latency.graph import analyze, isolate
+    from edgekd.onnxutil import session
+
+    m = micro.inverted_residual(16, 8, 3)
+    fp32, int8 = tmp_path / "ir.onnx", tmp_path / "ir.int8.onnx"
+    onnx.save(m.model, str(fp32))
+    _quantize(fp32, int8, m, host_preset())
+    for path in (fp32, int8):
+        priced = [n for n in analyze(path, level="all").nodes if n.op_class != "free"]
+        alone = isolate(path, "all")
+        assert [c.op_type for c, _, _ in alone] == [n.op_type for n in priced]
+        assert [c.dims for c, _, _ in alone] == [n.dims for n in priced]
+        for i, (cost, model, feeds) in enumerate(alone):
+            assert len(model.graph.node) == 1 and model.graph.node[0].op_type == cost.op_type
+            onnx.save(model, str(tmp_path / f"k{i}.onnx"))
+            sess = session(tmp_path / f"k{i}.onnx", 2, level="disable", spin=False)
+            out = sess.run(None, feeds)[0]
+            assert list(out.shape) == cost.shape
+            assert sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    kinds = {c.kernel + "." + c.dtype for c, _, _ in isolate(int8, "all")}
+    assert any(k.startswith(("conv", "dwconv")) and k.endswith(".int8") for k in kinds), kinds

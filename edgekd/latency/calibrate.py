@@ -2,6 +2,12 @@
 cost model's efficiencies, overheads and thread scaling to the measurements, and write a profile whose
 fitted numbers are marked `measured: edgekd profiles calibrate, <date>`.
 
+Every kernel onnxruntime runs for a micro-benchmark is timed alone (a one-node graph of the optimized
+model), so each kernel-table row is a direct measurement rather than a guessed share of a graph's time;
+whole chains and blocks are timed too, to check that kernels measured alone add up to a graph. Sessions
+are timed with idle-thread spinning off: with many sessions alive, one session's spinning workers steal
+the cores the next one needs (on a 2-core VM that made 2-thread timings up to 10x slower per burst).
+
 Needs only onnxruntime, onnx and numpy, so it runs on a Pi or a phone dev board without torch.
 """
 from __future__ import annotations
@@ -22,9 +28,9 @@ from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost, analyze
 from . import kernels as kern
 from .micro import Micro, sampled, sampled_blocks
-from .predictor import MEMORY_TERMS, Params, is_int8, node_time, total_seconds
+from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
-SUITE_SCALE = 1  # ~140 graphs (single kernels, chains, blocks): about 90 s on 2 cores with int8 and 2 threads
+SUITE_SCALE = 1  # 164 graphs, ~1,070 distinct kernels, fp32 + int8, 1 and N threads: ~80 s on 2 cores
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
 
@@ -37,21 +43,21 @@ class Point:
     threads: int
     cost: GraphCost
     seconds: float
+    graph: str = ""      # the micro-benchmark a kernel was isolated from (cross-validation folds by it)
 
 
-def _burst(sess, feeds: dict, budget_s: float, min_runs: int = 5) -> float:
-    """Median latency of back-to-back runs for about `budget_s` (after two warm-up runs)."""
-    for _ in range(2):
-        sess.run(None, feeds)
+def _burst(sess, feeds: dict, budget_s: float, min_runs: int = 3, max_runs: int = 20) -> float:
+    """Median latency of back-to-back runs for about `budget_s` or `max_runs` runs (after one warm-up)."""
+    sess.run(None, feeds)
     samples, deadline = [], time.perf_counter() + budget_s
-    while time.perf_counter() < deadline or len(samples) < min_runs:
+    while (time.perf_counter() < deadline and len(samples) < max_runs) or len(samples) < min_runs:
         t0 = time.perf_counter_ns()
         sess.run(None, feeds)
         samples.append((time.perf_counter_ns() - t0) * 1e-9)
     return float(np.median(samples))
 
 
-def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 3, budget_s: float = 0.04,
+def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 8, budget_s: float = 0.005,
                         progress=None) -> list[float]:
     """Steady-state latency of each (session, feeds) job on a machine that others share.
 
@@ -137,98 +143,91 @@ def errors_of(points: list[Point], prm: Params, tables: kern.Kernels | None = No
     return np.array([predicted_s(p, prm, tables) / p.seconds - 1.0 for p in points])
 
 
-def fit_kernels(points: list[Point], prm: Params, iterations: int = 3) -> tuple[kern.Kernels, dict]:
-    """Kernel tables from the suite's graphs. Each graph's time, less the run overhead and its other nodes
-    (Q/DQ, layout reorders, activations: priced by the current model), is split among the kernels it
-    measures in proportion to their estimates; backfitting a few times lets the memory-op tables refine
-    the compute kernels' share and back."""
+def fit_kernels(points: list[Point], prm: Params) -> tuple[kern.Kernels, dict]:
+    """Kernel tables from the isolated kernels: each one's time less the run overhead, and its speed-up at
+    the top thread count. (Measured alone, a kernel's time needs no split among a graph's nodes.)"""
     top = max(p.threads for p in points)
-    graphs: dict[tuple[str, str], dict[int, Point]] = {}
+    by_kernel: dict[str, dict[int, Point]] = {}
     for p in points:
-        graphs.setdefault((p.name, p.dtype), {})[p.threads] = p
-    model, rows = None, {}
-    for _ in range(iterations):
-        samples = []
-        for by_threads in graphs.values():
-            one, many = by_threads.get(1), by_threads.get(top)
-            if one is None:
-                continue
-            nodes = [n for n in one.cost.nodes if kern.key(n)]
-            est1 = [node_time(n, prm, model, 1) for n in nodes]
-            target = _targets(nodes, est1)
-            t1 = _share(one.seconds - prm.run_s, est1, target)
-            tn = t1
-            if many is not None and top > 1:
-                estn = [node_time(n, prm, model, top) for n in nodes]
-                tn = _share(many.seconds - prm.run_s, estn, target)
-            samples += [(nodes[i], t1[i], t1[i] / tn[i]) for i in target]
-        rows = kern.fit_rows(samples, prm)
-        model = kern.tables_from_rows(rows, top, prm.cores)
-    return model, kern.to_data(rows, top)
+        by_kernel.setdefault(p.name, {})[p.threads] = p
+    samples = []
+    for by_threads in by_kernel.values():
+        one, many = by_threads.get(1), by_threads.get(top)
+        if one is None or len(one.cost.nodes) != 1:
+            continue
+        t1 = _own(one.seconds, prm)
+        tn = _own(many.seconds, prm) if many is not None and top > 1 else t1
+        samples.append((one.cost.nodes[0], t1, t1 / tn))
+    rows = kern.fit_rows(samples, prm)
+    return kern.tables_from_rows(rows, top, prm.cores), kern.to_data(rows, top)
 
 
-def cross_validated_errors(points: list[Point], prm: Params) -> np.ndarray:
-    """|relative error| of each point predicted by tables fitted without its graph (2-fold over graphs):
-    the honest error that sets prediction bands and sizing margins (the in-sample fit flatters the tables)."""
-    names = sorted({p.name for p in points})
+def _own(seconds: float, prm: Params) -> float:
+    """A lone kernel's own time: its graph's time less the run overhead (never below 5% of it: for the
+    tiniest kernels noise can make the difference vanish)."""
+    return max(seconds - prm.run_s, 0.05 * seconds)
+
+
+def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Params) -> np.ndarray:
+    """|relative error| of whole graphs (chains and blocks) predicted by tables fitted without the kernels
+    isolated from them (2-fold over graphs): the honest error that sets prediction bands and sizing
+    margins. It also tests composition: a graph's time as the sum of its kernels measured alone."""
+    names = sorted({p.graph for p in graphs})
     fold = {n: i % 2 for i, n in enumerate(names)}
-    err = np.zeros(len(points))
+    err = np.zeros(len(graphs))
     for f in (0, 1):
-        train = [p for p in points if fold[p.name] != f]
-        tables, _ = fit_kernels(train, prm)
-        test = [i for i, p in enumerate(points) if fold[p.name] == f]
-        err[test] = np.abs(errors_of([points[i] for i in test], prm, tables))
+        tables, _ = fit_kernels([p for p in kernels if fold.get(p.graph, 1 - f) != f], prm)
+        test = [i for i, p in enumerate(graphs) if fold[p.graph] == f]
+        err[test] = np.abs(errors_of([graphs[i] for i in test], prm, tables))
     return err
 
 
-def _targets(nodes, est) -> list[int]:
-    """The nodes a micro graph measures: its compute kernels (a chain or block has several), else its
-    costliest kind of node other than the Q/DQ that quantization wraps around it (a graph of only Q/DQ
-    measures those). The rest are priced by the current model and subtracted."""
-    compute = [i for i, n in enumerate(nodes) if n.kernel in kern.COMPUTE_FAMILIES]
-    if compute:
-        return compute
-    pool = [i for i, n in enumerate(nodes) if n.kernel != "qdq"] or list(range(len(nodes)))
-    main = kern.key(nodes[max(pool, key=lambda i: est[i])])
-    return [i for i, n in enumerate(nodes) if kern.key(n) == main]
-
-
-def _share(available: float, est: list[float], target: list[int]) -> dict[int, float]:
-    """Split what the target nodes took (the graph less the others' estimates) in proportion to their
-    estimates; never below a tenth of the estimate (noise can make the difference tiny or negative)."""
-    others = sum(t for i, t in enumerate(est) if i not in target)
-    mine = sum(est[i] for i in target)
-    left = max(available - others, 0.1 * mine)
-    return {i: left * est[i] / mine for i in target}
-
-
 def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None,
-              alongside: list = ()) -> tuple[list[Point], list[float]]:
-    """Build, quantize and analyze every micro-benchmark, then time each at every thread count in
-    interleaved rounds, together with the `alongside` (session, feeds) jobs (timed under the same machine
-    state: how benchmarks compare predictions with measurements on a machine whose speed drifts)."""
+              alongside: list = ()) -> tuple[list[Point], list[Point], list[float]]:
+    """Build and quantize every micro-benchmark, isolate each kernel onnxruntime runs for it (each distinct
+    kernel once), and time every kernel, every whole chain / block graph and the `alongside` (session,
+    feeds) jobs at every thread count in the same interleaved rounds (how benchmarks compare predictions
+    with measurements on a machine whose speed drifts). Returns (kernel points, graph points, alongside
+    seconds)."""
     import onnx
 
     from ..onnxutil import session
+    from .graph import isolate
 
-    items = (sampled(1)[::4] + sampled_blocks(1)[::4]) if quick else sampled(SUITE_SCALE) + sampled_blocks(SUITE_SCALE)
-    specs: list[tuple[Micro, str, GraphCost, int]] = []
-    jobs = []
+    singles, blocks = (sampled(1)[::4], sampled_blocks(1)[::4]) if quick else \
+        (sampled(SUITE_SCALE), sampled_blocks(SUITE_SCALE))
+    kernel_specs: list[tuple[str, str, str, GraphCost, int]] = []  # (point name, graph, dtype, cost, threads)
+    graph_specs: list[tuple[str, str, str, GraphCost, int]] = []
+    kernel_jobs, graph_jobs, seen = [], [], set()
     with tempfile.TemporaryDirectory() as td:
-        for m in items:
+        for m, whole in [(m, False) for m in singles] + [(m, True) for m in blocks]:
             variants = [("fp32", Path(td) / f"{m.name}.onnx")]
             onnx.save(m.model, str(variants[0][1]))
             if m.quantizable:
                 variants.append(("int8", Path(td) / f"{m.name}.int8.onnx"))
                 _quantize(variants[0][1], variants[1][1], m, preset)
             for dtype, path in variants:
-                cost = analyze(path, batch=1, level="all")  # the graph sessions run on this device
-                for th in threads_list:
-                    specs.append((m, dtype, cost, th))
-                    jobs.append((session(path, th), m.feeds))
-        seconds = measure_interleaved(jobs + list(alongside), progress=progress)
-    points = [Point(m.name, dtype, th, cost, s) for (m, dtype, cost, th), s in zip(specs, seconds)]
-    return points, seconds[len(specs):]
+                if whole:  # whole graphs: do kernels measured alone add up to them?
+                    cost = analyze(path, batch=1, level="all")
+                    for th in threads_list:
+                        graph_specs.append((f"{m.name}.{dtype}", m.name, dtype, cost, th))
+                        graph_jobs.append((session(path, th, spin=False), m.feeds))
+                for i, (node, model, feeds) in enumerate(isolate(path, "all")):
+                    sig = (node.op_type, node.kernel, node.dtype, tuple(node.dims), tuple(node.shape))
+                    if sig in seen:  # chains repeat their kernels; time each distinct one once
+                        continue
+                    seen.add(sig)
+                    kpath = Path(td) / f"{m.name}.{dtype}.{i}.onnx"
+                    onnx.save(model, str(kpath))
+                    for th in threads_list:
+                        kernel_specs.append((f"{m.name}.{dtype}#{i}", m.name, dtype,
+                                             GraphCost([node], {}, [], "all"), th))
+                        kernel_jobs.append((session(kpath, th, level="disable", spin=False), feeds))  # optimized
+        seconds = measure_interleaved(kernel_jobs + graph_jobs + list(alongside), progress=progress)
+    points = [Point(name, dtype, th, cost, sec, graph)
+              for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
+    n_k, n_all = len(kernel_specs), len(kernel_specs) + len(graph_specs)
+    return points[:n_k], points[n_k:], seconds[n_all:]
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -375,15 +374,17 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
-    points, alongside_s = run_suite(threads_list, preset, quick, progress, alongside)
-    data = build_profile(name, base_prof, fit(points, cores), {}, bandwidth, threads_list)
+    kernel_points, graph_points, alongside_s = run_suite(threads_list, preset, quick, progress, alongside)
+    # whole graphs in the fit too: with single kernels alone, run and per-node overheads cannot be told apart
+    data = build_profile(name, base_prof, fit(kernel_points + graph_points, cores), {}, bandwidth, threads_list)
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
-    tables, data["kernels"] = fit_kernels(points, prm)
-    err = cross_validated_errors(points, prm)
-    stats = {"points": len(points), "median_abs_error": round(float(np.median(err)), 4),
+    tables, data["kernels"] = fit_kernels(kernel_points, prm)
+    err = cross_validated_errors(kernel_points, graph_points, prm)
+    stats = {"points": len(kernel_points) + len(graph_points), "kernels": len(kernel_points),
+             "median_abs_error": round(float(np.median(err)), 4),
              "within_10": round(float((err <= 0.10).mean()), 4), "within_20": round(float((err <= 0.20).mean()), 4),
-             "fit_median_abs_error": round(float(np.median(np.abs(errors_of(points, prm, tables)))), 4),
+             "fit_median_abs_error": round(float(np.median(np.abs(errors_of(graph_points, prm, tables)))), 4),
              "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1)}
     data["calibration"].update(stats)
     profiles.validate(data, str(out))

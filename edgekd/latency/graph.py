@@ -301,6 +301,11 @@ def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]
     `level` is the graph optimization level to reproduce: "all" (what a session runs by default, including
     layout transforms that depend on this CPU) when the target has this machine's architecture,
     "extended" (portable fusions only) otherwise."""
+    return _analysis(path, batch, shapes, level)[0]
+
+
+def _analysis(path, batch: int, shapes, level: str):
+    """(GraphCost, the optimized model, [(kernel record, its node or None)]) in the order the kernels ran."""
     from ..onnxutil import check_onnx_file
 
     if batch < 1:
@@ -311,11 +316,53 @@ def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]
     by_name = {n.name: n for n in opt.graph.node}
     inits = {i.name: i for i in opt.graph.initializer}
     producers = {o: n for n in opt.graph.node for o in n.output}
-    nodes, unknown = [], []
+    nodes, unknown, ran = [], [], []
     for k in kernels:
-        cost = _node_cost(k, by_name.get(k["node"]), inits, producers)
+        node = by_name.get(k["node"])
+        cost = _node_cost(k, node, inits, producers)
         if cost.op_class == "other":
             unknown.append(cost.op_type)
             cost.op_class = "eltwise"  # a generic bandwidth-bound node: priced, and listed in a warning
         nodes.append(cost)
-    return GraphCost(nodes, fixed, sorted(set(unknown)), level)
+        ran.append((k, node))
+    return GraphCost(nodes, fixed, sorted(set(unknown)), level), opt, ran
+
+
+# element types of the profiler's shape records -> (ONNX type, numpy type)
+_TYPES = {"float": (1, np.float32), "uint8": (2, np.uint8), "int8": (3, np.int8), "int32": (6, np.int32),
+          "int64": (7, np.int64), "bool": (9, np.bool_)}
+
+
+def isolate(path: str | os.PathLike, level: str = "all") -> list[tuple[NodeCost, object, dict]]:
+    """Every kernel the model runs as a graph of its own: (its cost, a one-node model of the optimized
+    graph, feeds). Timed with optimizations off, each measures exactly that kernel as the whole graph runs it
+    (same fused op, layout and pre-packed weights), so calibration needs no guess at how a graph's time
+    splits among its kernels. Kernels that cannot stand alone (no shapes recorded) are left out."""
+    from onnx import helper
+
+    cost, opt, ran = _analysis(path, 1, None, level)
+    inits = {i.name: i for i in opt.graph.initializer}
+    rng = np.random.default_rng(0)
+    out = []
+    for c, (k, node) in zip(cost.nodes, ran):
+        if node is None or c.op_class == "free":
+            continue
+        names = [n for n in node.input]
+        ins, outs = _shapes(k.get("input_type_shape")), _shapes(k.get("output_type_shape"))
+        acts = [n for n in names if n and n not in inits]
+        typed = [(n, s) for n, s in zip(names, ins) if n and n not in inits] if len(ins) == len(names) \
+            else list(zip(acts, ins))
+        outputs = [o for o in node.output if o]
+        if len(typed) != len(acts) or len(outs) < len(outputs) or \
+                any(t not in _TYPES for t, _ in [s for _, s in typed] + outs[:len(outputs)]):
+            continue
+        feeds = {n: (rng.random(shape) * (1.0 if t == "float" else 100.0)).astype(_TYPES[t][1])
+                 for n, (t, shape) in typed}
+        graph = helper.make_graph(
+            [node], "kernel", [helper.make_tensor_value_info(n, _TYPES[t][0], shape) for n, (t, shape) in typed],
+            [helper.make_tensor_value_info(o, _TYPES[t][0], shape) for o, (t, shape) in zip(outputs, outs)],
+            initializer=[inits[n] for n in dict.fromkeys(names) if n in inits])
+        model = helper.make_model(graph, opset_imports=list(opt.opset_import))
+        model.ir_version = opt.ir_version
+        out.append((c, model, feeds))
+    return out

@@ -26,6 +26,7 @@ COMPUTE_FAMILIES = ("conv", "dwconv", "gemm", "bmm", "conv-nchwc", "dwconv-nchwc
                     "dwconv-nchwc-nchw")
 K_NEAREST = 8
 RIDGE = 0.1
+FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
 
 
 def key(n: NodeCost) -> str | None:
@@ -79,7 +80,7 @@ class Table:
         d = np.sqrt(((self.x - f) ** 2).sum(axis=1))
         idx = np.argsort(d)[:K_NEAREST]
         w = 1.0 / (d[idx] + 0.5)
-        local = (w * self.resid[idx]).sum() / w.sum() * float(np.exp(-d[idx].min() / 2.0))  # fades with distance
+        local = (w * self.resid[idx]).sum() / w.sum() * float(np.exp(-d[idx].min() / FADE))  # fades with distance
         trend = self.coef[0] + f @ self.coef[1:]
         y = float(np.clip(trend + local, self.y.min(), self.y.max()))  # never beyond what was measured
         return float(np.exp(y)), float((w * self.speedup[idx]).sum() / w.sum())

@@ -142,11 +142,24 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         s, b = _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 1, 2, 4, 8])
         if hw >= k and budget(2 * b * cout * (hw // s) ** 2 * cin * k * k):
             out.append(conv(cin, cout, hw, k, s, batch=b))
+    while len([m for m in out if m.name.startswith("conv")]) < 38 * count:  # large: batched, DRAM-bound
+        cin, cout, hw, k = _pick(rng, chans[3:]), _pick(rng, chans[4:]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 3])
+        b = _pick(rng, [4, 8])
+        if hw >= k and 6e7 < 2 * b * cout * hw ** 2 * cin * k * k <= 4e8:
+            out.append(conv(cin, cout, hw, k, 1, batch=b))
+    while len([m for m in out if m.name.startswith("conv1x1")]) < 24 * count:  # pointwise: mobile nets' workhorse
+        cin, cout, hw, b = _pick(rng, chans[2:]), _pick(rng, chans[2:]), _pick(rng, hws[1:]), _pick(rng, [1, 1, 2, 4, 8])
+        if 2 * b * cout * hw ** 2 * cin <= 2e8:
+            out.append(conv(cin, cout, hw, 1, 1, batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 14 * count:
         c, hw, k, s, b = _pick(rng, chans[2:] + [192, 384, 576]), _pick(rng, hws[1:]), _pick(rng, [3, 3, 5]), \
             _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 2, 4])
         if hw >= k and budget(2 * b * c * (hw // s) ** 2 * k * k, 1e7):
             out.append(conv(c, c, hw, k, s, group=c, batch=b))
+    while len([m for m in out if m.name.startswith("dwconv")]) < 20 * count:  # large
+        c, hw, s_, b = _pick(rng, [32, 64, 128, 256, 384]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 2]), _pick(rng, [4, 8])
+        if 1e7 < 2 * b * c * (hw // s_) ** 2 * 9 <= 8e7:
+            out.append(conv(c, c, hw, 3, s_, group=c, batch=b))
     while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
         m_, k, n = _pick(rng, [1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]), _pick(rng, dims), _pick(rng, dims)
         if budget(2 * m_ * k * n):
