@@ -25,7 +25,7 @@ import numpy as np
 from .. import profiles
 from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
-from .graph import GraphCost, analyze
+from .graph import GraphCost
 from . import kernels as kern
 from .micro import Micro, sampled, sampled_blocks
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
@@ -207,12 +207,12 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                 variants.append(("int8", Path(td) / f"{m.name}.int8.onnx"))
                 _quantize(variants[0][1], variants[1][1], m, preset)
             for dtype, path in variants:
+                cost, alone = isolate(path, "all")  # the graph sessions run on this device, kernel by kernel
                 if whole:  # whole graphs: do kernels measured alone add up to them?
-                    cost = analyze(path, batch=1, level="all")
                     for th in threads_list:
                         graph_specs.append((f"{m.name}.{dtype}", m.name, dtype, cost, th))
                         graph_jobs.append((session(path, th, spin=False), m.feeds))
-                for i, (node, model, feeds) in enumerate(isolate(path, "all")):
+                for i, (node, model, feeds) in enumerate(alone):
                     sig = (node.op_type, node.kernel, node.dtype, tuple(node.dims), tuple(node.shape))
                     if sig in seen:  # chains repeat their kernels; time each distinct one once
                         continue

@@ -333,11 +333,11 @@ _TYPES = {"float": (1, np.float32), "uint8": (2, np.uint8), "int8": (3, np.int8)
           "int64": (7, np.int64), "bool": (9, np.bool_)}
 
 
-def isolate(path: str | os.PathLike, level: str = "all") -> list[tuple[NodeCost, object, dict]]:
-    """Every kernel the model runs as a graph of its own: (its cost, a one-node model of the optimized
-    graph, feeds). Timed with optimizations off, each measures exactly that kernel as the whole graph runs it
-    (same fused op, layout and pre-packed weights), so calibration needs no guess at how a graph's time
-    splits among its kernels. Kernels that cannot stand alone (no shapes recorded) are left out."""
+def isolate(path: str | os.PathLike, level: str = "all") -> tuple[GraphCost, list[tuple[NodeCost, object, dict]]]:
+    """The model's cost at batch 1 and every kernel it runs as a graph of its own: (its cost, a one-node
+    model of the optimized graph, feeds). Timed with optimizations off, each measures exactly that kernel as
+    the whole graph runs it (same fused op, layout and pre-packed weights), so calibration needs no guess at
+    how a graph's time splits among its kernels. Kernels that cannot stand alone are left out."""
     from onnx import helper
 
     cost, opt, ran = _analysis(path, 1, None, level)
@@ -347,7 +347,7 @@ def isolate(path: str | os.PathLike, level: str = "all") -> list[tuple[NodeCost,
     for c, (k, node) in zip(cost.nodes, ran):
         if node is None or c.op_class == "free":
             continue
-        names = [n for n in node.input]
+        names = list(node.input)
         ins, outs = _shapes(k.get("input_type_shape")), _shapes(k.get("output_type_shape"))
         acts = [n for n in names if n and n not in inits]
         typed = [(n, s) for n, s in zip(names, ins) if n and n not in inits] if len(ins) == len(names) \
@@ -365,4 +365,4 @@ def isolate(path: str | os.PathLike, level: str = "all") -> list[tuple[NodeCost,
         model = helper.make_model(graph, opset_imports=list(opt.opset_import))
         model.ir_version = opt.ir_version
         out.append((c, model, feeds))
-    return out
+    return cost, out
