@@ -6,8 +6,9 @@
    and 1 and 2 threads compare predicted with measured latency.
 3. Report the share within +-10% / +-20%, the median absolute error and Spearman's rank correlation, for
    the calibrated profile and for its roofline alone (kernel tables dropped). The held-out models are timed
-   in the same interleaved rounds as the calibration suite (this VM's speed drifts over minutes), and once
-   more alone afterwards: that second pass against the first is the machine's noise floor and drift.
+   in the same interleaved rounds as the calibration suite (this VM's speed drifts over minutes), with
+   onnxruntime's thread spinning off as calibration times them, and once more alone afterwards: that second
+   pass against the first is the machine's noise floor and drift.
 4. Predict MobileNetV2-1.0 (224x224) and a BERT-base-sized encoder (seq 128) on the datasheet
    `raspberry-pi-4` profile next to published measurements.
 
