@@ -99,3 +99,27 @@ def test_each_kernel_runs_alone_as_the_graph_runs_it(tmp_path):
             assert sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     kinds = {c.kernel + "." + c.dtype for c, _, _ in isolate(int8, "all")[1]}
     assert any(k.startswith(("conv", "dwconv")) and k.endswith(".int8") for k in kinds), kinds
+
+
+def test_isolated_kernels_of_an_exported_encoder_all_run(tmp_path):
+    """A torch export with dynamic shapes runs shape arithmetic on integer tensors; those kernels cannot be
+    fed random values, so they are left out, and every kernel that is isolated runs on its own."""
+    import onnx
+    import torch
+    import torch.nn as nn
+
+    from edgekd.latency.graph import isolate
+    from edgekd.onnxutil import session
+
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).eval()
+    path = tmp_path / "enc.onnx"
+    torch.onnx.export(encoder, (torch.randn(2, 8, 16),), str(path), dynamo=False, opset_version=17,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    cost, alone = isolate(path, "all")
+    assert 0 < len(alone) < len([n for n in cost.nodes if n.op_class != "free"])
+    assert any(c.kernel in ("gemm", "bmm") for c, _, _ in alone)
+    for i, (node, model, feeds) in enumerate(alone):
+        onnx.save(model, str(tmp_path / f"k{i}.onnx"))
+        out = session(tmp_path / f"k{i}.onnx", 1, level="disable", spin=False).run(None, feeds)[0]
+        assert list(out.shape) == node.shape, node.op_type

@@ -337,7 +337,8 @@ def isolate(path: str | os.PathLike, level: str = "all") -> tuple[GraphCost, lis
     """The model's cost at batch 1 and every kernel it runs as a graph of its own: (its cost, a one-node
     model of the optimized graph, feeds). Timed with optimizations off, each measures exactly that kernel as
     the whole graph runs it (same fused op, layout and pre-packed weights), so calibration needs no guess at
-    how a graph's time splits among its kernels. Kernels that cannot stand alone are left out."""
+    how a graph's time splits among its kernels. Kernels that cannot stand alone are left out: those with
+    integer activation inputs (shape arithmetic, gather indices), whose values random feeds cannot supply."""
     from onnx import helper
 
     cost, opt, ran = _analysis(path, 1, None, level)
@@ -354,9 +355,10 @@ def isolate(path: str | os.PathLike, level: str = "all") -> tuple[GraphCost, lis
             else list(zip(acts, ins))
         outputs = [o for o in node.output if o]
         if len(typed) != len(acts) or len(outs) < len(outputs) or \
-                any(t not in _TYPES for t, _ in [s for _, s in typed] + outs[:len(outputs)]):
-            continue
-        feeds = {n: (rng.random(shape) * (1.0 if t == "float" else 100.0)).astype(_TYPES[t][1])
+                any(t not in _TYPES for t, _ in [s for _, s in typed] + outs[:len(outputs)]) or \
+                any(t in ("int32", "int64", "bool") for t, _ in [s for _, s in typed]):
+            continue  # integer inputs carry shapes or indices: random values would not run
+        feeds = {n: np.asarray(rng.random(shape) * (1.0 if t == "float" else 100.0)).astype(_TYPES[t][1])
                  for n, (t, shape) in typed}
         graph = helper.make_graph(
             [node], "kernel", [helper.make_tensor_value_info(n, _TYPES[t][0], shape) for n, (t, shape) in typed],
