@@ -280,13 +280,17 @@ def quantize(target, mode, preset, data, calib_samples, max_drop, output, as_jso
 @click.option("--profile", default=None,
               help="Also predict each model's latency on this profile; on a profile calibrated on this machine, "
                    "report predicted vs measured.")
+@click.option("--spin/--no-spin", default=True, show_default=True,
+              help="onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured with "
+                   "--no-spin; use it to compare with their predictions at 2+ threads.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def bench(target, data, threads, batch, runs, no_memory, profile, as_json) -> None:
+def bench(target, data, threads, batch, runs, no_memory, profile, spin, as_json) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
     accuracy, retention and agreement. Writes RUN/bench.json and RUN/report.md."""
     from .steps import bench as run
 
-    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory, profile=profile)
+    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory, profile=profile,
+              spin=spin)
     _emit(res.report, as_json, _render_bench)
 
 

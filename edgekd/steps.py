@@ -361,10 +361,11 @@ def quantize(target: str | os.PathLike, *, mode: str = "static", preset: str | N
 
 def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 1, batch: int = 1,
           runs: int = 300, warmup: int = 20, memory: bool = True, max_seconds: float = 3.0,
-          profile: str | None = None) -> BenchResult:
+          profile: str | None = None, spin: bool = True) -> BenchResult:
     """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) side by side on ORT CPU.
     With a profile, each ONNX model also gets its predicted latency; when the profile was calibrated on
-    this machine, the prediction's error against the measurement too."""
+    this machine, the prediction's error against the measurement too. spin=False turns onnxruntime's
+    idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
     from . import measure as B
     from .onnxutil import check_onnx_file, run_batches, session
 
@@ -411,7 +412,7 @@ def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 
                                      **B.score(logits, y_eval, teacher_pred, teacher_acc)}
     student_fp32_pred = None
     for key, path in onnx_models.items():
-        sess = session(path, threads)  # one session scores and times the model
+        sess = session(path, threads, spin=spin)  # one session scores and times the model
         logits = run_batches(sess, x_eval)
         lat = B.onnx_latency(sess, inputs, warmup, runs, max_seconds)
         row = {"runtime": "onnxruntime", "path": str(path), "provider": lat.pop("provider"), **common,
@@ -428,7 +429,7 @@ def bench(target: str | os.PathLike, *, data: str | None = None, threads: int = 
         models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
     prediction = _predictions(profile, onnx_models, models, threads, batch) if profile else None
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
-              "host": B.host_info(), "settings": {**common, "runs": runs, "warmup": warmup},
+              "host": B.host_info(), "settings": {**common, "runs": runs, "warmup": warmup, "spin": spin},
               "data": ds.summary() if ds else None, "models": models, "summary": _summary(models),
               "prediction": prediction}
     if run is not None:

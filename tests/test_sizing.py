@@ -87,7 +87,10 @@ def test_bench_reports_predicted_vs_measured_on_a_host_profile(project, runner, 
     invoke_json(runner, "export", run)
     invoke_json(runner, "profiles", "calibrate", "-o", tmp_path / "host.toml", "--quick", "--threads", "1")
     b = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--profile", tmp_path / "host.toml")
-    assert b["prediction"]["is_this_machine"]
+    assert b["prediction"]["is_this_machine"] and b["settings"]["spin"] is True
+    quiet = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--threads", "2", "--no-spin",
+                        "--profile", tmp_path / "host.toml")
+    assert quiet["settings"]["spin"] is False and quiet["models"]["student_fp32"]["predicted_ms"] > 0
     assert "prediction_error" in b["models"]["student_fp32"] and b["models"]["student_fp32"]["predicted_ms"] > 0
     b = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--profile", "raspberry-pi")
     assert not b["prediction"]["is_this_machine"] and "not this machine" in b["prediction"]["note"]
