@@ -22,8 +22,6 @@ from ..errors import UsageError
 from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
-COMPUTE_FAMILIES = ("conv", "dwconv", "gemm", "bmm", "conv-nchwc", "dwconv-nchwc", "conv-nchwc-nchw",
-                    "dwconv-nchwc-nchw")
 K_NEAREST = 8
 RIDGE = 0.1
 FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
