@@ -123,3 +123,48 @@ def test_isolated_kernels_of_an_exported_encoder_all_run(tmp_path):
         onnx.save(model, str(tmp_path / f"k{i}.onnx"))
         out = session(tmp_path / f"k{i}.onnx", 1, level="disable", spin=False).run(None, feeds)[0]
         assert list(out.shape) == node.shape, node.op_type
+
+
+def test_conv_kernel_variants_are_told_apart(tmp_path):
+    """Convs of equal shape run different kernels: fp32 convs whose activation is not Relu (ReLU6 = Clip)
+    pay an extra pass over the output, and int8 convs take MLAS's symmetric indirect kernels only for
+    aligned channel counts. The last of a conv's dims says which, so kernel tables keep them apart."""
+    import onnx
+
+    from edgekd.int8 import host_preset
+    from edgekd.latency import micro
+    from edgekd.latency.calibrate import _quantize
+    from edgekd.latency.graph import VARIANT, analyze
+
+    def variants(m, level="extended", quantize=False):
+        path = tmp_path / f"{m.name}.onnx"
+        onnx.save(m.model, str(path))
+        if quantize:
+            _quantize(path, tmp_path / f"{m.name}.int8.onnx", m, host_preset())
+            path = tmp_path / f"{m.name}.int8.onnx"
+        return [n.dims[-1] for n in analyze(path, level=level).nodes if n.op_class in ("conv", "dwconv")]
+
+    assert variants(micro.conv(32, 32, 16, 3, group=32, act="Clip")) == [VARIANT]
+    assert variants(micro.conv(32, 32, 16, 3, group=32, act="Relu")) == [1.0]
+    assert variants(micro.conv(16, 16, 16, 3, act=None)) == [1.0]
+    assert variants(micro.conv(16, 32, 16, 3, act="Clip"), quantize=True) == [VARIANT]  # aligned: indirect conv
+    assert variants(micro.conv(3, 16, 16, 3), quantize=True) == [1.0]                  # 3 input channels: im2col
+    assert variants(micro.conv(16, 8, 16, 3), quantize=True) == [1.0]                  # 8 outputs: im2col
+    assert variants(micro.conv(24, 24, 16, 3, group=24), quantize=True) == [1.0]       # 24 channels: generic dw
+    assert variants(micro.conv(32, 32, 16, 3, group=32), quantize=True) == [VARIANT]
+
+
+def test_kernel_tables_of_an_older_format_are_refused_with_the_fix(tmp_path):
+    """Tables measured before kernels had variants would be read with the wrong dims: a one-line error
+    names the field and says to calibrate again."""
+    import pytest
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.kernels import FORMAT, from_profile
+
+    table = {"dims": [[1.0, 2.0]], "ratio": [1.0], "speedup": [1.0]}
+    assert from_profile({"kernels": {"format": FORMAT, "top_threads": 2, "eltwise.fp32": table}}, "x.toml", 2)
+    with pytest.raises(UsageError) as e:
+        from_profile({"kernels": {"top_threads": 2, "eltwise.fp32": table}}, "x.toml", 2)
+    assert "x.toml" in e.value.message and "kernels.format" in e.value.message and "\n" not in e.value.message
+    assert "calibrate" in e.value.hint

@@ -256,6 +256,7 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
             spatial = _elems(out_shape) / max(1, w[0])
             dims = [w[0], spatial, _elems(w[2:]), stride] if cls == "dwconv" else \
                 [w[1], w[0], spatial, _elems(w[2:]), stride]
+            dims.append(_variant(cls, int8, w, attrs, names, inits))
             family = cls + _layout(node, producers)
     elif cls == "gemm":
         flops = _gemm_flops(op, ins, out_shape, attrs)
@@ -275,6 +276,32 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
         dims = [max(nbytes, 1.0)]
     family = family or _family(op, cls)
     return NodeCost(k.get("node", op), op, cls, "int8" if int8 else "fp32", flops, nbytes, out_shape, family, dims)
+
+
+VARIANT = 16.0  # a kernel-variant flag's value in a family's dims (4 log2 units from 1: another neighbourhood)
+
+
+def _variant(cls: str, int8: bool, w: list, attrs: dict, names: list, inits: dict) -> float:
+    """A conv's kernel variant, the last of its dims: what changes its speed at equal shape.
+
+    fp32: an activation other than Relu (Clip = ReLU6, HardSigmoid, ...) runs as a pass over each output
+    block after the kernel, not in its inner loop (MobileNets' depthwise convs take ~50% longer).
+    int8: whether MLAS's symmetric indirect-conv kernels apply (int8 weights with zero point 0; dense: input
+    channels and output channels multiples of 4 and >= 16 outputs; depthwise: channels a multiple of 16),
+    or the slower im2col + GEMM path does (up to 7x slower per FLOP at few channels).
+    VARIANT marks the unusual case, 1.0 the usual; the kernel tables learn what each costs on a device."""
+    if not int8:
+        act = attrs["activation"].s.decode() if "activation" in attrs else ""
+        return VARIANT if act not in ("", "Relu") else 1.0
+    from onnx import numpy_helper
+
+    zp = inits.get(names[5]) if len(names) > 5 else None
+    if zp is None or np.any(numpy_helper.to_array(zp) != 0) or zp.data_type != 3:  # 3: int8
+        return 1.0
+    cin, cout = (w[1], w[0])
+    if cls == "dwconv":
+        return VARIANT if cout % 16 == 0 else 1.0
+    return VARIANT if cin % 4 == 0 and cout % 4 == 0 and cout >= 16 else 1.0
 
 
 def _gemm_flops(op, ins, out_shape, attrs) -> float:

@@ -22,6 +22,7 @@ from ..errors import UsageError
 from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
+FORMAT = 2  # the [kernels] rows' layout; 2: conv dims end with the kernel variant (graph._variant)
 K_NEAREST = 8
 RIDGE = 0.1
 FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
@@ -115,7 +116,7 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
 
 def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int) -> dict:
     """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups."""
-    out: dict = {"top_threads": top_threads}
+    out: dict = {"format": FORMAT, "top_threads": top_threads}
     for k, items in sorted(rows.items()):
         out[k] = {"dims": [[round(float(v), 3) for v in d] for d, _, _ in items],
                   "ratio": [float(f"{r:.5g}") for _, r, _ in items],
@@ -134,7 +135,12 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
     if not isinstance(top, int) or top < 1:
         raise UsageError(f"{where}: field `kernels.top_threads` must be an int >= 1, got {top!r}",
                          "re-run `edgekd profiles calibrate`")
-    tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items() if name != "top_threads"}
+    fmt = raw.get("format", 1)
+    if fmt != FORMAT:
+        raise UsageError(f"{where}: field `kernels.format` is {fmt!r}, this edgekd reads kernel tables of format "
+                         f"{FORMAT}", "re-run `edgekd profiles calibrate` to measure this device's kernels again")
+    tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items()
+              if name not in ("format", "top_threads")}
     return Kernels(tables, top, cores)
 
 

@@ -10,6 +10,8 @@ import math
 import numpy as np
 
 OPSET = 17
+DENSE_ACTS = ["Relu", "Relu", "Clip", None]     # activations drawn for dense convs
+MOBILE_ACTS = ["Relu", "Clip", "Clip", None]    # and for 1x1 / depthwise convs (MobileNets: ReLU6, linear)
 
 
 @dataclass
@@ -57,18 +59,31 @@ def _init(name, arr):
     return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
 
 
-def conv(cin, cout, hw, k, stride=1, group=1, relu=True, batch=1) -> Micro:
+def _act(act: str | None, x: str, y: str) -> tuple[list, list]:
+    """(nodes, initializers) of a conv's activation: Relu, Clip (ReLU6, as MobileNets use) or none."""
+    from onnx import helper
+
+    if act == "Clip":
+        return [helper.make_node("Clip", [x, f"{y}_lo", f"{y}_hi"], [y])], \
+            [_init(f"{y}_lo", np.float32(0.0)), _init(f"{y}_hi", np.float32(6.0))]
+    return [helper.make_node(act or "Identity", [x], [y])], []
+
+
+def conv(cin, cout, hw, k, stride=1, group=1, act: str | None = "Relu", batch=1) -> Micro:
+    """One conv and its activation. onnxruntime fuses Relu into its conv kernels' inner loop but runs
+    other activations (Clip = ReLU6) as a pass over each output block, which costs depthwise convs ~50%."""
     from onnx import helper
 
     rng = _rng()
     w = rng.normal(0, 0.1, (cout, cin // group, k, k))
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[k // 2] * 4, strides=[stride] * 2,
                               group=group)]
-    nodes.append(helper.make_node("Relu", ["c"], ["y"]) if relu else helper.make_node("Identity", ["c"], ["y"]))
-    m = _model(nodes, [_tensor("x", [batch, cin, hw, hw])], [_tensor("y", None)],
-               [_init("w", w), _init("b", np.zeros(cout))])
+    act_nodes, act_inits = _act(act, "c", "y")
+    m = _model(nodes + act_nodes, [_tensor("x", [batch, cin, hw, hw])], [_tensor("y", None)],
+               [_init("w", w), _init("b", np.zeros(cout)), *act_inits])
     kind = "dwconv" if group > 1 else ("conv1x1" if k == 1 else "conv")
-    return Micro(f"{kind}_c{cin}-{cout}_hw{hw}_k{k}_s{stride}_b{batch}", m,
+    suffix = "" if act == "Relu" else f"_{(act or 'none').lower()}"
+    return Micro(f"{kind}_c{cin}-{cout}_hw{hw}_k{k}_s{stride}_b{batch}{suffix}", m,
                  {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
 
 
@@ -130,6 +145,7 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     `count` x its weight of random configurations, most under 60 MFLOP so the suite stays quick, plus
     larger batched convs and depthwise convs (up to 400 / 80 MFLOP) where mobile nets run at batch 4-8."""
     rng = np.random.default_rng(seed)
+    acts = np.random.default_rng(seed + 1000)  # activations drawn apart, so the sampled shapes stay put
     chans = [3, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
     hws = [2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 96]
     dims = [4, 8, 16, 32, 64, 100, 128, 256, 384, 512, 768, 1024, 2048]
@@ -142,25 +158,25 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         cin, cout, hw, k = _pick(rng, chans), _pick(rng, chans[1:]), _pick(rng, hws), _pick(rng, [1, 3, 3, 5])
         s, b = _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 1, 2, 4, 8])
         if hw >= k and budget(2 * b * cout * (hw // s) ** 2 * cin * k * k):
-            out.append(conv(cin, cout, hw, k, s, batch=b))
+            out.append(conv(cin, cout, hw, k, s, act=_pick(acts, DENSE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("conv")]) < 38 * count:  # large: mobile-net layers at batch 4-8
         cin, cout, hw, k = _pick(rng, chans[3:]), _pick(rng, chans[4:]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 3])
         b = _pick(rng, [4, 8])
         if hw >= k and 6e7 < 2 * b * cout * hw ** 2 * cin * k * k <= 4e8:
-            out.append(conv(cin, cout, hw, k, 1, batch=b))
+            out.append(conv(cin, cout, hw, k, 1, act=_pick(acts, DENSE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("conv1x1")]) < 24 * count:  # pointwise: mobile nets' workhorse
         cin, cout, hw, b = _pick(rng, chans[2:]), _pick(rng, chans[2:]), _pick(rng, hws[1:]), _pick(rng, [1, 1, 2, 4, 8])
         if 2 * b * cout * hw ** 2 * cin <= 2e8:
-            out.append(conv(cin, cout, hw, 1, 1, batch=b))
+            out.append(conv(cin, cout, hw, 1, 1, act=_pick(acts, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 14 * count:
         c, hw, k, s, b = _pick(rng, chans[2:] + [192, 384, 576]), _pick(rng, hws[1:]), _pick(rng, [3, 3, 5]), \
             _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 2, 4])
         if hw >= k and budget(2 * b * c * (hw // s) ** 2 * k * k, 1e7):
-            out.append(conv(c, c, hw, k, s, group=c, batch=b))
+            out.append(conv(c, c, hw, k, s, group=c, act=_pick(acts, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 20 * count:  # large
         c, hw, s_, b = _pick(rng, [32, 64, 128, 256, 384]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 2]), _pick(rng, [4, 8])
         if 1e7 < 2 * b * c * (hw // s_) ** 2 * 9 <= 8e7:
-            out.append(conv(c, c, hw, 3, s_, group=c, batch=b))
+            out.append(conv(c, c, hw, 3, s_, group=c, act=_pick(acts, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
         m_, k, n = _pick(rng, [1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]), _pick(rng, dims), _pick(rng, dims)
         if budget(2 * m_ * k * n):
@@ -208,8 +224,8 @@ def conv_chain(cin, c, hw, k, layers, batch=1) -> Micro:
                  {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
 
 
-def inverted_residual(c, hw, expand, k=3, batch=1) -> Micro:
-    """A MobileNetV2 block: 1x1 expand + Relu, kxk depthwise + Relu, 1x1 project, residual Add."""
+def inverted_residual(c, hw, expand, k=3, batch=1, act="Relu") -> Micro:
+    """A MobileNetV2 block: 1x1 expand + act, kxk depthwise + act, 1x1 project, residual Add."""
     from onnx import helper
 
     rng = _rng()
@@ -217,11 +233,12 @@ def inverted_residual(c, hw, expand, k=3, batch=1) -> Micro:
     inits = [_init("w1", rng.normal(0, 0.1, (mid, c, 1, 1))), _init("b1", np.zeros(mid)),
              _init("w2", rng.normal(0, 0.1, (mid, 1, k, k))), _init("b2", np.zeros(mid)),
              _init("w3", rng.normal(0, 0.1, (c, mid, 1, 1))), _init("b3", np.zeros(c))]
-    nodes = [_conv_node("x", "e", "w1", "b1", 1), helper.make_node("Relu", ["e"], ["ea"]),
-             _conv_node("ea", "d", "w2", "b2", k, group=mid), helper.make_node("Relu", ["d"], ["da"]),
-             _conv_node("da", "p", "w3", "b3", 1), helper.make_node("Add", ["x", "p"], ["y"])]
-    m = _model(nodes, [_tensor("x", [batch, c, hw, hw])], [_tensor("y", None)], inits)
-    return Micro(f"invres_c{c}_hw{hw}_t{expand}_k{k}_b{batch}", m,
+    expand_act, expand_inits = _act(act, "e", "ea")
+    dw_act, dw_inits = _act(act, "d", "da")
+    nodes = [_conv_node("x", "e", "w1", "b1", 1), *expand_act, _conv_node("ea", "d", "w2", "b2", k, group=mid),
+             *dw_act, _conv_node("da", "p", "w3", "b3", 1), helper.make_node("Add", ["x", "p"], ["y"])]
+    m = _model(nodes, [_tensor("x", [batch, c, hw, hw])], [_tensor("y", None)], inits + expand_inits + dw_inits)
+    return Micro(f"invres_c{c}_hw{hw}_t{expand}_k{k}_b{batch}_{act.lower()}", m,
                  {"x": rng.random((batch, c, hw, hw), dtype=np.float32)}, True)
 
 
@@ -281,7 +298,7 @@ def sampled_blocks(count: int = 1, seed: int = 1) -> list[Micro]:
         c, hw, t, k, b = _pick(rng, [8, 16, 24, 32, 64, 96]), _pick(rng, [4, 8, 16, 32, 48]), _pick(rng, [1, 3, 6]), \
             _pick(rng, [3, 3, 5]), _pick(rng, [1, 1, 2, 4, 8])
         if 2 * b * hw * hw * c * c * t * 2 <= 6e7:
-            out.append(inverted_residual(c, hw, t, k, b))
+            out.append(inverted_residual(c, hw, t, k, b, act="Clip" if len(out) % 2 else "Relu"))
     while len(out) < 32 * count:
         depth = _pick(rng, [2, 3, 4])
         widths = [_pick(rng, [16, 32, 64, 128, 256, 512, 784, 1024]) for _ in range(depth + 1)]
