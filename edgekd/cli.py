@@ -404,11 +404,17 @@ def profiles_show(name, as_json) -> None:
             c.print(f"{name!r} is an alias of {p.name!r}")
         c.print(_table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
                        [[f, p.get(f), p.source(f)] for f in FIELDS]))
-        tables = {k: len(v["dims"]) for k, v in p.data.get("kernels", {}).items() if isinstance(v, dict)}
+        kernels = p.data.get("kernels", {})
+        tables = {k: len(v["dims"]) for k, v in kernels.items() if isinstance(v, dict) and "dims" in v}
         cal = p.data.get("calibration") or {}
         if tables:
             c.print(f"kernel tables ({sum(tables.values())} measured kernels): "
                     + ", ".join(f"{k} {n}" for k, n in sorted(tables.items())))
+        comp = kernels.get("composition") or {}
+        if comp.get("threads"):
+            c.print("kernels inside whole graphs take x" + ", x".join(
+                f"{f:.2f} at {t} thread{'s' if t > 1 else ''}" for t, f in zip(comp["threads"], comp["factor"]))
+                + " their time alone")
         if "median_abs_error" in cal:
             how = "cross-validated" if "fit_median_abs_error" in cal else "in-sample"
             c.print(f"calibration: median error {cal['median_abs_error']:.1%} ({how}), "

@@ -52,7 +52,8 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
     conv = next(k for k in tables if k.startswith("conv") and k.endswith(".fp32"))  # x86: conv-nchwc.fp32
     assert {"gemm.fp32", "conv.int8"} <= set(tables) and tables["top_threads"] == 2
     assert all(len(t["dims"]) == len(t["ratio"]) == len(t["speedup"]) > 0
-               for t in tables.values() if isinstance(t, dict))
+               for name, t in tables.items() if isinstance(t, dict) and name != "composition")
+    assert tables["composition"]["threads"] == [1, 2] and all(f > 0 for f in tables["composition"]["factor"])
     model = tmp_path / "m.onnx"
     torch.onnx.export(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).eval(), (torch.randn(1, 3, 16, 16),),
                       str(model), dynamo=False, opset_version=17)
@@ -168,3 +169,50 @@ def test_kernel_tables_of_an_older_format_are_refused_with_the_fix(tmp_path):
         from_profile({"kernels": {"top_threads": 2, "eltwise.fp32": table}}, "x.toml", 2)
     assert "x.toml" in e.value.message and "kernels.format" in e.value.message and "\n" not in e.value.message
     assert "calibrate" in e.value.hint
+
+
+def test_bound_runs_compute_into_preallocated_buffers(tmp_path):
+    """Kernels are timed with IO binding: each run writes the kernel's real output into the bound buffer
+    (no per-run numpy conversion), the same values sess.run returns."""
+    import numpy as np
+    import onnx
+
+    from edgekd.latency import micro
+    from edgekd.latency.calibrate import Bound, measure_interleaved
+    from edgekd.onnxutil import session
+
+    m = micro.conv(8, 16, 8, 3, act="Clip")
+    onnx.save(m.model, str(tmp_path / "c.onnx"))
+    sess = session(tmp_path / "c.onnx", 1, spin=False)
+    want = sess.run(None, m.feeds)[0]
+    run = Bound(sess, m.feeds)
+    run.outputs[0][...] = -1.0
+    run()
+    assert np.allclose(run.outputs[0], want) and want.max() > 0 and want.max() <= 6.0
+    onnx.save(micro.nothing().model, str(tmp_path / "e.onnx"))
+    empty = session(tmp_path / "e.onnx", 1, level="disable", spin=False)
+    plain, bound = measure_interleaved([(empty, micro.nothing().feeds), Bound(empty, micro.nothing().feeds)], rounds=2)
+    assert 0 < bound and 0 < plain
+
+
+def test_composition_factors_scale_kernel_times_and_bad_ones_fail_cleanly():
+    """Kernels inside a graph take longer than alone by a factor calibration measures per thread count;
+    predictions apply it (interpolated between measured thread counts) and a damaged entry is a one-line
+    error naming the field."""
+    import pytest
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.kernels import FORMAT, from_profile
+
+    table = {"dims": [[1.0, 2.0]], "ratio": [1.0], "speedup": [1.0]}
+    raw = {"format": FORMAT, "top_threads": 4, "eltwise.fp32": table}
+    plain = from_profile({"kernels": raw}, "x.toml", 4)
+    assert plain.in_graph(1) == plain.in_graph(4) == 1.0
+    k = from_profile({"kernels": {**raw, "composition": {"threads": [1, 4], "factor": [1.1, 1.4]}}}, "x.toml", 4)
+    assert k.in_graph(1) == pytest.approx(1.1) and k.in_graph(4) == pytest.approx(1.4)
+    assert 1.1 < k.in_graph(2) < k.in_graph(3) < 1.4 and k.in_graph(16) == pytest.approx(1.4)
+    for bad in ({"threads": [1, 2], "factor": [1.0]}, {"threads": [0], "factor": [1.0]},
+                {"threads": [1], "factor": [-1.0]}, {"threads": [1], "factor": ["x"]}, [1.0]):
+        with pytest.raises(UsageError) as e:
+            from_profile({"kernels": {**raw, "composition": bad}}, "x.toml", 4)
+        assert "kernels.composition" in e.value.message and "\n" not in e.value.message

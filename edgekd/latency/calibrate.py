@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost
 from . import kernels as kern
-from .micro import Micro, sampled, sampled_blocks
+from .micro import Micro, nothing, sampled, sampled_blocks
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
 SUITE_SCALE = 1  # 164 graphs, ~1,070 distinct kernels, fp32 + int8, 1 and N threads: ~80 s on 2 cores
@@ -46,29 +46,61 @@ class Point:
     graph: str = ""      # the micro-benchmark a kernel was isolated from (cross-validation folds by it)
 
 
-def _burst(sess, feeds: dict, budget_s: float, min_runs: int = 3, max_runs: int = 20) -> float:
+class Bound:
+    """One run of a session on fixed feeds with its inputs and outputs bound to preallocated buffers (IO
+    binding). A kernel timed alone this way costs its own time plus onnxruntime's fixed per-run cost, not
+    Python converting feeds and copying outputs to numpy, which a kernel inside a graph never pays (that
+    copy alone cost isolated kernels 1-15 us each: their sum overshot small whole models by up to 40%)."""
+
+    def __init__(self, sess, feeds: dict):
+        import onnxruntime as ort
+
+        self.sess, self.binding = sess, sess.io_binding()
+        self.inputs = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+        self.outputs = sess.run(None, self.inputs)  # each run writes into these arrays
+        self._values = []  # the bound OrtValues wrap the arrays above: keep both alive
+        for name, arr in self.inputs.items():
+            self._values.append(ort.OrtValue.ortvalue_from_numpy(arr))
+            self.binding.bind_ortvalue_input(name, self._values[-1])
+        for o, arr in zip(sess.get_outputs(), self.outputs):
+            self._values.append(ort.OrtValue.ortvalue_from_numpy(arr))
+            self.binding.bind_ortvalue_output(o.name, self._values[-1])
+
+    def __call__(self) -> None:
+        self.sess.run_with_iobinding(self.binding)
+
+
+def _runner(job):
+    """A job is a callable (e.g. Bound) or a (session, feeds) pair timed as users run it: sess.run."""
+    if callable(job):
+        return job
+    sess, feeds = job
+    return lambda: sess.run(None, feeds)
+
+
+def _burst(run, budget_s: float, min_runs: int = 3, max_runs: int = 20) -> float:
     """Median latency of back-to-back runs for about `budget_s` or `max_runs` runs (after one warm-up)."""
-    sess.run(None, feeds)
+    run()
     samples, deadline = [], time.perf_counter() + budget_s
     while (time.perf_counter() < deadline and len(samples) < max_runs) or len(samples) < min_runs:
         t0 = time.perf_counter_ns()
-        sess.run(None, feeds)
+        run()
         samples.append((time.perf_counter_ns() - t0) * 1e-9)
     return float(np.median(samples))
 
 
-def measure_interleaved(jobs: list[tuple[object, dict]], rounds: int = 8, budget_s: float = 0.005,
-                        progress=None) -> list[float]:
-    """Steady-state latency of each (session, feeds) job on a machine that others share.
+def measure_interleaved(jobs: list, rounds: int = 8, budget_s: float = 0.005, progress=None) -> list[float]:
+    """Steady-state latency of each job (see _runner) on a machine that others share.
 
     Every job is timed in a short burst in each of `rounds` rounds that interleave all the jobs, and its
     latency is its lowest burst median: contention only ever adds time and comes in episodes of seconds,
     so some round of every job misses it. (One long measurement per job would land whole jobs in an
     episode and fit the model to the neighbours' load.)"""
+    runs = [_runner(j) for j in jobs]
     best = [float("inf")] * len(jobs)
     for r in range(rounds):
-        for i, (sess, feeds) in enumerate(jobs):
-            best[i] = min(best[i], _burst(sess, feeds, budget_s))
+        for i, run in enumerate(runs):
+            best[i] = min(best[i], _burst(run, budget_s))
             if progress:
                 progress(r * len(jobs) + i + 1, rounds * len(jobs), f"round {r + 1}/{rounds}")
     return best
@@ -106,12 +138,17 @@ def nnls(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.ndarray:
     return x / scale
 
 
-def fit(points: list[Point], cores: int) -> Params:
-    """Stage 1: least squares on relative error at one thread. Stage 2: grid search of thread scaling."""
+def fit(points: list[Point], cores: int, run_s: float | None = None) -> Params:
+    """Stage 1: least squares on relative error at one thread (the run overhead fixed to `run_s` when it
+    was measured). Stage 2: grid search of thread scaling."""
     one = [p for p in points if p.threads == 1]
     a = np.stack([features(p.cost) for p in one])
     t = np.array([p.seconds for p in one])
-    coef = dict(zip(COLUMNS, nnls(a / t[:, None], np.ones(len(t)))))
+    if run_s is None:
+        coef = dict(zip(COLUMNS, nnls(a / t[:, None], np.ones(len(t)))))
+    else:
+        cols = COLUMNS[1:]  # COLUMNS[0] is "run"
+        coef = {"run": run_s, **dict(zip(cols, nnls(a[:, 1:] / t[:, None], 1.0 - run_s / t)))}
     typical = float(np.median([coef[k] for k in FLOP_COLS if coef[k] > 0] or [1e-11]))
     for c in FLOP_COLS:  # a class the fit found (nearly) free has no evidence: use the slowest fitted rate
         if coef[c] < 0.01 * typical:
@@ -143,9 +180,10 @@ def errors_of(points: list[Point], prm: Params, tables: kern.Kernels | None = No
     return np.array([predicted_s(p, prm, tables) / p.seconds - 1.0 for p in points])
 
 
-def fit_kernels(points: list[Point], prm: Params) -> tuple[kern.Kernels, dict]:
+def fit_kernels(points: list[Point], prm: Params, graphs: list[Point] = ()) -> tuple[kern.Kernels, dict]:
     """Kernel tables from the isolated kernels: each one's time less the run overhead, and its speed-up at
-    the top thread count. (Measured alone, a kernel's time needs no split among a graph's nodes.)"""
+    the top thread count. (Measured alone, a kernel's time needs no split among a graph's nodes.) With
+    whole `graphs`, also the composition factors that turn kernels alone into kernels inside a graph."""
     top = max(p.threads for p in points)
     by_kernel: dict[str, dict[int, Point]] = {}
     for p in points:
@@ -159,7 +197,23 @@ def fit_kernels(points: list[Point], prm: Params) -> tuple[kern.Kernels, dict]:
         tn = _own(many.seconds, prm) if many is not None and top > 1 else t1
         samples.append((one.cost.nodes[0], t1, t1 / tn))
     rows = kern.fit_rows(samples, prm)
-    return kern.tables_from_rows(rows, top, prm.cores), kern.to_data(rows, top)
+    tables = kern.tables_from_rows(rows, top, prm.cores)
+    tables.composition = composition(graphs, prm, tables)
+    return tables, kern.to_data(rows, top, tables.composition)
+
+
+def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[int, float]:
+    """Per thread count, the median ratio of whole graphs' time (beyond the run overhead) to their kernels'
+    sum as measured alone. Inside a graph kernels find weights and inputs in colder caches than when one
+    kernel runs over and over, and with several threads (spinning off) each parallel kernel wakes the
+    pool: on a 2-core VM graphs took 2% longer than their kernels at one thread and 17% at two."""
+    out = {}
+    for th in sorted({p.threads for p in graphs}):
+        r = [(p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s) for p in graphs if p.threads == th]
+        r = [x for x in r if x > 0]  # a graph lost in the run overhead's noise says nothing
+        if r:
+            out[th] = float(np.exp(np.median(np.log(r))))
+    return out
 
 
 def _own(seconds: float, prm: Params) -> float:
@@ -176,19 +230,25 @@ def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Param
     fold = {n: i % 2 for i, n in enumerate(names)}
     err = np.zeros(len(graphs))
     for f in (0, 1):
-        tables, _ = fit_kernels([p for p in kernels if fold.get(p.graph, 1 - f) != f], prm)
+        tables, _ = fit_kernels([p for p in kernels if fold.get(p.graph, 1 - f) != f], prm,
+                                [p for p in graphs if fold[p.graph] != f])
         test = [i for i, p in enumerate(graphs) if fold[p.graph] == f]
         err[test] = np.abs(errors_of([graphs[i] for i in test], prm, tables))
     return err
 
 
 def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None,
-              alongside: list = ()) -> tuple[list[Point], list[Point], list[float]]:
+              alongside: list = ()) -> tuple[list[Point], list[Point], list[float], float]:
     """Build and quantize every micro-benchmark, isolate each kernel onnxruntime runs for it (each distinct
     kernel once), and time every kernel, every whole chain / block graph and the `alongside` (session,
     feeds) jobs at every thread count in the same interleaved rounds (how benchmarks compare predictions
     with measurements on a machine whose speed drifts). Returns (kernel points, graph points, alongside
-    seconds)."""
+    seconds, run overhead).
+
+    Kernels are timed with IO binding; an empty graph, timed both ways, gives the fixed per-run cost of
+    each. A kernel point's seconds are its own time plus the run overhead of a graph run as users run
+    it (sess.run), so kernel and graph points describe the same thing: the run overhead is measured, and
+    each kernel's own time (seconds - run overhead) excludes any per-run cost."""
     import onnx
 
     from ..onnxutil import session
@@ -222,12 +282,22 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                     for th in threads_list:
                         kernel_specs.append((f"{m.name}.{dtype}#{i}", m.name, dtype,
                                              GraphCost([node], {}, [], "all"), th))
-                        kernel_jobs.append((session(kpath, th, level="disable", spin=False), feeds))  # optimized
-        seconds = measure_interleaved(kernel_jobs + graph_jobs + list(alongside), progress=progress)
+                        kernel_jobs.append(Bound(session(kpath, th, level="disable", spin=False), feeds))
+        empty = Path(td) / "empty.onnx"
+        onnx.save(nothing().model, str(empty))
+        overhead_jobs = []
+        for th in threads_list:
+            sess = session(empty, th, level="disable", spin=False)
+            overhead_jobs += [(sess, nothing().feeds), Bound(sess, nothing().feeds)]
+        seconds = measure_interleaved(kernel_jobs + graph_jobs + overhead_jobs + list(alongside), progress=progress)
+    n_k, n_g = len(kernel_specs), len(kernel_specs) + len(graph_specs)
+    overhead = seconds[n_g:n_g + len(overhead_jobs)]
+    run_s = overhead[0]  # an empty graph run as users run it, one thread
+    bound_s = {th: overhead[2 * i + 1] for i, th in enumerate(threads_list)}
+    seconds = [sec - bound_s[th] + run_s for (*_, th), sec in zip(kernel_specs, seconds[:n_k])] + seconds[n_k:]
     points = [Point(name, dtype, th, cost, sec, graph)
               for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
-    n_k, n_all = len(kernel_specs), len(kernel_specs) + len(graph_specs)
-    return points[:n_k], points[n_k:], seconds[n_all:]
+    return points[:n_k], points[n_k:n_g], seconds[n_g + len(overhead_jobs):], run_s
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -374,12 +444,12 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
-    kernel_points, graph_points, alongside_s = run_suite(threads_list, preset, quick, progress, alongside)
-    # whole graphs in the fit too: with single kernels alone, run and per-node overheads cannot be told apart
-    data = build_profile(name, base_prof, fit(kernel_points + graph_points, cores), {}, bandwidth, threads_list)
+    kernel_points, graph_points, alongside_s, run_s = run_suite(threads_list, preset, quick, progress, alongside)
+    data = build_profile(name, base_prof, fit(kernel_points + graph_points, cores, run_s), {}, bandwidth,
+                         threads_list)
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
-    tables, data["kernels"] = fit_kernels(kernel_points, prm)
+    tables, data["kernels"] = fit_kernels(kernel_points, prm, graph_points)
     err = cross_validated_errors(kernel_points, graph_points, prm)
     stats = {"points": len(kernel_points) + len(graph_points), "kernels": len(kernel_points),
              "median_abs_error": round(float(np.median(err)), 4),

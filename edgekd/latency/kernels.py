@@ -14,7 +14,7 @@ fraction (Amdahl).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,10 +87,12 @@ class Table:
 
 @dataclass
 class Kernels:
-    """All tables of a calibrated profile, with the thread count its speed-ups were measured at."""
+    """All tables of a calibrated profile, with the thread count its speed-ups were measured at, and the
+    composition factors: how much longer kernels take inside whole graphs than alone, per thread count."""
     tables: dict[str, Table]
     top_threads: int
     cores: int
+    composition: dict[int, float] = field(default_factory=dict)
 
     def node_seconds(self, n: NodeCost, threads: int, prm: Params) -> float | None:
         """A node's time at `threads`, or None when no table holds its family (the roofline prices it)."""
@@ -102,7 +104,18 @@ class Kernels:
             ratio, speedup = table.lookup(dims_of(n, prm))
         except ValueError:
             return None
-        return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores)
+        return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores) * \
+            self.in_graph(threads)
+
+    def in_graph(self, threads: int) -> float:
+        """The composition factor at `threads`: interpolated in 1 - 1/threads (the parallel share) between
+        the thread counts it was measured at, held at the ends."""
+        if not self.composition:
+            return 1.0
+        xs = sorted(self.composition)
+        u = [1.0 - 1.0 / t for t in xs]
+        return float(np.interp(1.0 - 1.0 / max(1, min(int(threads), self.cores)), u,
+                               [self.composition[t] for t in xs]))
 
 
 def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
@@ -114,9 +127,14 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
     return serial + (1.0 - serial) / n
 
 
-def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int) -> dict:
-    """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups."""
+def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int,
+            composition: dict[int, float] | None = None) -> dict:
+    """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups; and
+    the composition factors per thread count."""
     out: dict = {"format": FORMAT, "top_threads": top_threads}
+    if composition:
+        out["composition"] = {"threads": sorted(composition),
+                              "factor": [round(composition[t], 4) for t in sorted(composition)]}
     for k, items in sorted(rows.items()):
         out[k] = {"dims": [[round(float(v), 3) for v in d] for d, _, _ in items],
                   "ratio": [float(f"{r:.5g}") for _, r, _ in items],
@@ -140,8 +158,21 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
         raise UsageError(f"{where}: field `kernels.format` is {fmt!r}, this edgekd reads kernel tables of format "
                          f"{FORMAT}", "re-run `edgekd profiles calibrate` to measure this device's kernels again")
     tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items()
-              if name not in ("format", "top_threads")}
-    return Kernels(tables, top, cores)
+              if name not in ("format", "top_threads", "composition")}
+    return Kernels(tables, top, cores, _composition(raw.get("composition", {}), f"{where}: `kernels.composition`"))
+
+
+def _composition(c, where: str) -> dict[int, float]:
+    hint = "re-run `edgekd profiles calibrate` to rewrite it"
+    ok = isinstance(c, dict) and isinstance(c.get("threads", []), list) and isinstance(c.get("factor", []), list)
+    threads, factor = (c.get("threads", []), c.get("factor", [])) if ok else ([], [])
+    if not ok or len(threads) != len(factor) or \
+            not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in threads) or \
+            not all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 0
+                    for f in factor):
+        raise UsageError(f"{where} needs equally long lists `threads` (ints >= 1) and `factor` (positive "
+                         f"numbers), got {c!r}", hint)
+    return dict(zip(threads, map(float, factor)))
 
 
 def _table(t, where: str) -> Table:

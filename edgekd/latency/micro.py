@@ -87,15 +87,22 @@ def conv(cin, cout, hw, k, stride=1, group=1, act: str | None = "Relu", batch=1)
                  {"x": rng.random((batch, cin, hw, hw), dtype=np.float32)}, True)
 
 
-def gemm(m_, k, n) -> Micro:
+def gemm(m_, k, n, linear=False) -> Micro:
+    """MatMul + Add + Relu, or with `linear` a Gemm with transposed weights + Relu (torch's nn.Linear export,
+    which int8 quantization turns into QGemm rather than QLinearMatMul + QLinearAdd)."""
     from onnx import helper
 
     rng = _rng()
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["a"]),
-             helper.make_node("Relu", ["a"], ["y"])]
-    model = _model(nodes, [_tensor("x", [m_, k])], [_tensor("y", None)],
-                   [_init("w", rng.normal(0, 0.05, (k, n))), _init("b", np.zeros(n))])
-    return Micro(f"gemm_m{m_}_k{k}_n{n}", model, {"x": rng.random((m_, k), dtype=np.float32)}, True)
+    if linear:
+        nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["a"], transB=1), helper.make_node("Relu", ["a"], ["y"])]
+        w = rng.normal(0, 0.05, (n, k))
+    else:
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["a"]),
+                 helper.make_node("Relu", ["a"], ["y"])]
+        w = rng.normal(0, 0.05, (k, n))
+    model = _model(nodes, [_tensor("x", [m_, k])], [_tensor("y", None)], [_init("w", w), _init("b", np.zeros(n))])
+    return Micro(f"gemm_m{m_}_k{k}_n{n}{'_linear' if linear else ''}", model,
+                 {"x": rng.random((m_, k), dtype=np.float32)}, True)
 
 
 def layernorm(rows, d) -> Micro:
@@ -140,10 +147,19 @@ def _pick(rng, values):
     return values[int(rng.integers(len(values)))]
 
 
+def nothing() -> Micro:
+    """A graph that does (almost) nothing: one Identity on one value. Timed, it is the fixed cost of a run."""
+    from onnx import helper
+
+    m = _model([helper.make_node("Identity", ["x"], ["y"])], [_tensor("x", [1])], [_tensor("y", [1])], [])
+    return Micro("nothing", m, {"x": np.ones(1, np.float32)})
+
+
 def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     """Single-kernel graphs with shapes sampled like edge models' layers (nn-Meter's idea): each family
     `count` x its weight of random configurations, most under 60 MFLOP so the suite stays quick, plus
-    larger batched convs and depthwise convs (up to 400 / 80 MFLOP) where mobile nets run at batch 4-8."""
+    larger batched convs, depthwise convs and GEMMs (up to 400 / 80 / 600 MFLOP) where mobile nets and
+    encoders run at batch 4-8, and GEMMs with 0.25-16 MB of weights at batch 1-8 (heads, FFNs)."""
     rng = np.random.default_rng(seed)
     acts = np.random.default_rng(seed + 1000)  # activations drawn apart, so the sampled shapes stay put
     chans = [3, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
@@ -180,7 +196,14 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
         m_, k, n = _pick(rng, [1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]), _pick(rng, dims), _pick(rng, dims)
         if budget(2 * m_ * k * n):
-            out.append(gemm(m_, k, n))
+            out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
+    while len([m for m in out if m.name.startswith("gemm")]) < 36 * count:  # heads / FFNs at small batch:
+        m_, k, n = _pick(rng, [1, 1, 2, 4, 8]), _pick(rng, dims[7:]), _pick(rng, dims[7:])  # weights 0.25-16 MB
+        out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
+    while len([m for m in out if m.name.startswith("gemm")]) < 44 * count:  # large: encoder layers at batch 4-8
+        m_, k, n = _pick(rng, [128, 256, 512, 1024]), _pick(rng, dims[6:12]), _pick(rng, dims[6:12])
+        if 6e7 < 2 * m_ * k * n <= 6e8:
+            out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
     while len([m for m in out if m.name.startswith("bmm")]) < 8 * count:
         b, m_, k = _pick(rng, [1, 4, 8, 16, 32, 64]), _pick(rng, [8, 16, 32, 64, 128]), _pick(rng, [16, 32, 64])
         n = _pick(rng, [k, m_])
