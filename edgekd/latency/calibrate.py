@@ -27,9 +27,10 @@ from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost
 from . import kernels as kern
-from .micro import Micro, nothing, sampled, sampled_blocks
+from .micro import Micro, nothing, sampled, sampled_blocks, tiny_chain
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
+TINY_CHAIN = 33  # ops in the chain whose time, less a one-op chain's, gives the per-node overhead
 SUITE_SCALE = 1  # 164 graphs, ~1,070 distinct kernels, fp32 + int8, 1 and N threads: ~80 s on 2 cores
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
@@ -138,17 +139,16 @@ def nnls(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.ndarray:
     return x / scale
 
 
-def fit(points: list[Point], cores: int, run_s: float | None = None) -> Params:
-    """Stage 1: least squares on relative error at one thread (the run overhead fixed to `run_s` when it
-    was measured). Stage 2: grid search of thread scaling."""
+def fit(points: list[Point], cores: int, run_s: float | None = None, node_s: float | None = None) -> Params:
+    """Stage 1: least squares on relative error at one thread, with the run and per-node overheads fixed
+    where they were measured. Stage 2: grid search of thread scaling."""
     one = [p for p in points if p.threads == 1]
     a = np.stack([features(p.cost) for p in one])
     t = np.array([p.seconds for p in one])
-    if run_s is None:
-        coef = dict(zip(COLUMNS, nnls(a / t[:, None], np.ones(len(t)))))
-    else:
-        cols = COLUMNS[1:]  # COLUMNS[0] is "run"
-        coef = {"run": run_s, **dict(zip(cols, nnls(a[:, 1:] / t[:, None], 1.0 - run_s / t)))}
+    fixed = {k: v for k, v in (("run", run_s), ("node", node_s)) if v is not None}
+    free = [i for i, c in enumerate(COLUMNS) if c not in fixed]
+    known = sum(a[:, COLUMNS.index(c)] * v for c, v in fixed.items()) if fixed else np.zeros(len(t))
+    coef = {**fixed, **dict(zip([COLUMNS[i] for i in free], nnls(a[:, free] / t[:, None], 1.0 - known / t)))}
     typical = float(np.median([coef[k] for k in FLOP_COLS if coef[k] > 0] or [1e-11]))
     for c in FLOP_COLS:  # a class the fit found (nearly) free has no evidence: use the slowest fitted rate
         if coef[c] < 0.01 * typical:
@@ -238,17 +238,18 @@ def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Param
 
 
 def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None,
-              alongside: list = ()) -> tuple[list[Point], list[Point], list[float], float]:
+              alongside: list = ()) -> tuple[list[Point], list[Point], list[float], dict[str, float]]:
     """Build and quantize every micro-benchmark, isolate each kernel onnxruntime runs for it (each distinct
     kernel once), and time every kernel, every whole chain / block graph and the `alongside` (session,
     feeds) jobs at every thread count in the same interleaved rounds (how benchmarks compare predictions
     with measurements on a machine whose speed drifts). Returns (kernel points, graph points, alongside
-    seconds, run overhead).
+    seconds, {"run_s": run overhead, "node_s": per-node overhead}).
 
     Kernels are timed with IO binding; an empty graph, timed both ways, gives the fixed per-run cost of
     each. A kernel point's seconds are its own time plus the run overhead of a graph run as users run
     it (sess.run), so kernel and graph points describe the same thing: the run overhead is measured, and
-    each kernel's own time (seconds - run overhead) excludes any per-run cost."""
+    each kernel's own time (seconds - run overhead) excludes any per-run cost. Chains of 1 and 33 tiny
+    ops give the per-node overhead inside a graph."""
     import onnx
 
     from ..onnxutil import session
@@ -289,15 +290,19 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
         for th in threads_list:
             sess = session(empty, th, level="disable", spin=False)
             overhead_jobs += [(sess, nothing().feeds), Bound(sess, nothing().feeds)]
+        for length in (1, TINY_CHAIN):
+            onnx.save(tiny_chain(length).model, str(Path(td) / f"tiny{length}.onnx"))
+            overhead_jobs.append((session(Path(td) / f"tiny{length}.onnx", 1, spin=False), tiny_chain(length).feeds))
         seconds = measure_interleaved(kernel_jobs + graph_jobs + overhead_jobs + list(alongside), progress=progress)
     n_k, n_g = len(kernel_specs), len(kernel_specs) + len(graph_specs)
     overhead = seconds[n_g:n_g + len(overhead_jobs)]
     run_s = overhead[0]  # an empty graph run as users run it, one thread
     bound_s = {th: overhead[2 * i + 1] for i, th in enumerate(threads_list)}
+    node_s = max(0.0, (overhead[-1] - overhead[-2]) / (TINY_CHAIN - 1))
     seconds = [sec - bound_s[th] + run_s for (*_, th), sec in zip(kernel_specs, seconds[:n_k])] + seconds[n_k:]
     points = [Point(name, dtype, th, cost, sec, graph)
               for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
-    return points[:n_k], points[n_k:n_g], seconds[n_g + len(overhead_jobs):], run_s
+    return points[:n_k], points[n_k:n_g], seconds[n_g + len(overhead_jobs):], {"run_s": run_s, "node_s": node_s}
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -444,9 +449,9 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
-    kernel_points, graph_points, alongside_s, run_s = run_suite(threads_list, preset, quick, progress, alongside)
-    data = build_profile(name, base_prof, fit(kernel_points + graph_points, cores, run_s), {}, bandwidth,
-                         threads_list)
+    kernel_points, graph_points, alongside_s, overheads = run_suite(threads_list, preset, quick, progress, alongside)
+    prm = fit(kernel_points + graph_points, cores, overheads["run_s"], overheads["node_s"])
+    data = build_profile(name, base_prof, prm, {}, bandwidth, threads_list)
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
     tables, data["kernels"] = fit_kernels(kernel_points, prm, graph_points)

@@ -64,6 +64,7 @@ class Table:
         self.coef = np.linalg.solve(a.T @ a + reg, a.T @ self.y) if n > d + 2 else \
             np.r_[np.median(self.y), np.zeros(d)]
         self.resid = self.y - a @ self.coef
+        self.fastest_ns = float(np.min(np.exp(self.y) * np.exp2(self.x[:, -1])))  # last dim: the prior in ns
 
     @classmethod
     def from_rows(cls, dims, ratios, speedups) -> "Table":
@@ -82,7 +83,10 @@ class Table:
         local = (w * self.resid[idx]).sum() / w.sum() * float(np.exp(-d[idx].min() / FADE))  # fades with distance
         trend = self.coef[0] + f @ self.coef[1:]
         y = float(np.clip(trend + local, self.y.min(), self.y.max()))  # never beyond what was measured
-        return float(np.exp(y)), float((w * self.speedup[idx]).sum() / w.sum())
+        # and never faster than the family's fastest kernel: a ratio times a prior near zero (a 40-byte
+        # Gather when the fitted per-node overhead is ~0) must not price a kernel at nothing
+        floor = self.fastest_ns / max(float(dims[-1]), 1e-3)
+        return max(float(np.exp(y)), floor), float((w * self.speedup[idx]).sum() / w.sum())
 
 
 @dataclass

@@ -155,6 +155,17 @@ def nothing() -> Micro:
     return Micro("nothing", m, {"x": np.ones(1, np.float32)})
 
 
+def tiny_chain(length: int) -> Micro:
+    """`length` Sin ops in a row on 16 values: timed against length 1, the cost each kernel adds to a graph
+    when its work is next to nothing (dispatch, allocation), which no kernel timed alone can show."""
+    from onnx import helper
+
+    names = ["x"] + [f"s{i}" for i in range(length - 1)] + ["y"]
+    nodes = [helper.make_node("Sin", [a], [b]) for a, b in zip(names[:-1], names[1:])]
+    m = _model(nodes, [_tensor("x", [1, 16])], [_tensor("y", [1, 16])], [])
+    return Micro(f"tiny_chain_{length}", m, {"x": np.ones((1, 16), np.float32)})
+
+
 def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     """Single-kernel graphs with shapes sampled like edge models' layers (nn-Meter's idea): each family
     `count` x its weight of random configurations, most under 60 MFLOP so the suite stays quick, plus
