@@ -431,9 +431,10 @@ def profiles_show(name, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     """Measure this device with onnxruntime micro-benchmarks (no torch needed) and write a calibrated
-    profile: efficiencies, overheads and thread scaling fitted to the measurements, plus kernel tables
-    that predictions read (every kernel onnxruntime runs for the suite, timed alone: its shape, time and
-    thread speed-up). Whole chains and blocks are timed too; the error reported is theirs."""
+    profile: efficiencies and thread scaling fitted to the measurements, measured run and per-node
+    overheads, plus kernel tables that predictions read (every kernel onnxruntime runs for the suite,
+    timed alone: its shape and variant, time and thread speed-up). Whole chains and blocks are timed too:
+    they give how much longer kernels take inside a graph, and the error reported is theirs."""
     from .latency.calibrate import calibrate
     from .progress import step_progress
 

@@ -31,7 +31,7 @@ from .micro import Micro, nothing, sampled, sampled_blocks, tiny_chain
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
 TINY_CHAIN = 33  # ops in the chain whose time, less a one-op chain's, gives the per-node overhead
-SUITE_SCALE = 1  # 164 graphs, ~1,070 distinct kernels, fp32 + int8, 1 and N threads: ~80 s on 2 cores
+SUITE_SCALE = 1  # 184 graphs, ~1,140 distinct kernels, fp32 + int8, 1 and N threads: ~90 s on 2 cores
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
 
@@ -245,10 +245,12 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     with measurements on a machine whose speed drifts). Returns (kernel points, graph points, alongside
     seconds, {"run_s": run overhead, "node_s": per-node overhead}).
 
-    Kernels are timed with IO binding; an empty graph, timed both ways, gives the fixed per-run cost of
-    each. A kernel point's seconds are its own time plus the run overhead of a graph run as users run
-    it (sess.run), so kernel and graph points describe the same thing: the run overhead is measured, and
-    each kernel's own time (seconds - run overhead) excludes any per-run cost. Chains of 1 and 33 tiny
+    Kernels and whole graphs are timed alike, with IO binding; an empty graph, timed both ways, gives the
+    fixed per-run cost of each. A point's seconds are its bound time less the bound run cost plus the run
+    overhead of sess.run (how users run models), so the run overhead is measured and each kernel's own
+    time (seconds - run overhead) excludes any per-run cost. (With graphs timed by sess.run, the 1-thread
+    composition factor swung between x1.00 and x1.25 from one benchmark run to the next; timed bound,
+    x0.98 and x1.00.) Chains of 1 and 33 tiny
     ops give the per-node overhead inside a graph."""
     import onnx
 
@@ -272,7 +274,7 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                 if whole:  # whole graphs: do kernels measured alone add up to them?
                     for th in threads_list:
                         graph_specs.append((f"{m.name}.{dtype}", m.name, dtype, cost, th))
-                        graph_jobs.append((session(path, th, spin=False), m.feeds))
+                        graph_jobs.append(Bound(session(path, th, spin=False), m.feeds))
                 for i, (node, model, feeds) in enumerate(alone):
                     sig = (node.op_type, node.kernel, node.dtype, tuple(node.dims), tuple(node.shape))
                     if sig in seen:  # chains repeat their kernels; time each distinct one once
@@ -299,7 +301,8 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     run_s = overhead[0]  # an empty graph run as users run it, one thread
     bound_s = {th: overhead[2 * i + 1] for i, th in enumerate(threads_list)}
     node_s = max(0.0, (overhead[-1] - overhead[-2]) / (TINY_CHAIN - 1))
-    seconds = [sec - bound_s[th] + run_s for (*_, th), sec in zip(kernel_specs, seconds[:n_k])] + seconds[n_k:]
+    seconds = [sec - bound_s[th] + run_s for (*_, th), sec in zip(kernel_specs + graph_specs, seconds[:n_g])] + \
+        seconds[n_g:]
     points = [Point(name, dtype, th, cost, sec, graph)
               for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
     return points[:n_k], points[n_k:n_g], seconds[n_g + len(overhead_jobs):], {"run_s": run_s, "node_s": node_s}
