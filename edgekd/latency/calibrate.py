@@ -206,7 +206,7 @@ def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[
     """Per thread count, the median ratio of whole graphs' time (beyond the run overhead) to their kernels'
     sum as measured alone. Inside a graph kernels find weights and inputs in colder caches than when one
     kernel runs over and over, and with several threads (spinning off) each parallel kernel wakes the
-    pool: on a 2-core VM graphs took 2% longer than their kernels at one thread and 17% at two."""
+    pool: on a 2-core VM graphs took x0.98-1.00 their kernels' sum at one thread and x1.11-1.17 at two."""
     out = {}
     for th in sorted({p.threads for p in graphs}):
         r = [(p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s) for p in graphs if p.threads == th]
@@ -250,8 +250,7 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     overhead of sess.run (how users run models), so the run overhead is measured and each kernel's own
     time (seconds - run overhead) excludes any per-run cost. (With graphs timed by sess.run, the 1-thread
     composition factor swung between x1.00 and x1.25 from one benchmark run to the next; timed bound,
-    x0.98 and x1.00.) Chains of 1 and 33 tiny
-    ops give the per-node overhead inside a graph."""
+    x0.98 and x1.00.) Chains of 1 and 33 tiny ops give the per-node overhead inside a graph."""
     import onnx
 
     from ..onnxutil import session

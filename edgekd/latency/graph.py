@@ -298,7 +298,7 @@ def _variant(cls: str, int8: bool, w: list, attrs: dict, names: list, inits: dic
     zp = inits.get(names[5]) if len(names) > 5 else None
     if zp is None or np.any(numpy_helper.to_array(zp) != 0) or zp.data_type != 3:  # 3: int8
         return 1.0
-    cin, cout = (w[1], w[0])
+    cin, cout = w[1], w[0]
     if cls == "dwconv":
         return VARIANT if cout % 16 == 0 else 1.0
     return VARIANT if cin % 4 == 0 and cout % 4 == 0 and cout >= 16 else 1.0
