@@ -285,15 +285,14 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                         kernel_specs.append((f"{m.name}.{dtype}#{i}", m.name, dtype,
                                              GraphCost([node], {}, [], "all"), th))
                         kernel_jobs.append(Bound(session(kpath, th, level="disable", spin=False), feeds))
-        empty = Path(td) / "empty.onnx"
-        onnx.save(nothing().model, str(empty))
-        overhead_jobs = []
+        empty, overhead_jobs = nothing(), []
+        onnx.save(empty.model, str(Path(td) / "empty.onnx"))
         for th in threads_list:
-            sess = session(empty, th, level="disable", spin=False)
-            overhead_jobs += [(sess, nothing().feeds), Bound(sess, nothing().feeds)]
-        for length in (1, TINY_CHAIN):
-            onnx.save(tiny_chain(length).model, str(Path(td) / f"tiny{length}.onnx"))
-            overhead_jobs.append((session(Path(td) / f"tiny{length}.onnx", 1, spin=False), tiny_chain(length).feeds))
+            sess = session(Path(td) / "empty.onnx", th, level="disable", spin=False)
+            overhead_jobs += [(sess, empty.feeds), Bound(sess, empty.feeds)]
+        for chain in (tiny_chain(1), tiny_chain(TINY_CHAIN)):
+            onnx.save(chain.model, str(Path(td) / f"{chain.name}.onnx"))
+            overhead_jobs.append((session(Path(td) / f"{chain.name}.onnx", 1, spin=False), chain.feeds))
         seconds = measure_interleaved(kernel_jobs + graph_jobs + overhead_jobs + list(alongside), progress=progress)
     n_k, n_g = len(kernel_specs), len(kernel_specs) + len(graph_specs)
     overhead = seconds[n_g:n_g + len(overhead_jobs)]
