@@ -168,9 +168,8 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
 
 def _composition(c, where: str) -> dict[int, float]:
     hint = "re-run `edgekd profiles calibrate` to rewrite it"
-    ok = isinstance(c, dict) and isinstance(c.get("threads", []), list) and isinstance(c.get("factor", []), list)
-    threads, factor = (c.get("threads", []), c.get("factor", [])) if ok else ([], [])
-    if not ok or len(threads) != len(factor) or \
+    threads, factor = (c.get("threads", []), c.get("factor", [])) if isinstance(c, dict) else (None, None)
+    if not (isinstance(threads, list) and isinstance(factor, list)) or len(threads) != len(factor) or \
             not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in threads) or \
             not all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 0
                     for f in factor):

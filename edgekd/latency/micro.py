@@ -172,7 +172,7 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     larger batched convs, depthwise convs and GEMMs (up to 400 / 80 / 600 MFLOP) where mobile nets and
     encoders run at batch 4-8, and GEMMs with 0.25-16 MB of weights at batch 1-8 (heads, FFNs)."""
     rng = np.random.default_rng(seed)
-    acts = np.random.default_rng(seed + 1000)  # activations drawn apart, so the sampled shapes stay put
+    forms = np.random.default_rng(seed + 1000)  # activations and GEMM forms drawn apart: shapes stay put
     chans = [3, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
     hws = [2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 96]
     dims = [4, 8, 16, 32, 64, 100, 128, 256, 384, 512, 768, 1024, 2048]
@@ -185,36 +185,36 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         cin, cout, hw, k = _pick(rng, chans), _pick(rng, chans[1:]), _pick(rng, hws), _pick(rng, [1, 3, 3, 5])
         s, b = _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 1, 2, 4, 8])
         if hw >= k and budget(2 * b * cout * (hw // s) ** 2 * cin * k * k):
-            out.append(conv(cin, cout, hw, k, s, act=_pick(acts, DENSE_ACTS), batch=b))
+            out.append(conv(cin, cout, hw, k, s, act=_pick(forms, DENSE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("conv")]) < 38 * count:  # large: mobile-net layers at batch 4-8
         cin, cout, hw, k = _pick(rng, chans[3:]), _pick(rng, chans[4:]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 3])
         b = _pick(rng, [4, 8])
         if hw >= k and 6e7 < 2 * b * cout * hw ** 2 * cin * k * k <= 4e8:
-            out.append(conv(cin, cout, hw, k, 1, act=_pick(acts, DENSE_ACTS), batch=b))
+            out.append(conv(cin, cout, hw, k, 1, act=_pick(forms, DENSE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("conv1x1")]) < 24 * count:  # pointwise: mobile nets' workhorse
         cin, cout, hw, b = _pick(rng, chans[2:]), _pick(rng, chans[2:]), _pick(rng, hws[1:]), _pick(rng, [1, 1, 2, 4, 8])
         if 2 * b * cout * hw ** 2 * cin <= 2e8:
-            out.append(conv(cin, cout, hw, 1, 1, act=_pick(acts, MOBILE_ACTS), batch=b))
+            out.append(conv(cin, cout, hw, 1, 1, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 14 * count:
         c, hw, k, s, b = _pick(rng, chans[2:] + [192, 384, 576]), _pick(rng, hws[1:]), _pick(rng, [3, 3, 5]), \
             _pick(rng, [1, 1, 2]), _pick(rng, [1, 1, 2, 4])
         if hw >= k and budget(2 * b * c * (hw // s) ** 2 * k * k, 1e7):
-            out.append(conv(c, c, hw, k, s, group=c, act=_pick(acts, MOBILE_ACTS), batch=b))
+            out.append(conv(c, c, hw, k, s, group=c, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 20 * count:  # large
         c, hw, s_, b = _pick(rng, [32, 64, 128, 256, 384]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 2]), _pick(rng, [4, 8])
         if 1e7 < 2 * b * c * (hw // s_) ** 2 * 9 <= 8e7:
-            out.append(conv(c, c, hw, 3, s_, group=c, act=_pick(acts, MOBILE_ACTS), batch=b))
+            out.append(conv(c, c, hw, 3, s_, group=c, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
         m_, k, n = _pick(rng, [1, 1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512]), _pick(rng, dims), _pick(rng, dims)
         if budget(2 * m_ * k * n):
-            out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
+            out.append(gemm(m_, k, n, linear=bool(forms.integers(2))))
     while len([m for m in out if m.name.startswith("gemm")]) < 36 * count:  # heads / FFNs at small batch:
         m_, k, n = _pick(rng, [1, 1, 2, 4, 8]), _pick(rng, dims[7:]), _pick(rng, dims[7:])  # weights 0.25-16 MB
-        out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
+        out.append(gemm(m_, k, n, linear=bool(forms.integers(2))))
     while len([m for m in out if m.name.startswith("gemm")]) < 44 * count:  # large: encoder layers at batch 4-8
         m_, k, n = _pick(rng, [128, 256, 512, 1024]), _pick(rng, dims[6:12]), _pick(rng, dims[6:12])
         if 6e7 < 2 * m_ * k * n <= 6e8:
-            out.append(gemm(m_, k, n, linear=bool(acts.integers(2))))
+            out.append(gemm(m_, k, n, linear=bool(forms.integers(2))))
     while len([m for m in out if m.name.startswith("bmm")]) < 8 * count:
         b, m_, k = _pick(rng, [1, 4, 8, 16, 32, 64]), _pick(rng, [8, 16, 32, 64, 128]), _pick(rng, [16, 32, 64])
         n = _pick(rng, [k, m_])
