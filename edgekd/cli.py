@@ -415,6 +415,10 @@ def profiles_show(name, as_json) -> None:
             c.print("kernels inside whole graphs take x" + ", x".join(
                 f"{f:.2f} at {t} thread{'s' if t > 1 else ''}" for t, f in zip(comp["threads"], comp["factor"]))
                 + " their time alone")
+        stream = kernels.get("stream") or {}
+        for t, mb, ns in zip(stream.get("threads", []), stream.get("mb", []), stream.get("ns_per_kb", [])):
+            c.print(f"weights streamed at {t} thread{'s' if t > 1 else ''}: " + ", ".join(
+                f"{m:g} MB {1.024e3 / v:.1f} GB/s" for m, v in zip(mb, ns)))
         if "median_abs_error" in cal:
             how = "cross-validated" if "fit_median_abs_error" in cal else "in-sample"
             c.print(f"calibration: median error {cal['median_abs_error']:.1%} ({how}), "
@@ -434,7 +438,9 @@ def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     profile: efficiencies and thread scaling fitted to the measurements, measured run and per-node
     overheads, plus kernel tables that predictions read (every kernel onnxruntime runs for the suite,
     timed alone: its shape and variant, time and thread speed-up). Whole chains and blocks are timed too:
-    they give how much longer kernels take inside a graph, and the error reported is theirs."""
+    they give how much longer kernels take inside a graph, and the error reported is theirs. One-row GEMVs
+    over 0.25-32 MB of weights give what streaming weights costs at each footprint: a model whose weights
+    outgrow a cache pays for it."""
     from .latency.calibrate import calibrate
     from .progress import step_progress
 

@@ -52,8 +52,11 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
     conv = next(k for k in tables if k.startswith("conv") and k.endswith(".fp32"))  # x86: conv-nchwc.fp32
     assert {"gemm.fp32", "conv.int8"} <= set(tables) and tables["top_threads"] == 2
     assert all(len(t["dims"]) == len(t["ratio"]) == len(t["speedup"]) > 0
-               for name, t in tables.items() if isinstance(t, dict) and name != "composition")
+               for name, t in tables.items() if isinstance(t, dict) and name not in ("composition", "stream"))
     assert tables["composition"]["threads"] == [1, 2] and all(f > 0 for f in tables["composition"]["factor"])
+    stream = tables["stream"]  # per thread count: ns per KB of weights streamed, never falling with footprint
+    assert stream["threads"] == [1, 2] and all(len(r) == 8 for r in stream["mb"] + stream["ns_per_kb"])
+    assert all(a <= b for row in stream["ns_per_kb"] for a, b in zip(row, row[1:]))
     model = tmp_path / "m.onnx"
     torch.onnx.export(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).eval(), (torch.randn(1, 3, 16, 16),),
                       str(model), dynamo=False, opset_version=17)
@@ -155,6 +158,33 @@ def test_conv_kernel_variants_are_told_apart(tmp_path):
     assert variants(micro.conv(32, 32, 16, 3, group=32), quantize=True) == [VARIANT]
 
 
+def test_int8_linear_layers_are_told_apart_from_int8_matmuls(tmp_path):
+    """torch's nn.Linear exports as Gemm with transposed weights, which int8 quantization turns into QGemm:
+    ~1.5x slower at batch 1 than the QLinearMatMul a MatMul + Add becomes. A GEMM's last dim says which;
+    in fp32 both fuse to the same kernel. Every GEMM knows the bytes of its weights."""
+    import onnx
+
+    from edgekd.int8 import host_preset
+    from edgekd.latency import micro
+    from edgekd.latency.calibrate import _quantize
+    from edgekd.latency.graph import VARIANT, analyze
+
+    def gemms(m, quantize):
+        path = tmp_path / f"{m.name}.onnx"
+        onnx.save(m.model, str(path))
+        if quantize:
+            _quantize(path, tmp_path / f"{m.name}.int8.onnx", m, host_preset())
+            path = tmp_path / f"{m.name}.int8.onnx"
+        return [(n.op_type, n.dims[-1], n.weight_bytes) for n in analyze(path, level="all").nodes
+                if n.kernel == "gemm"]
+
+    assert gemms(micro.mlp_chain(1, [64, 128, 32], linear=True), True) == \
+        [("QGemm", VARIANT, 64 * 128), ("QGemm", VARIANT, 128 * 32)]
+    assert [v for _, v, _ in gemms(micro.mlp_chain(1, [64, 128, 32]), True)] == [1.0, 1.0]
+    fp32 = gemms(micro.mlp_chain(1, [64, 128, 32], linear=True), False)
+    assert [(v, w) for _, v, w in fp32] == [(1.0, 64 * 128 * 4), (1.0, 128 * 32 * 4)]
+
+
 def test_kernel_tables_of_an_older_format_are_refused_with_the_fix(tmp_path):
     """Tables measured before kernels had variants would be read with the wrong dims: a one-line error
     names the field and says to calibrate again."""
@@ -216,3 +246,31 @@ def test_composition_factors_scale_kernel_times_and_bad_ones_fail_cleanly():
         with pytest.raises(UsageError) as e:
             from_profile({"kernels": {**raw, "composition": bad}}, "x.toml", 4)
         assert "kernels.composition" in e.value.message and "\n" not in e.value.message
+
+
+def test_weights_cost_more_in_a_graph_whose_weights_outgrow_a_cache():
+    """A kernel timed alone finds its weights where a footprint of their own size lives; inside a graph,
+    where all the graph's weights live. With the device's stream curve (seconds per weight byte at each
+    footprint), a node pays the difference; nothing without a curve or when the graph holds only its
+    weights. A damaged curve is a one-line error naming the field."""
+    import pytest
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.kernels import FORMAT, from_profile
+
+    table = {"dims": [[1.0, 2.0]], "ratio": [1.0], "speedup": [1.0]}
+    raw = {"format": FORMAT, "top_threads": 2, "eltwise.fp32": table}
+    curve = {"threads": [1, 2], "mb": [[1.0, 4.0, 16.0], [1.0, 4.0, 16.0]],
+             "ns_per_kb": [[20.0, 50.0, 100.0], [10.0, 25.0, 50.0]]}
+    k = from_profile({"kernels": {**raw, "stream": curve}}, "x.toml", 2)
+    mb = 2.0**20
+    assert k.spill_s(mb, mb, 1) == 0.0 and k.spill_s(mb, 0.5 * mb, 1) == 0.0
+    assert k.spill_s(mb, 16 * mb, 1) == pytest.approx(1024 * (100 - 20) * 1e-9)
+    assert k.spill_s(mb, 16 * mb, 2) == pytest.approx(1024 * (50 - 10) * 1e-9)
+    assert 0 < k.spill_s(mb, 2 * mb, 1) < k.spill_s(mb, 4 * mb, 1) < k.spill_s(mb, 64 * mb, 1)
+    assert from_profile({"kernels": raw}, "x.toml", 2).spill_s(mb, 16 * mb, 1) == 0.0
+    for bad in ({**curve, "threads": [1]}, {**curve, "mb": [[4.0, 1.0, 16.0], [1.0, 4.0, 16.0]]},
+                {**curve, "ns_per_kb": [[20.0, -1.0, 100.0], [10.0, 25.0, 50.0]]}, [1.0]):
+        with pytest.raises(UsageError) as e:
+            from_profile({"kernels": {**raw, "stream": bad}}, "x.toml", 2)
+        assert "kernels.stream" in e.value.message and "\n" not in e.value.message

@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost
 from . import kernels as kern
-from .micro import Micro, nothing, sampled, sampled_blocks, tiny_chain
+from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
 TINY_CHAIN = 33  # ops in the chain whose time, less a one-op chain's, gives the per-node overhead
@@ -180,10 +180,12 @@ def errors_of(points: list[Point], prm: Params, tables: kern.Kernels | None = No
     return np.array([predicted_s(p, prm, tables) / p.seconds - 1.0 for p in points])
 
 
-def fit_kernels(points: list[Point], prm: Params, graphs: list[Point] = ()) -> tuple[kern.Kernels, dict]:
+def fit_kernels(points: list[Point], prm: Params, graphs: list[Point] = (),
+                stream: dict | None = None) -> tuple[kern.Kernels, dict]:
     """Kernel tables from the isolated kernels: each one's time less the run overhead, and its speed-up at
-    the top thread count. (Measured alone, a kernel's time needs no split among a graph's nodes.) With
-    whole `graphs`, also the composition factors that turn kernels alone into kernels inside a graph."""
+    the top thread count. (Measured alone, a kernel's time needs no split among a graph's nodes.) With the
+    `stream` curve, what weights cost inside a graph whose footprint outgrows a cache; with whole `graphs`,
+    the composition factors that turn kernels alone into kernels inside a graph."""
     top = max(p.threads for p in points)
     by_kernel: dict[str, dict[int, Point]] = {}
     for p in points:
@@ -198,8 +200,9 @@ def fit_kernels(points: list[Point], prm: Params, graphs: list[Point] = ()) -> t
         samples.append((one.cost.nodes[0], t1, t1 / tn))
     rows = kern.fit_rows(samples, prm)
     tables = kern.tables_from_rows(rows, top, prm.cores)
+    tables.stream = dict(stream or {})
     tables.composition = composition(graphs, prm, tables)
-    return tables, kern.to_data(rows, top, tables.composition)
+    return tables, kern.to_data(rows, top, tables.composition, tables.stream)
 
 
 def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[int, float]:
@@ -222,7 +225,8 @@ def _own(seconds: float, prm: Params) -> float:
     return max(seconds - prm.run_s, 0.05 * seconds)
 
 
-def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Params) -> np.ndarray:
+def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Params,
+                           stream: dict | None = None) -> np.ndarray:
     """|relative error| of whole graphs (chains and blocks) predicted by tables fitted without the kernels
     isolated from them (2-fold over graphs): the honest error that sets prediction bands and sizing
     margins. It also tests composition: a graph's time as the sum of its kernels measured alone."""
@@ -231,7 +235,7 @@ def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Param
     err = np.zeros(len(graphs))
     for f in (0, 1):
         tables, _ = fit_kernels([p for p in kernels if fold.get(p.graph, 1 - f) != f], prm,
-                                [p for p in graphs if fold[p.graph] != f])
+                                [p for p in graphs if fold[p.graph] != f], stream)
         test = [i for i, p in enumerate(graphs) if fold[p.graph] == f]
         err[test] = np.abs(errors_of([graphs[i] for i in test], prm, tables))
     return err
@@ -243,14 +247,15 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     kernel once), and time every kernel, every whole chain / block graph and the `alongside` (session,
     feeds) jobs at every thread count in the same interleaved rounds (how benchmarks compare predictions
     with measurements on a machine whose speed drifts). Returns (kernel points, graph points, alongside
-    seconds, {"run_s": run overhead, "node_s": per-node overhead}).
+    seconds, {"run_s": run overhead, "node_s": per-node overhead, "stream": {threads: (bytes, s per byte)}}).
 
     Kernels and whole graphs are timed alike, with IO binding; an empty graph, timed both ways, gives the
     fixed per-run cost of each. A point's seconds are its bound time less the bound run cost plus the run
     overhead of sess.run (how users run models), so the run overhead is measured and each kernel's own
     time (seconds - run overhead) excludes any per-run cost. (With graphs timed by sess.run, the 1-thread
     composition factor swung between x1.00 and x1.25 from one benchmark run to the next; timed bound,
-    x0.98 and x1.00.) Chains of 1 and 33 tiny ops give the per-node overhead inside a graph."""
+    x0.98 and x1.00.) Chains of 1 and 33 tiny ops give the per-node overhead inside a graph, and one-row
+    GEMVs over 0.25-32 MB of weights the cost per weight byte at each footprint (kernels.Kernels.spill_s)."""
     import onnx
 
     from ..onnxutil import session
@@ -293,17 +298,30 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
         for chain in (tiny_chain(1), tiny_chain(TINY_CHAIN)):
             onnx.save(chain.model, str(Path(td) / f"{chain.name}.onnx"))
             overhead_jobs.append((session(Path(td) / f"{chain.name}.onnx", 1, spin=False), chain.feeds))
+        stream_specs = [(k * n * 4.0, th) for k, n in STREAM_SHAPES for th in threads_list]
+        for k, n in STREAM_SHAPES:
+            m = stream(k, n)
+            onnx.save(m.model, str(Path(td) / f"{m.name}.onnx"))
+            overhead_jobs += [Bound(session(Path(td) / f"{m.name}.onnx", th, spin=False), m.feeds)
+                              for th in threads_list]
         seconds = measure_interleaved(kernel_jobs + graph_jobs + overhead_jobs + list(alongside), progress=progress)
-    n_k, n_g = len(kernel_specs), len(kernel_specs) + len(graph_specs)
-    overhead = seconds[n_g:n_g + len(overhead_jobs)]
+    n_k, n_g, n_o = len(kernel_specs), len(kernel_specs) + len(graph_specs), len(overhead_jobs)
+    overhead = seconds[n_g:n_g + n_o]
     run_s = overhead[0]  # an empty graph run as users run it, one thread
     bound_s = {th: overhead[2 * i + 1] for i, th in enumerate(threads_list)}
-    node_s = max(0.0, (overhead[-1] - overhead[-2]) / (TINY_CHAIN - 1))
+    node_s = max(0.0, (overhead[2 * len(threads_list) + 1] - overhead[2 * len(threads_list)]) / (TINY_CHAIN - 1))
+    curve: dict[int, tuple[list[float], list[float]]] = {th: ([], []) for th in threads_list}
+    for (nbytes, th), sec in zip(stream_specs, overhead[-len(stream_specs):]):
+        curve[th][0].append(nbytes)
+        curve[th][1].append(max(sec - bound_s[th], 1e-9) / nbytes)
+    for _, per_byte in curve.values():  # a larger footprint never streams faster: the smallest GEMVs' fixed
+        for i in range(len(per_byte) - 2, -1, -1):  # costs would otherwise read as slow streaming
+            per_byte[i] = min(per_byte[i], per_byte[i + 1])
     seconds = [sec - bound_s[th] + run_s for (*_, th), sec in zip(kernel_specs + graph_specs, seconds[:n_g])] + \
         seconds[n_g:]
     points = [Point(name, dtype, th, cost, sec, graph)
               for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
-    return points[:n_k], points[n_k:n_g], seconds[n_g + len(overhead_jobs):], {"run_s": run_s, "node_s": node_s}
+    return points[:n_k], points[n_k:n_g], seconds[n_g + n_o:], {"run_s": run_s, "node_s": node_s, "stream": curve}
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -455,8 +473,8 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     data = build_profile(name, base_prof, prm, {}, bandwidth, threads_list)
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
-    tables, data["kernels"] = fit_kernels(kernel_points, prm, graph_points)
-    err = cross_validated_errors(kernel_points, graph_points, prm)
+    tables, data["kernels"] = fit_kernels(kernel_points, prm, graph_points, overheads["stream"])
+    err = cross_validated_errors(kernel_points, graph_points, prm, overheads["stream"])
     stats = {"points": len(kernel_points) + len(graph_points), "kernels": len(kernel_points),
              "median_abs_error": round(float(np.median(err)), 4),
              "within_10": round(float((err <= 0.10).mean()), 4), "within_20": round(float((err <= 0.20).mean()), 4),

@@ -57,6 +57,7 @@ class NodeCost:
     shape: list = field(default_factory=list)  # first output's shape
     kernel: str = ""       # kernel family for the calibrated kernel tables (see kernels.py)
     dims: list = field(default_factory=list)   # the family's shape features
+    weight_bytes: float = 0.0  # of its initializers: what it streams from wherever the graph's weights live
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -269,13 +270,15 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
             family = "bmm"
             dims = [_elems(out_shape[:-2]), out_shape[-2], k_dim, n_out]
         else:
-            dims = [rows, k_dim, n_out]
+            dims = [rows, k_dim, n_out, VARIANT if op == "QGemm" else 1.0]
     elif cls == "free":
         nbytes = 0.0
     else:
         dims = [max(nbytes, 1.0)]
     family = family or _family(op, cls)
-    return NodeCost(k.get("node", op), op, cls, "int8" if int8 else "fp32", flops, nbytes, out_shape, family, dims)
+    wbytes = sum(_elems(w.dims) * DTYPE_BYTES.get(w.data_type, 4) for w in weights if len(w.dims) >= 2)
+    return NodeCost(k.get("node", op), op, cls, "int8" if int8 else "fp32", flops, nbytes, out_shape, family, dims,
+                    float(wbytes))
 
 
 VARIANT = 16.0  # a kernel-variant flag's value in a family's dims (4 log2 units from 1: another neighbourhood)

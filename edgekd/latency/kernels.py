@@ -22,7 +22,7 @@ from ..errors import UsageError
 from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
-FORMAT = 2  # the [kernels] rows' layout; 2: conv dims end with the kernel variant (graph._variant)
+FORMAT = 3  # the [kernels] rows' layout; 2: conv dims end with the kernel variant (graph._variant); 3: gemm too
 K_NEAREST = 8
 RIDGE = 0.1
 FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
@@ -91,15 +91,18 @@ class Table:
 
 @dataclass
 class Kernels:
-    """All tables of a calibrated profile, with the thread count its speed-ups were measured at, and the
-    composition factors: how much longer kernels take inside whole graphs than alone, per thread count."""
+    """All tables of a calibrated profile, with the thread count its speed-ups were measured at; the
+    composition factors (how much longer kernels take inside whole graphs than alone, per thread count); and
+    the stream curve: per thread count, seconds per weight byte a one-row GEMV takes at each footprint."""
     tables: dict[str, Table]
     top_threads: int
     cores: int
     composition: dict[int, float] = field(default_factory=dict)
+    stream: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)  # threads -> (bytes, s/B)
 
-    def node_seconds(self, n: NodeCost, threads: int, prm: Params) -> float | None:
-        """A node's time at `threads`, or None when no table holds its family (the roofline prices it)."""
+    def node_seconds(self, n: NodeCost, threads: int, prm: Params, footprint: float = 0.0) -> float | None:
+        """A node's time at `threads` inside a graph whose weights take `footprint` bytes, or None when no
+        table holds its family (the roofline prices it)."""
         k = key(n)
         table = self.tables.get(k) if k else None
         if table is None:
@@ -109,17 +112,35 @@ class Kernels:
         except ValueError:
             return None
         return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores) * \
-            self.in_graph(threads)
+            self.in_graph(threads) + self.spill_s(n.weight_bytes, footprint, threads)
+
+    def spill_s(self, weights: float, footprint: float, threads: int) -> float:
+        """What streaming a node's weights costs beyond what it cost when the node was timed alone: alone, a
+        kernel finds its weights where a footprint of their own size lives (often L2); inside a graph, where
+        the whole graph's weights live. (Three 4 MB fp32 layers run 2.2x slower than one, three times.)"""
+        if weights <= 0 or footprint <= weights or not self.stream:
+            return 0.0
+        return weights * max(0.0, self.per_byte(footprint, threads) - self.per_byte(weights, threads))
+
+    def per_byte(self, footprint: float, threads: int) -> float:
+        """Seconds per weight byte streamed at this footprint: the stream curve, interpolated in log2 bytes
+        (held at the ends) and across thread counts like the composition factors."""
+        def at(t):
+            xs, ys = self.stream[t]
+            return float(np.interp(math.log2(max(footprint, 1.0)), np.log2(xs), ys))
+        return _across_threads({t: at(t) for t in self.stream}, threads, self.cores)
 
     def in_graph(self, threads: int) -> float:
-        """The composition factor at `threads`: interpolated in 1 - 1/threads (the parallel share) between
-        the thread counts it was measured at, held at the ends."""
-        if not self.composition:
-            return 1.0
-        xs = sorted(self.composition)
-        u = [1.0 - 1.0 / t for t in xs]
-        return float(np.interp(1.0 - 1.0 / max(1, min(int(threads), self.cores)), u,
-                               [self.composition[t] for t in xs]))
+        """The composition factor at `threads` (1.0 when none was measured)."""
+        return _across_threads(self.composition, threads, self.cores) if self.composition else 1.0
+
+
+def _across_threads(values: dict[int, float], threads: int, cores: int) -> float:
+    """A per-thread-count figure at `threads`: interpolated in 1 - 1/threads (the parallel share) between the
+    thread counts it was measured at, held at the ends."""
+    xs = sorted(values)
+    return float(np.interp(1.0 - 1.0 / max(1, min(int(threads), cores)), [1.0 - 1.0 / t for t in xs],
+                           [values[t] for t in xs]))
 
 
 def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
@@ -132,13 +153,17 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
 
 
 def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int,
-            composition: dict[int, float] | None = None) -> dict:
-    """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups; and
-    the composition factors per thread count."""
+            composition: dict[int, float] | None = None, stream: dict | None = None) -> dict:
+    """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups; the
+    composition factors and the stream curve (footprints in MB, ns per KB) per thread count."""
     out: dict = {"format": FORMAT, "top_threads": top_threads}
     if composition:
         out["composition"] = {"threads": sorted(composition),
                               "factor": [round(composition[t], 4) for t in sorted(composition)]}
+    if stream:
+        out["stream"] = {"threads": sorted(stream),
+                         "mb": [[round(b / 2**20, 4) for b in stream[t][0]] for t in sorted(stream)],
+                         "ns_per_kb": [[float(f"{c * 1e9 * 1024:.5g}") for c in stream[t][1]] for t in sorted(stream)]}
     for k, items in sorted(rows.items()):
         out[k] = {"dims": [[round(float(v), 3) for v in d] for d, _, _ in items],
                   "ratio": [float(f"{r:.5g}") for _, r, _ in items],
@@ -162,8 +187,32 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
         raise UsageError(f"{where}: field `kernels.format` is {fmt!r}, this edgekd reads kernel tables of format "
                          f"{FORMAT}", "re-run `edgekd profiles calibrate` to measure this device's kernels again")
     tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items()
-              if name not in ("format", "top_threads", "composition")}
-    return Kernels(tables, top, cores, _composition(raw.get("composition", {}), f"{where}: `kernels.composition`"))
+              if name not in ("format", "top_threads", "composition", "stream")}
+    return Kernels(tables, top, cores, _composition(raw.get("composition", {}), f"{where}: `kernels.composition`"),
+                   _stream(raw.get("stream", {}), f"{where}: `kernels.stream`"))
+
+
+def _stream(c, where: str) -> dict[int, tuple[list[float], list[float]]]:
+    """Parse the stream curve: `threads`, and per thread count a row of footprints (MB, increasing) and of
+    ns per KB (positive)."""
+    if c == {}:
+        return {}
+    threads, mb, ns = (c.get("threads"), c.get("mb"), c.get("ns_per_kb")) if isinstance(c, dict) else (0, 0, 0)
+
+    def row_ok(xs, ys):
+        return isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) >= 1 and \
+            all(_positive(v) for v in xs + ys) and all(a < b for a, b in zip(xs, xs[1:]))
+    if not (isinstance(threads, list) and isinstance(mb, list) and isinstance(ns, list) and
+            len(threads) == len(mb) == len(ns) and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1
+                                                       for t in threads) and all(map(row_ok, mb, ns))):
+        raise UsageError(f"{where} needs `threads` (ints >= 1) and, per thread count, equally long rows `mb` "
+                         f"(increasing) and `ns_per_kb` of positive numbers, got {c!r}",
+                         "re-run `edgekd profiles calibrate` to rewrite it")
+    return {t: ([v * 2**20 for v in x], [v * 1e-9 / 1024 for v in y]) for t, x, y in zip(threads, mb, ns)}
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 def _composition(c, where: str) -> dict[int, float]:
@@ -171,8 +220,7 @@ def _composition(c, where: str) -> dict[int, float]:
     threads, factor = (c.get("threads", []), c.get("factor", [])) if isinstance(c, dict) else (None, None)
     if not (isinstance(threads, list) and isinstance(factor, list)) or len(threads) != len(factor) or \
             not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in threads) or \
-            not all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 0
-                    for f in factor):
+            not all(map(_positive, factor)):
         raise UsageError(f"{where} needs equally long lists `threads` (ints >= 1) and `factor` (positive "
                          f"numbers), got {c!r}", hint)
     return dict(zip(threads, map(float, factor)))

@@ -166,6 +166,20 @@ def tiny_chain(length: int) -> Micro:
     return Micro(f"tiny_chain_{length}", m, {"x": np.ones((1, 16), np.float32)})
 
 
+STREAM_SHAPES = [(256, 256), (512, 256), (512, 512), (1024, 512), (1024, 1024), (2048, 1024), (2048, 2048),
+                 (4096, 2048)]  # fp32 weights of 0.25-32 MB: from inside L2 to beyond any edge device's LLC
+
+
+def stream(k: int, n: int) -> Micro:
+    """A one-row fp32 MatMul (GEMV) over a k x n weight: its time per weight byte is what streaming weights
+    costs from wherever a footprint of that size lives (L2, last-level cache, DRAM)."""
+    from onnx import helper
+
+    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_tensor("x", [1, k])], [_tensor("y", [1, n])],
+               [_init("w", _rng().normal(0, 0.05, (k, n)))])
+    return Micro(f"stream_{k}x{n}", m, {"x": np.ones((1, k), np.float32)})
+
+
 def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
     """Single-kernel graphs with shapes sampled like edge models' layers (nn-Meter's idea): each family
     `count` x its weight of random configurations, most under 60 MFLOP so the suite stays quick, plus
@@ -276,20 +290,24 @@ def inverted_residual(c, hw, expand, k=3, batch=1, act="Relu") -> Micro:
                  {"x": rng.random((batch, c, hw, hw), dtype=np.float32)}, True)
 
 
-def mlp_chain(batch, widths) -> Micro:
-    """Fully connected layers (MatMul + Add + Relu) of the given widths."""
+def mlp_chain(batch, widths, linear=False) -> Micro:
+    """Fully connected layers of the given widths: MatMul + Add + Relu, or with `linear` torch's nn.Linear
+    export, Gemm with transposed weights + Relu (QGemm in int8, ~1.5x slower than QLinearMatMul at batch 1)."""
     from onnx import helper
 
     rng = _rng()
     nodes, inits, x = [], [], "x"
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        inits += [_init(f"w{i}", rng.normal(0, 0.05, (a, b))), _init(f"b{i}", np.zeros(b))]
-        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
-                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
-                  helper.make_node("Relu", [f"a{i}"], [f"r{i}"])]
+        inits += [_init(f"w{i}", rng.normal(0, 0.05, (b, a) if linear else (a, b))), _init(f"b{i}", np.zeros(b))]
+        if linear:
+            nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [f"a{i}"], transB=1))
+        else:
+            nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                      helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        nodes.append(helper.make_node("Relu", [f"a{i}"], [f"r{i}"]))
         x = f"r{i}"
     m = _model(nodes, [_tensor("x", [batch, widths[0]])], [_tensor(x, None)], inits)
-    return Micro(f"mlpchain_b{batch}_{'-'.join(map(str, widths))}", m,
+    return Micro(f"mlpchain_b{batch}_{'-'.join(map(str, widths))}{'_linear' if linear else ''}", m,
                  {"x": rng.random((batch, widths[0]), dtype=np.float32)}, True)
 
 
@@ -336,7 +354,7 @@ def sampled_blocks(count: int = 1, seed: int = 1) -> list[Micro]:
     while len(out) < 32 * count:
         depth = _pick(rng, [2, 3, 4])
         widths = [_pick(rng, [16, 32, 64, 128, 256, 512, 784, 1024]) for _ in range(depth + 1)]
-        out.append(mlp_chain(_pick(rng, [1, 1, 2, 8, 32]), widths))
+        out.append(mlp_chain(_pick(rng, [1, 1, 2, 8, 32]), widths, linear=len(out) % 2 == 0))
     while len(out) < 38 * count:
         seq, d, b = _pick(rng, [8, 16, 32, 64, 128]), _pick(rng, [32, 64, 128, 256]), _pick(rng, [1, 1, 4, 8])
         heads = _pick(rng, [1, 2, 4])
