@@ -30,7 +30,7 @@ from . import kernels as kern
 from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
 from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
 
-TINY_CHAIN = 33  # ops in the chain whose time, less a one-op chain's, gives the per-node overhead
+TINY_CHAINS = (1, 17, 33, 65)  # chain lengths whose times' slope (least squares) is the per-node overhead
 SUITE_SCALE = 1  # 184 graphs, ~1,140 distinct kernels, fp32 + int8, 1 and N threads: ~90 s on 2 cores
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
@@ -254,7 +254,7 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     overhead of sess.run (how users run models), so the run overhead is measured and each kernel's own
     time (seconds - run overhead) excludes any per-run cost. (With graphs timed by sess.run, the 1-thread
     composition factor swung between x1.00 and x1.25 from one benchmark run to the next; timed bound,
-    x0.98 and x1.00.) Chains of 1 and 33 tiny ops give the per-node overhead inside a graph, and one-row
+    x0.98 and x1.00.) Chains of 1-65 tiny ops give the per-node overhead inside a graph, and one-row
     GEMVs over 0.25-32 MB of weights the cost per weight byte at each footprint (kernels.Kernels.spill_s)."""
     import onnx
 
@@ -295,7 +295,7 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
         for th in threads_list:
             sess = session(Path(td) / "empty.onnx", th, level="disable", spin=False)
             overhead_jobs += [(sess, empty.feeds), Bound(sess, empty.feeds)]
-        for chain in (tiny_chain(1), tiny_chain(TINY_CHAIN)):
+        for chain in map(tiny_chain, TINY_CHAINS):
             onnx.save(chain.model, str(Path(td) / f"{chain.name}.onnx"))
             overhead_jobs.append((session(Path(td) / f"{chain.name}.onnx", 1, spin=False), chain.feeds))
         stream_specs = [(k * n * 4.0, th) for k, n in STREAM_SHAPES for th in threads_list]
@@ -309,7 +309,8 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     overhead = seconds[n_g:n_g + n_o]
     run_s = overhead[0]  # an empty graph run as users run it, one thread
     bound_s = {th: overhead[2 * i + 1] for i, th in enumerate(threads_list)}
-    node_s = max(0.0, (overhead[2 * len(threads_list) + 1] - overhead[2 * len(threads_list)]) / (TINY_CHAIN - 1))
+    chains = overhead[2 * len(threads_list):2 * len(threads_list) + len(TINY_CHAINS)]
+    node_s = max(0.0, float(np.polyfit(TINY_CHAINS, chains, 1)[0]))  # from two lengths it read 0.96-1.2 us here
     curve: dict[int, tuple[list[float], list[float]]] = {th: ([], []) for th in threads_list}
     for (nbytes, th), sec in zip(stream_specs, overhead[-len(stream_specs):]):
         curve[th][0].append(nbytes)

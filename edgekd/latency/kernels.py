@@ -72,8 +72,9 @@ class Table:
         return cls(np.array([_features(d) for d in dims], float), np.log(np.asarray(ratios, float)),
                    np.asarray(speedups, float))
 
-    def lookup(self, dims) -> tuple[float, float]:
-        """(measured / roofline time ratio, speed-up at the top thread count) for a node of these dims."""
+    def lookup(self, dims, min_ns: float = math.inf) -> tuple[float, float]:
+        """(measured / roofline time ratio, speed-up at the top thread count) for a node of these dims, never
+        faster than the family's fastest kernel or `min_ns` (the per-node overhead), whichever is less."""
         f = _features(dims)
         if f.shape[0] != self.x.shape[1]:
             raise ValueError("feature width")
@@ -83,9 +84,10 @@ class Table:
         local = (w * self.resid[idx]).sum() / w.sum() * float(np.exp(-d[idx].min() / FADE))  # fades with distance
         trend = self.coef[0] + f @ self.coef[1:]
         y = float(np.clip(trend + local, self.y.min(), self.y.max()))  # never beyond what was measured
-        # and never faster than the family's fastest kernel: a ratio times a prior near zero (a 40-byte
-        # Gather when the fitted per-node overhead is ~0) must not price a kernel at nothing
-        floor = self.fastest_ns / max(float(dims[-1]), 1e-3)
+        # the floor keeps a ratio times a tiny prior from pricing a kernel at nothing; capped at the per-node
+        # overhead, since a family measured only on large kernels (two LayerNorms of 150-900 KB) says nothing
+        # of a 4 KB one (which the family's fastest kernel had priced at 26 us)
+        floor = min(self.fastest_ns, min_ns) / max(float(dims[-1]), 1e-3)
         return max(float(np.exp(y)), floor), float((w * self.speedup[idx]).sum() / w.sum())
 
 
@@ -108,7 +110,7 @@ class Kernels:
         if table is None:
             return None
         try:
-            ratio, speedup = table.lookup(dims_of(n, prm))
+            ratio, speedup = table.lookup(dims_of(n, prm), prm.node_s * 1e9)
         except ValueError:
             return None
         return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores) * \

@@ -156,7 +156,7 @@ def nothing() -> Micro:
 
 
 def tiny_chain(length: int) -> Micro:
-    """`length` Sin ops in a row on 16 values: timed against length 1, the cost each kernel adds to a graph
+    """`length` Sin ops in a row on 16 values: timed at several lengths, the cost each kernel adds to a graph
     when its work is next to nothing (dispatch, allocation), which no kernel timed alone can show."""
     from onnx import helper
 
@@ -244,8 +244,8 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
                 unary("Softmax", (rows, 128), axis=-1), unary("Transpose", (1, c, hw, hw), perm=[0, 2, 3, 1]),
                 unary("MaxPool", (1, c, 2 * hw, 2 * hw), kernel_shape=[2, 2], strides=[2, 2]),
                 unary("GlobalAveragePool", (1, c, hw, hw))]
-        if i % 2 == 0:
-            out.append(layernorm(rows, 128))
+        d = _pick(forms, [32, 64, 128, 256, 768])  # encoders' widths, from 16-token students to BERT-base
+        out.append(layernorm(max(1, elems // d), d))
     return out
 
 
