@@ -388,8 +388,8 @@ def isolate(path: str | os.PathLike, level: str = "all") -> tuple[GraphCost, lis
                 any(t not in _TYPES for t, _ in [s for _, s in typed] + outs[:len(outputs)]) or \
                 any(t in ("int32", "int64", "bool") for t, _ in [s for _, s in typed]):
             continue  # integer inputs carry shapes or indices: random values would not run
-        feeds = {n: np.asarray(rng.random(shape) * (1.0 if t == "float" else 100.0)).astype(_TYPES[t][1])
-                 for n, (t, shape) in typed}
+        feeds = {n: rng.random(shape, dtype=np.float32) if t == "float" else
+                 np.asarray(rng.random(shape) * 100.0).astype(_TYPES[t][1]) for n, (t, shape) in typed}
         graph = helper.make_graph(
             [node], "kernel", [helper.make_tensor_value_info(n, _TYPES[t][0], shape) for n, (t, shape) in typed],
             [helper.make_tensor_value_info(o, _TYPES[t][0], shape) for o, (t, shape) in zip(outputs, outs)],
