@@ -1,6 +1,6 @@
 """How good is the latency predictor (issue 3)?
 
-1. Calibrate a `host` profile on this machine (`edgekd profiles calibrate`), unless --profile is given.
+1. Calibrate a `host` profile on this machine (`edgekd profiles calibrate`).
 2. Build >= 25 held-out models the calibration never saw (MLPs, CNNs with and without depthwise convs,
    small transformer encoders), export them to ONNX, make int8 (static QDQ) versions, and for batch 1 and 8
    and 1 and 2 threads compare predicted with measured latency.
@@ -8,7 +8,8 @@
    the calibrated profile and for its roofline alone (kernel tables dropped). The held-out models are timed
    in the same interleaved rounds as the calibration suite (this VM's speed drifts over minutes), with
    onnxruntime's thread spinning off as calibration times them, and once more alone afterwards: that second
-   pass against the first is the machine's noise floor and drift.
+   pass against the first is the machine's noise floor and drift; the CPU time the hypervisor gave other
+   guests meanwhile (steal, from /proc/stat) is reported too.
 4. Predict MobileNetV2-1.0 (224x224) and a BERT-base-sized encoder (seq 128) on the datasheet
    `raspberry-pi-4` profile next to published measurements.
 
@@ -106,6 +107,16 @@ def int8(src: Path, dst: Path, shape: tuple, preset: str) -> None:
     quantize_file(src, dst, Attempt(preset, preset), "static", x)
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(all, stolen) CPU ticks so far from /proc/stat: the share the hypervisor gave to other guests while
+    this benchmark ran says how noisy its timings were (None where there is no /proc)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def spearman(a, b) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
@@ -146,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    t0 = time.perf_counter()
+    t0, ticks0 = time.perf_counter(), cpu_ticks()
     preset = host_preset()
     points, jobs = [], []
     models = held_out()[::3] if args.quick else held_out()
@@ -192,6 +203,9 @@ def main() -> None:
                "later_vs_first_measurement": _score(later_ms, meas),
                "targets": {"within_20": ">= 0.90", "median_abs_error": "<= 0.10", "spearman": ">= 0.95"},
                "seconds": round(time.perf_counter() - t0, 1)}
+    ticks1 = cpu_ticks()
+    if ticks0 and ticks1 and ticks1[0] > ticks0[0]:
+        summary["cpu_steal_share"] = round((ticks1[1] - ticks0[1]) / (ticks1[0] - ticks0[0]), 4)
     print(json.dumps(summary, indent=1))
     for r in ref:
         print(r)

@@ -412,9 +412,9 @@ def profiles_show(name, as_json) -> None:
                     + ", ".join(f"{k} {n}" for k, n in sorted(tables.items())))
         comp = kernels.get("composition") or {}
         if comp.get("threads"):
-            c.print("kernels inside whole graphs take x" + ", x".join(
-                f"{f:.2f} at {t} thread{'s' if t > 1 else ''}" for t, f in zip(comp["threads"], comp["factor"]))
-                + " their time alone")
+            c.print("kernels inside whole graphs take " + ", ".join(
+                f"x{f:.2f} (fp32) / x{q:.2f} (int8) at {t} thread{'s' if t > 1 else ''}"
+                for t, f, q in zip(comp["threads"], comp["fp32"], comp["int8"])) + " their time alone")
         stream = kernels.get("stream") or {}
         for t, mb, ns in zip(stream.get("threads", []), stream.get("mb", []), stream.get("ns_per_kb", [])):
             c.print(f"weights streamed at {t} thread{'s' if t > 1 else ''}: " + ", ".join(

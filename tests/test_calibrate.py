@@ -53,7 +53,8 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
     assert {"gemm.fp32", "conv.int8"} <= set(tables) and tables["top_threads"] == 2
     assert all(len(t["dims"]) == len(t["ratio"]) == len(t["speedup"]) > 0
                for name, t in tables.items() if isinstance(t, dict) and name not in ("composition", "stream"))
-    assert tables["composition"]["threads"] == [1, 2] and all(f > 0 for f in tables["composition"]["factor"])
+    comp = tables["composition"]
+    assert comp["threads"] == [1, 2] and all(f > 0 for f in comp["fp32"] + comp["int8"])
     stream = tables["stream"]  # per thread count: ns per KB of weights streamed, never falling with footprint
     assert stream["threads"] == [1, 2] and all(len(r) == 8 for r in stream["mb"] + stream["ns_per_kb"])
     assert all(a <= b for row in stream["ns_per_kb"] for a, b in zip(row, row[1:]))
@@ -226,9 +227,9 @@ def test_bound_runs_compute_into_preallocated_buffers(tmp_path):
 
 
 def test_composition_factors_scale_kernel_times_and_bad_ones_fail_cleanly():
-    """Kernels inside a graph take longer than alone by a factor calibration measures per thread count;
-    predictions apply it (interpolated between measured thread counts) and a damaged entry is a one-line
-    error naming the field."""
+    """Kernels inside a graph take longer than alone by a factor calibration measures per kind of graph (fp32,
+    or with quantized kernels) and thread count; predictions apply it (interpolated between measured thread
+    counts) and a damaged entry is a one-line error naming the field."""
     import pytest
 
     from edgekd.errors import UsageError
@@ -237,12 +238,14 @@ def test_composition_factors_scale_kernel_times_and_bad_ones_fail_cleanly():
     table = {"dims": [[1.0, 2.0]], "ratio": [1.0], "speedup": [1.0]}
     raw = {"format": FORMAT, "top_threads": 4, "eltwise.fp32": table}
     plain = from_profile({"kernels": raw}, "x.toml", 4)
-    assert plain.in_graph(1) == plain.in_graph(4) == 1.0
-    k = from_profile({"kernels": {**raw, "composition": {"threads": [1, 4], "factor": [1.1, 1.4]}}}, "x.toml", 4)
+    assert plain.in_graph(1) == plain.in_graph(4, "int8") == 1.0
+    comp = {"threads": [1, 4], "fp32": [1.1, 1.4], "int8": [0.9, 1.2]}
+    k = from_profile({"kernels": {**raw, "composition": comp}}, "x.toml", 4)
     assert k.in_graph(1) == pytest.approx(1.1) and k.in_graph(4) == pytest.approx(1.4)
+    assert k.in_graph(1, "int8") == pytest.approx(0.9) and k.in_graph(4, "int8") == pytest.approx(1.2)
     assert 1.1 < k.in_graph(2) < k.in_graph(3) < 1.4 and k.in_graph(16) == pytest.approx(1.4)
-    for bad in ({"threads": [1, 2], "factor": [1.0]}, {"threads": [0], "factor": [1.0]},
-                {"threads": [1], "factor": [-1.0]}, {"threads": [1], "factor": ["x"]}, [1.0]):
+    for bad in ({**comp, "fp32": [1.0]}, {**comp, "threads": [0, 4]}, {**comp, "int8": [1.0, -1.0]},
+                {"threads": [1], "fp32": ["x"], "int8": [1.0]}, {"threads": [1], "factor": [1.0]}, [1.0]):
         with pytest.raises(UsageError) as e:
             from_profile({"kernels": {**raw, "composition": bad}}, "x.toml", 4)
         assert "kernels.composition" in e.value.message and "\n" not in e.value.message

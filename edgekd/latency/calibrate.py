@@ -28,7 +28,7 @@ from ..profiles import COMPUTE_CLASSES
 from .graph import GraphCost
 from . import kernels as kern
 from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
-from .predictor import MEMORY_TERMS, Params, is_int8, total_seconds
+from .predictor import MEMORY_TERMS, Params, graph_kind, is_int8, total_seconds
 
 TINY_CHAINS = (1, 17, 33, 65)  # chain lengths whose times' slope (least squares) is the per-node overhead
 SUITE_SCALE = 1  # 184 graphs, ~1,140 distinct kernels, fp32 + int8, 1 and N threads: ~90 s on 2 cores
@@ -205,18 +205,24 @@ def fit_kernels(points: list[Point], prm: Params, graphs: list[Point] = (),
     return tables, kern.to_data(rows, top, tables.composition, tables.stream)
 
 
-def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[int, float]:
-    """Per thread count, the median ratio of whole graphs' time (beyond the run overhead) to their kernels'
-    sum as measured alone. Inside a graph kernels find weights and inputs in colder caches than when one
-    kernel runs over and over, and with several threads (spinning off) each parallel kernel wakes the
-    pool: on a 2-core VM graphs took x0.98-1.00 their kernels' sum at one thread and x1.11-1.17 at two."""
-    out = {}
+def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[str, dict[int, float]]:
+    """Per kind of graph (fp32, or holding quantized kernels) and thread count, the median ratio of whole
+    graphs' time (beyond the run overhead) to their kernels' sum as measured alone. Inside a graph kernels
+    find inputs in colder caches than when one kernel runs over and over, and with several threads (spinning
+    off) each parallel kernel wakes the pool: on a 2-core VM fp32 graphs took x0.99-1.05 their kernels' sum
+    at one thread and x1.17-1.18 at two; quantized ones, with Q/DQ between their kernels, x0.95-1.08 and
+    x1.06-1.25."""
+    out: dict[str, dict[int, float]] = {g: {} for g in kern.GRAPH_KINDS}
     for th in sorted({p.threads for p in graphs}):
-        r = [(p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s) for p in graphs if p.threads == th]
-        r = [x for x in r if x > 0]  # a graph lost in the run overhead's noise says nothing
-        if r:
-            out[th] = float(np.exp(np.median(np.log(r))))
-    return out
+        for g in kern.GRAPH_KINDS:
+            r = [(p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s) for p in graphs
+                 if p.threads == th and graph_kind(p.cost.nodes) == g]
+            r = [x for x in r if x > 0]  # a graph lost in the run overhead's noise says nothing
+            if r:
+                out[g][th] = float(np.exp(np.median(np.log(r))))
+    for g, other in zip(kern.GRAPH_KINDS, kern.GRAPH_KINDS[::-1]):  # a kind the suite lacked: the other's
+        out[g] = {th: out[g].get(th, out[other].get(th, 1.0)) for th in sorted({*out[g], *out[other]})}
+    return out if out["fp32"] else {}
 
 
 def _own(seconds: float, prm: Params) -> float:

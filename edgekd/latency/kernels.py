@@ -23,6 +23,7 @@ from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
 FORMAT = 3  # the [kernels] rows' layout; 2: conv dims end with the kernel variant (graph._variant); 3: gemm too
+GRAPH_KINDS = ("fp32", "int8")  # composition factors differ for graphs with quantized kernels (Q/DQ edges)
 K_NEAREST = 8
 RIDGE = 0.1
 FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
@@ -94,17 +95,20 @@ class Table:
 @dataclass
 class Kernels:
     """All tables of a calibrated profile, with the thread count its speed-ups were measured at; the
-    composition factors (how much longer kernels take inside whole graphs than alone, per thread count); and
-    the stream curve: per thread count, seconds per weight byte a one-row GEMV takes at each footprint."""
+    composition factors (how much longer kernels take inside whole graphs than alone, per kind of graph, fp32
+    or quantized, and thread count); and the stream curve: per thread count, seconds per weight byte a one-row
+    GEMV takes at each footprint."""
     tables: dict[str, Table]
     top_threads: int
     cores: int
-    composition: dict[int, float] = field(default_factory=dict)
+    composition: dict[str, dict[int, float]] = field(default_factory=dict)  # "fp32" / "int8" -> threads -> x
     stream: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)  # threads -> (bytes, s/B)
 
-    def node_seconds(self, n: NodeCost, threads: int, prm: Params, footprint: float = 0.0) -> float | None:
-        """A node's time at `threads` inside a graph whose weights take `footprint` bytes, or None when no
-        table holds its family (the roofline prices it)."""
+    def node_seconds(self, n: NodeCost, threads: int, prm: Params, footprint: float = 0.0,
+                     graph: str = "fp32") -> float | None:
+        """A node's time at `threads` inside a graph (`graph`: "int8" when it holds quantized kernels, else
+        "fp32") whose weights take `footprint` bytes, or None when no table holds its family (the roofline
+        prices it)."""
         k = key(n)
         table = self.tables.get(k) if k else None
         if table is None:
@@ -114,7 +118,7 @@ class Kernels:
         except ValueError:
             return None
         return ratio * prior_s(n, prm) * thread_factor(speedup, self.top_threads, threads, self.cores) * \
-            self.in_graph(threads) + self.spill_s(n.weight_bytes, footprint, threads)
+            self.in_graph(threads, graph) + self.spill_s(n.weight_bytes, footprint, threads)
 
     def spill_s(self, weights: float, footprint: float, threads: int) -> float:
         """What streaming a node's weights costs beyond what it cost when the node was timed alone: alone, a
@@ -132,9 +136,10 @@ class Kernels:
             return float(np.interp(math.log2(max(footprint, 1.0)), np.log2(xs), ys))
         return _across_threads({t: at(t) for t in self.stream}, threads, self.cores)
 
-    def in_graph(self, threads: int) -> float:
-        """The composition factor at `threads` (1.0 when none was measured)."""
-        return _across_threads(self.composition, threads, self.cores) if self.composition else 1.0
+    def in_graph(self, threads: int, graph: str = "fp32") -> float:
+        """The composition factor of a kind of graph at `threads` (1.0 when none was measured)."""
+        factors = self.composition.get(graph)
+        return _across_threads(factors, threads, self.cores) if factors else 1.0
 
 
 def _across_threads(values: dict[int, float], threads: int, cores: int) -> float:
@@ -155,13 +160,14 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
 
 
 def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int,
-            composition: dict[int, float] | None = None, stream: dict | None = None) -> dict:
+            composition: dict[str, dict[int, float]] | None = None, stream: dict | None = None) -> dict:
     """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups; the
     composition factors and the stream curve (footprints in MB, ns per KB) per thread count."""
     out: dict = {"format": FORMAT, "top_threads": top_threads}
     if composition:
-        out["composition"] = {"threads": sorted(composition),
-                              "factor": [round(composition[t], 4) for t in sorted(composition)]}
+        threads = sorted(composition["fp32"])
+        out["composition"] = {"threads": threads, **{g: [round(composition[g][t], 4) for t in threads]
+                                                     for g in GRAPH_KINDS}}
     if stream:
         out["stream"] = {"threads": sorted(stream),
                          "mb": [[round(b / 2**20, 4) for b in stream[t][0]] for t in sorted(stream)],
@@ -217,15 +223,16 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
-def _composition(c, where: str) -> dict[int, float]:
-    hint = "re-run `edgekd profiles calibrate` to rewrite it"
-    threads, factor = (c.get("threads", []), c.get("factor", [])) if isinstance(c, dict) else (None, None)
-    if not (isinstance(threads, list) and isinstance(factor, list)) or len(threads) != len(factor) or \
-            not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in threads) or \
-            not all(map(_positive, factor)):
-        raise UsageError(f"{where} needs equally long lists `threads` (ints >= 1) and `factor` (positive "
-                         f"numbers), got {c!r}", hint)
-    return dict(zip(threads, map(float, factor)))
+def _composition(c, where: str) -> dict[str, dict[int, float]]:
+    if c == {}:
+        return {}
+    lists = [c.get(k) for k in ("threads", *GRAPH_KINDS)] if isinstance(c, dict) else [None]
+    if not all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists) or \
+            not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in lists[0]) or \
+            not all(map(_positive, sum(lists[1:], []))):
+        raise UsageError(f"{where} needs equally long lists `threads` (ints >= 1), `fp32` and `int8` (positive "
+                         f"factors), got {c!r}", "re-run `edgekd profiles calibrate` to rewrite it")
+    return {g: dict(zip(lists[0], map(float, f))) for g, f in zip(GRAPH_KINDS, lists[1:])}
 
 
 def _table(t, where: str) -> Table:

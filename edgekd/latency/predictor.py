@@ -107,16 +107,22 @@ def total_seconds(nodes, prm: Params, tables, threads: int) -> float:
     return sum(t for _, t in per_node_seconds(nodes, prm, tables, threads)) + prm.run_s
 
 
-def node_time(n: NodeCost, prm: Params, tables, threads: int, footprint: float = 0.0) -> float:
+def node_time(n: NodeCost, prm: Params, tables, threads: int, footprint: float = 0.0, graph: str = "fp32") -> float:
     """A node's time from the profile's kernel tables when they hold its family, else from the roofline;
-    `footprint` is the bytes of all the graph's weights (where they live sets what streaming them costs)."""
-    t = tables.node_seconds(n, threads, prm, footprint) if tables is not None else None
+    `footprint` is the bytes of all the graph's weights (where they live sets what streaming them costs),
+    `graph` its kind (graph_kind)."""
+    t = tables.node_seconds(n, threads, prm, footprint, graph) if tables is not None else None
     return t if t is not None else node_seconds(n, prm, threads)
 
 
+def graph_kind(nodes) -> str:
+    """"int8" for a graph that runs quantized kernels, else "fp32" (their kernels compose differently)."""
+    return "int8" if any(is_int8(n) for n in nodes) else "fp32"
+
+
 def per_node_seconds(nodes, prm: Params, tables, threads: int) -> list[tuple[NodeCost, float]]:
-    footprint = sum(n.weight_bytes for n in nodes)
-    return [(n, node_time(n, prm, tables, threads, footprint)) for n in nodes]
+    footprint, graph = sum(n.weight_bytes for n in nodes), graph_kind(nodes)
+    return [(n, node_time(n, prm, tables, threads, footprint, graph)) for n in nodes]
 
 
 def predict_cost(cost: GraphCost, profile: Profile, threads: int = 1, batch: int = 1, top: int = 10,
