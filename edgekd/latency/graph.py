@@ -270,7 +270,7 @@ def _node_cost(k: dict, node, inits: dict, producers: dict) -> NodeCost:
             family = "bmm"
             dims = [_elems(out_shape[:-2]), out_shape[-2], k_dim, n_out]
         else:
-            dims = [rows, k_dim, n_out, VARIANT if op == "QGemm" else 1.0]
+            dims = [rows, k_dim, n_out]
     elif cls == "free":
         nbytes = 0.0
     else:

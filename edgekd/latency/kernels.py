@@ -22,7 +22,8 @@ from ..errors import UsageError
 from .graph import NodeCost
 from .predictor import Params, is_int8, single_thread_s
 
-FORMAT = 3  # the [kernels] rows' layout; 2: conv dims end with the kernel variant (graph._variant); 3: gemm too
+FORMAT = 3  # the [kernels] layout; 2: conv dims end with the kernel variant (graph._variant); 3: stream curve,
+#             composition per kind of graph
 GRAPH_KINDS = ("fp32", "int8")  # composition factors differ for graphs with quantized kernels (Q/DQ edges)
 K_NEAREST = 8
 RIDGE = 0.1

@@ -292,7 +292,7 @@ def inverted_residual(c, hw, expand, k=3, batch=1, act="Relu") -> Micro:
 
 def mlp_chain(batch, widths, linear=False) -> Micro:
     """Fully connected layers of the given widths: MatMul + Add + Relu, or with `linear` torch's nn.Linear
-    export, Gemm with transposed weights + Relu (QGemm in int8, ~1.5x slower than QLinearMatMul at batch 1)."""
+    export, Gemm with transposed weights + Relu (QGemm in int8, up to 2x slower than QLinearMatMul at batch 1)."""
     from onnx import helper
 
     rng = _rng()
