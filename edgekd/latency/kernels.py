@@ -212,8 +212,7 @@ def _stream(c, where: str) -> dict[int, tuple[list[float], list[float]]]:
         return isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) >= 1 and \
             all(_positive(v) for v in xs + ys) and all(a < b for a, b in zip(xs, xs[1:]))
     if not (isinstance(threads, list) and isinstance(mb, list) and isinstance(ns, list) and
-            len(threads) == len(mb) == len(ns) and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1
-                                                       for t in threads) and all(map(row_ok, mb, ns))):
+            len(threads) == len(mb) == len(ns) and _thread_counts(threads) and all(map(row_ok, mb, ns))):
         raise UsageError(f"{where} needs `threads` (ints >= 1) and, per thread count, equally long rows `mb` "
                          f"(increasing) and `ns_per_kb` of positive numbers, got {c!r}",
                          "re-run `edgekd profiles calibrate` to rewrite it")
@@ -224,12 +223,16 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
+def _thread_counts(values: list) -> bool:
+    return all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in values)
+
+
 def _composition(c, where: str) -> dict[str, dict[int, float]]:
     if c == {}:
         return {}
     lists = [c.get(k) for k in ("threads", *GRAPH_KINDS)] if isinstance(c, dict) else [None]
     if not all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists) or \
-            not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in lists[0]) or \
+            not _thread_counts(lists[0]) or \
             not all(map(_positive, sum(lists[1:], []))):
         raise UsageError(f"{where} needs equally long lists `threads` (ints >= 1), `fp32` and `int8` (positive "
                          f"factors), got {c!r}", "re-run `edgekd profiles calibrate` to rewrite it")
