@@ -9,7 +9,9 @@ ratio is a trend fitted across its family (ridge, linear in log2 shape and log2 
 residuals of its nearest measured neighbours (fading with distance), clamped to the measured range, so
 shapes between and beyond the measured ones stay plausible. Thread scaling is read off the same
 neighbours: the speed-up measured at the calibration's top thread count gives each node its own serial
-fraction (Amdahl).
+fraction (Amdahl). Inside a model a node also pays for streaming its weights from where all the model's
+weights live (the stream curve), and kernels are scaled by how much longer they took inside the suite's
+whole graphs than alone (composition factors, per kind of graph and thread count).
 """
 from __future__ import annotations
 
