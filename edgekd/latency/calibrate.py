@@ -212,14 +212,14 @@ def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[
     off) each parallel kernel wakes the pool: on a 2-core VM fp32 graphs took x0.99-1.05 their kernels' sum
     at one thread and x1.17-1.18 at two; quantized ones, with Q/DQ between their kernels, x0.95-1.08 and
     x1.06-1.25."""
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for p in graphs:
+        r = (p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s)
+        if r > 0:  # a graph lost in the run overhead's noise says nothing
+            ratios.setdefault((graph_kind(p.cost.nodes), p.threads), []).append(r)
     out: dict[str, dict[int, float]] = {g: {} for g in kern.GRAPH_KINDS}
-    for th in sorted({p.threads for p in graphs}):
-        for g in kern.GRAPH_KINDS:
-            r = [(p.seconds - prm.run_s) / (predicted_s(p, prm, tables) - prm.run_s) for p in graphs
-                 if p.threads == th and graph_kind(p.cost.nodes) == g]
-            r = [x for x in r if x > 0]  # a graph lost in the run overhead's noise says nothing
-            if r:
-                out[g][th] = float(np.exp(np.median(np.log(r))))
+    for (g, th), r in sorted(ratios.items()):
+        out[g][th] = float(np.exp(np.median(np.log(r))))
     for g, other in zip(kern.GRAPH_KINDS, kern.GRAPH_KINDS[::-1]):  # a kind the suite lacked: the other's
         out[g] = {th: out[g].get(th, out[other].get(th, 1.0)) for th in sorted({*out[g], *out[other]})}
     return out if out["fp32"] else {}
@@ -248,7 +248,7 @@ def cross_validated_errors(kernels: list[Point], graphs: list[Point], prm: Param
 
 
 def run_suite(threads_list: list[int], preset: str, quick: bool = False, progress=None,
-              alongside: list = ()) -> tuple[list[Point], list[Point], list[float], dict[str, float]]:
+              alongside: list = ()) -> tuple[list[Point], list[Point], list[float], dict]:
     """Build and quantize every micro-benchmark, isolate each kernel onnxruntime runs for it (each distinct
     kernel once), and time every kernel, every whole chain / block graph and the `alongside` (session,
     feeds) jobs at every thread count in the same interleaved rounds (how benchmarks compare predictions
