@@ -9,7 +9,8 @@
    in the same interleaved rounds as the calibration suite (this VM's speed drifts over minutes), with
    onnxruntime's thread spinning off as calibration times them, and once more alone afterwards: that second
    pass against the first is the machine's noise floor and drift; the CPU time the hypervisor gave other
-   guests meanwhile (steal, from /proc/stat) is reported too.
+   guests meanwhile (steal, from /proc/stat) is reported too. All of it also per thread count (`by_threads`):
+   on a shared VM the 2-thread points are the ones two passes disagree on (see thread_repeatability.py).
 4. Predict MobileNetV2-1.0 (224x224) and a BERT-base-sized encoder (seq 128) on the datasheet
    `raspberry-pi-4` profile next to published measurements.
 
@@ -201,6 +202,10 @@ def main() -> None:
                "roofline_only": _score([p["roofline_ms"] for p in points], meas),
                "vs_later_measurement": _score([p["predicted_ms"] for p in points], later_ms),
                "later_vs_first_measurement": _score(later_ms, meas),
+               "by_threads": {th: {**_score([p["predicted_ms"] for p in group], [p["measured_ms"] for p in group]),
+                                   "later_vs_first_measurement": _score([p["later_ms"] for p in group],
+                                                                        [p["measured_ms"] for p in group])}
+                              for th in (1, 2) for group in [[p for p in points if p["threads"] == th]]},
                "targets": {"within_20": ">= 0.90", "median_abs_error": "<= 0.10", "spearman": ">= 0.95"},
                "seconds": round(time.perf_counter() - t0, 1)}
     ticks1 = cpu_ticks()
