@@ -422,8 +422,13 @@ def profiles_show(name, as_json) -> None:
         if "median_abs_error" in cal:
             how = "cross-validated" if "fit_median_abs_error" in cal else "in-sample"
             c.print(f"calibration: median error {cal['median_abs_error']:.1%} ({how}), "
-                    f"{cal.get('within_20', 0):.0%} within ±20%, {cal.get('points')} measurements, {cal.get('date')}")
+                    f"{cal.get('within_20', 0):.0%} within ±20%, {cal.get('points')} measurements, {cal.get('date')}"
+                    + (f"; timed twice, {cal['repeat_within_20']:.0%} of graphs agreed within ±20%"
+                       if "repeat_within_20" in cal else ""))
     _emit(out, as_json, render)
+
+
+NOISY = 0.9  # calibrate warns when fewer of its graphs than this agree within 20% across two timings
 
 
 @profiles.command("calibrate")
@@ -440,18 +445,26 @@ def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     timed alone: its shape and variant, time and thread speed-up). Whole chains and blocks are timed too:
     they give how much longer kernels take inside a graph, and the error reported is theirs. One-row GEMVs
     over 0.25-32 MB of weights give what streaming weights costs at each footprint: a model whose weights
-    outgrow a cache pays for it."""
+    outgrow a cache pays for it. The whole graphs are timed twice, and calibrate warns when this machine's
+    timings did not repeat (a busy or shared machine): predictions can be no closer than that."""
     from .latency.calibrate import calibrate
     from .progress import step_progress
 
     with step_progress("calibrate") as progress:
         res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick, progress=progress)
     res.pop("alongside_seconds", None)
+    if res.get("repeat_within_20", 1.0) < NOISY:
+        click.echo(f"Warning: timed twice, only {res['repeat_within_20']:.0%} of the whole graphs agreed within "
+                   f"±20% (median difference {res['repeat_median_abs_diff']:.1%}): this machine's speed moved while "
+                   "it was measured, and predictions from this profile can be no closer than that. Stop other work "
+                   "(on a VM, ask for dedicated cores) and calibrate again.", err=True)
 
     def render(r):
         _console().print(f"wrote {r['path']}: {r['points']} measurements ({r['kernels']} of kernels timed alone) "
                          f"in {r['seconds']} s; whole chains and blocks predicted from kernels measured elsewhere: "
-                         f"median error {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)")
+                         f"median error {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)"
+                         + (f"; timed twice, {r['repeat_within_20']:.0%} of them agreed within 20%"
+                            if "repeat_within_20" in r else ""))
     _emit(res, as_json, render)
 
 

@@ -19,7 +19,35 @@ def test_calibrate_without_torch_keeps_base_facts(tmp_path):
     assert p.name == "my-pi" and p.get("cpu.cores") == 4 and p.data["base"] == "raspberry-pi-4"
     assert p.source("cost.overhead_us").startswith("measured: edgekd profiles calibrate, ")
     assert p.source("cpu.cores").startswith("datasheet")
-    assert p.data["calibration"]["threads"] == [1, 2] and 0 <= p.data["calibration"]["within_20"] <= 1
+    cal = p.data["calibration"]
+    assert cal["threads"] == [1, 2] and 0 <= cal["within_20"] <= 1
+    assert 0 <= cal["repeat_within_20"] <= 1 and cal["repeat_median_abs_diff"] >= 0  # graphs timed twice
+
+
+def test_repeatability_is_the_share_of_graphs_whose_two_timings_agree():
+    from edgekd.latency.calibrate import repeatability
+
+    assert repeatability([0.0, 0.05, 0.19, 0.25, 0.6]) == {"repeat_within_20": 0.6, "repeat_median_abs_diff": 0.19}
+    assert repeatability([]) == {}
+
+
+def test_cli_calibrate_warns_when_the_machine_did_not_repeat_itself(tmp_path, runner, monkeypatch):
+    """A profile calibrated while the machine's speed moved is still written, but the user is told why its
+    predictions cannot be trusted more closely than that, and what to do."""
+    import edgekd.latency.calibrate as cal
+
+    real = cal.calibrate
+
+    def noisy(*args, **kwargs):  # a real calibration, reported as if its graphs had not repeated
+        return {**real(*args, **kwargs), "repeat_within_20": 0.55, "repeat_median_abs_diff": 0.21}
+
+    monkeypatch.setattr(cal, "calibrate", noisy)
+    out = tmp_path / "host.toml"
+    code, stdout, err = invoke(runner, "profiles", "calibrate", "-o", out, "--quick", "--threads", "1", "--json")
+    assert code == 0 and out.exists()
+    assert json.loads(stdout)["repeat_within_20"] == 0.55
+    assert "Warning: timed twice, only 55% of the whole graphs agreed within ±20% (median difference 21.0%)" in err
+    assert "calibrate again" in err
 
 
 def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
@@ -28,6 +56,7 @@ def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     assert code == 0, err
     res = json.loads(stdout)
     assert res["path"] == str(out) and res["cost"]["run_overhead_us"] >= 0
+    assert 0 <= res["repeat_within_20"] <= 1
     prof = profiles.load(str(out))
     assert prof.data["runtime"]["int8_preset"] in profiles.INT8_PRESETS
     assert prof.source("memory.bandwidth_gbps").startswith("measured")
