@@ -1,19 +1,33 @@
 """The `edgekd` command line: parse options, call the Python API, render a table or one JSON object.
 
-No logic lives here. Errors from the API arrive as EdgekdError and leave as one line on stderr
-(`Error: ... (hint: ...)`), exit 2 for bad input and 1 for failures, never a traceback.
+No logic lives here: each step's options come from its declaration in `edgekd.options`. This is the one
+error boundary: whatever reaches it — an EdgekdError, a bad option, or an exception from onnxruntime, onnx,
+torch or the file system — leaves as one line on stderr (`Error: ... (hint: ...)`), exit 2 for bad input
+and 1 for failures, never a traceback unless `--debug` (or EDGEKD_DEBUG=1).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
 
 from .errors import EdgekdError
+from .options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 
 JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.params or {}).get("debug")) or os.environ.get("EDGEKD_DEBUG", "") not in ("", "0")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 class _Cli(click.Group):
@@ -23,9 +37,24 @@ class _Cli(click.Group):
         except EdgekdError as e:
             click.echo(f"Error: {e.one_line()}", err=True)
             ctx.exit(e.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except click.UsageError as e:
+            sub = e.ctx.command_path if e.ctx else "edgekd"
+            click.echo(f"Error: {_first_line(e)} (hint: {sub} --help lists the options)", err=True)
+            ctx.exit(2)
+        except click.ClickException:
+            raise
         except KeyboardInterrupt:
             click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
             ctx.exit(130)
+        except Exception as e:  # the boundary: a library's or the OS's failure, as one line
+            if _debug(ctx):
+                raise
+            where = f" on {e.filename}" if isinstance(e, OSError) and e.filename else ""
+            click.echo(f"Error: {type(e).__name__}{where}: {_first_line(e)} (hint: rerun with --debug for the "
+                       "traceback; please report it if the input looks right)", err=True)
+            ctx.exit(1)
 
 
 def _emit(obj: Any, as_json: bool, render) -> None:
@@ -75,10 +104,28 @@ def _render_export(d: dict) -> None:
             rows.append([name, None, None, None, m["error"]])
             continue
         p = m.get("parity") or {}
+        agree = f", {p['agreement_metric']} {p['agreement']:.2%}" if p.get("agreement") is not None else ""
         rows.append([name, m["path"], f"{m['size_bytes'] / 1024:.1f} KB",
                      None if not p else f"{p['max_abs_diff']:.2e}",
-                     None if not p else ("ok" if p["passed"] else "FAILED") + f", top-1 {p['top1_agreement']:.2%}"])
-    _console().print(_table(f"exported {d['target']}", ["model", "file", "size", "max |diff|", "parity"], rows))
+                     "ran once" if not p else ("ok" if p["passed"] else "FAILED") + agree])
+    c = _console()
+    c.print(_table(f"exported {d['target']}", ["model", "file", "size", "max |diff|", "parity"], rows))
+    for m in d["models"].values():
+        if "io" in m:
+            c.print(_io_lines(m))
+
+
+def _io_lines(m: dict) -> str:
+    """A plain model's inputs and outputs, one per line, as `export MODEL.onnx` found them."""
+    lines = [f"opset {m['opset']}, batch {m['batch']}"]
+    for t in m["io"]["inputs"]:
+        ran = m["ran_with"].get(t["name"])
+        lines.append(f"  input  {t['name']}: {t['dtype']} {tuple(t['shape'])}"
+                     + (f", ran with {tuple(ran)} per sample" if ran is not None else ""))
+    for t in m["io"]["outputs"]:
+        lines.append(f"  output {t['name']}: {t['dtype']} {tuple(t['shape'])} ({t['kind']}), "
+                     f"got {tuple(m['output_shapes'].get(t['name'], []))}")
+    return "\n".join(lines)
 
 
 def _render_quantize(d: dict) -> None:
@@ -118,7 +165,8 @@ def _render_bench(report: dict) -> None:
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgekd")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (or EDGEKD_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Distil a teacher into a small, fast int8 ONNX student that fits an edge device, with proof.
 
     \b
@@ -128,88 +176,30 @@ def cli() -> None:
     """
 
 
-def _distill_options(f):
-    opts = [
+def _step_args(f):
+    """The arguments every distilling command takes besides its step options."""
+    for o in reversed([
         click.option("--teacher", required=True,
                      help="file.py:factory, package.module:factory, a TorchScript .pt, or a state dict with --arch."),
-        click.option("--arch", default=None, help="file.py:Net or module:Net that the --teacher state dict fits."),
         click.option("--data", required=True,
-                     help="digits; .npz with x (and y, x_test, y_test); .npy; .csv; or an image folder DIR/CLASS/*.png."),
-        click.option("--profile", default=None, help="Target device profile name or .toml path (edgekd profiles list)."),
-        click.option("--student", default=None,
-                     help="mlp:hidden=64, mobilenet:width=0.5, resnet:width=0.5, transformer:hidden=64,layers=2, "
-                          "file.py:factory; a bare family with --profile sizes it."),
-        click.option("--epochs", default=30, show_default=True, type=int),
-        click.option("--temperature", default=4.0, show_default=True, type=float, help="Softmax temperature T."),
-        click.option("--alpha", default=0.9, show_default=True, type=float,
-                     help="Weight of the soft KD term; 1-alpha weights the hard-label CE."),
-        click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate (AdamW, cosine)."),
-        click.option("--batch-size", default=64, show_default=True, type=int),
-        click.option("--method", default="kd", show_default=True,
-                     help="ce, kd, dkd, hint, at, cosine, rkd, or a weighted sum such as kd+hint:0.5."),
-        click.option("--feature-map", multiple=True,
-                     help="TEACHER_MODULE:STUDENT_MODULE for feature methods (repeatable; @in taps a module's "
-                          "input). Default: the penultimate embeddings."),
-        click.option("--val-split", default=0.0, show_default=True, type=float,
-                     help="Share of training data held out for validation (early stopping, best epoch)."),
-        click.option("--patience", default=0, show_default=True, type=int,
-                     help="Stop after this many epochs without a better validation score (0: never)."),
-        click.option("--augment/--no-augment", default=None,
-                     help="Random flip/crop of images (default: on for image folders, off otherwise)."),
-        click.option("--cache", type=click.Choice(["auto", "memory", "disk", "off"]), default="auto",
-                     show_default=True, help="Cache teacher outputs (needs deterministic inputs)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt."),
-        click.option("--budget-ms", default=None, type=float,
-                     help="Latency budget for sizing the student (default: the profile's)."),
-        click.option("--memory-mb", default=None, type=float,
-                     help="Peak-memory budget for sizing the student (default: the profile's)."),
-        click.option("--quantize", "quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True,
-                     help="Size for the int8 model you will deploy (predicted int8 latency) or fp32."),
-        click.option("--threads", default=None, type=int,
-                     help="Threads on the device (default: the profile's cores); pipeline also benchmarks with it."),
-        click.option("--margin", default=None, type=float,
-                     help="Sizing headroom: a candidate fits when predicted * (1 + margin) <= budget "
-                          "(default: the profile's calibrated median error, 0 for datasheet profiles)."),
-        click.option("--init", type=click.Choice(["auto", "random"]), default="auto", show_default=True,
-                     help="auto: start from the teacher's weights where the structures match (every k-th layer, "
-                          "largest-norm units)."),
-        click.option("--unlabeled", default=None, help="Extra inputs without labels (a transfer set): SPEC."),
-        click.option("--label-column", default="label", show_default=True, help="CSV label column."),
-        click.option("--image-size", default=None, type=int, help="Image folders: resize to SIZE x SIZE."),
-        click.option("--channels", default=3, show_default=True, type=click.Choice(["1", "3"]),
-                     help="Image folders: grayscale or RGB."),
-        click.option("--mean", default="0.5", show_default=True, help="Image normalisation mean(s), comma-separated."),
-        click.option("--std", default="0.5", show_default=True, help="Image normalisation std(s), comma-separated."),
-        click.option("--seed", default=0, show_default=True, type=int),
+                     help="digits; .npz with x (and y, x_test, y_test) or one array per model input; .npy; .csv; "
+                          "or an image folder DIR/CLASS/*.png."),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write."),
         click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
-    ]
-    for o in reversed(opts):
+    ]):
         f = o(f)
     return f
 
 
-def _train_kwargs(kw: dict) -> dict:
-    """Click's distill options -> keyword arguments of edgekd.distill."""
-    from .data import DataOptions
-
-    def floats(name):
-        try:
-            return tuple(float(v) for v in kw.pop(name).split(","))
-        except ValueError:
-            raise click.BadParameter("comma-separated numbers, e.g. 0.485,0.456,0.406", param_hint=f"--{name}")
-    opts = DataOptions(val_split=kw.pop("val_split"), label_column=kw.pop("label_column"),
-                       image_size=kw.pop("image_size"), channels=int(kw.pop("channels")), mean=floats("mean"),
-                       std=floats("std"), unlabeled=kw.pop("unlabeled"))
-    kw["feature_map"] = list(kw.pop("feature_map"))
-    kw.pop("as_json", None)
-    return {**kw, "data_options": opts}
+def _warn(notes) -> None:
+    for n in notes or ():
+        click.echo(f"Note: {n}", err=True)
 
 
 @cli.command()
-@_distill_options
-def distill(**kw) -> None:
+@_step_args
+@click_options(DistillOptions)
+def distill(teacher, data, out, as_json, **kw) -> None:
     """Distil TEACHER into a small student.
 
     \b
@@ -228,80 +218,69 @@ def distill(**kw) -> None:
     """
     from .steps import distill as run
 
-    as_json = kw["as_json"]
-    res = run(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), **_train_kwargs(kw))
+    res = run(teacher, data, out, **kw)
     if res is not None:  # under torchrun only rank 0 reports
+        _warn(res.notes)
         _emit(res.to_dict(), as_json, _render_distill)
 
 
 @cli.command()
 @click.argument("target")
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
-              help="torch.onnx exporter.")
+@click_options(ExportOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def export(target, exporter, as_json) -> None:
+def export(target, as_json, **kw) -> None:
     """Export RUN's student (and teacher) to ONNX with a dynamic batch axis, parity-checked against PyTorch.
 
-    TARGET is a run directory, or a plain .onnx file to check loads and runs in onnxruntime.
+    TARGET is a run directory, or a plain .onnx file: it is loaded and run once in onnxruntime (on generated
+    inputs of the right dtypes and shapes; --shape fixes symbolic dims) and its inputs and outputs are listed.
     """
     from .steps import export as run
 
-    _emit(run(target, exporter=exporter).to_dict(), as_json, _render_export)
+    res = run(target, **kw)
+    for m in res.models.values():
+        _warn(m.get("notes"))
+    _emit(res.to_dict(), as_json, _render_export)
 
 
 @cli.command()
 @click.argument("target")
-@click.option("--mode", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
-              help="static: QDQ calibrated on training samples; dynamic: weights only.")
-@click.option("--preset", default=None,
-              help="s8s8, u8s8, u8s8-reduce-range or u8u8 (default: the profile's, else the host CPU's).")
-@click.option("--data", default=None, help="Data SPEC for calibration and the gate (default: the run's).")
-@click.option("--calib-samples", default=256, show_default=True, type=int)
-@click.option("--max-drop", default=0.01, show_default=True, type=float,
-              help="Largest accuracy drop (0.01 = one point) the int8 model may have; else fallbacks, else fail.")
-@click.option("--output", default=None, help="Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
+@click_options(QuantizeOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def quantize(target, mode, preset, data, calib_samples, max_drop, output, as_json) -> None:
+def quantize(target, as_json, **kw) -> None:
     """Quantize RUN's student.onnx (or a plain .onnx) to int8 with onnxruntime, accuracy-gated."""
     from .steps import quantize as run
 
-    res = run(target, mode=mode, preset=preset, data=data, calib_samples=calib_samples, max_drop=max_drop,
-              output=output)
+    res = run(target, **kw)
+    _warn([res.details["note"]] if res.details.get("note") else [])
     _emit(res.to_dict(), as_json, _render_quantize)
 
 
 @cli.command()
 @click.argument("target")
-@click.option("--data", default=None, help="Data SPEC for accuracy (default: the run's).")
-@click.option("--threads", default=1, show_default=True, type=int, help="intra-op threads for ORT and PyTorch.")
-@click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--runs", default=300, show_default=True, type=int, help="Timed runs per model (capped at ~3 s).")
-@click.option("--no-memory", is_flag=True, help="Skip the per-model peak-memory probe (a fresh process each).")
-@click.option("--profile", default=None,
-              help="Also predict each model's latency on this profile; on a profile calibrated on this machine, "
-                   "report predicted vs measured.")
-@click.option("--spin/--no-spin", default=True, show_default=True,
-              help="onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured with "
-                   "--no-spin; use it to compare with their predictions at 2+ threads.")
+@click_options(BenchOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def bench(target, data, threads, batch, runs, no_memory, profile, spin, as_json) -> None:
+def bench(target, as_json, **kw) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
-    accuracy, retention and agreement. Writes RUN/bench.json and RUN/report.md."""
+    accuracy, retention and agreement, all on the same real inputs. TARGET is a run directory (writes
+    RUN/bench.json and RUN/report.md) or a plain .onnx file (with --data, or generated inputs)."""
     from .steps import bench as run
 
-    res = run(target, data=data, threads=threads, batch=batch, runs=runs, memory=not no_memory, profile=profile,
-              spin=spin)
+    res = run(target, **kw)
+    _warn(res.report.get("notes"))
     _emit(res.report, as_json, _render_bench)
 
 
 @cli.command()
-@_distill_options
-def pipeline(**kw) -> None:
-    """distill (sized to --profile unless --student has knobs), export, quantize and bench into OUT."""
+@_step_args
+@click_options(DistillOptions, ExportOptions, QuantizeOptions, BenchOptions, skip=PIPELINE_SKIP)
+def pipeline(teacher, data, out, as_json, **kw) -> None:
+    """distill (sized to --profile unless --student has knobs), export, quantize and bench into OUT: every
+    option of each step, once (--threads is the device's, for sizing and the benchmark)."""
     from .workflow import run_pipeline
 
-    as_json = kw["as_json"]
-    res = run_pipeline(kw.pop("teacher"), kw.pop("data"), kw.pop("out"), **_train_kwargs(kw))
+    res = run_pipeline(teacher, data, out, **kw)
+    _warn(res["distill"].get("notes"))
+    _warn(res["bench"].get("notes"))
     _emit(res, as_json, lambda r: _render_bench(r["bench"]))
 
 
@@ -324,21 +303,15 @@ def demo(out, profile, epochs, as_json) -> None:
     _emit(res, as_json, render)
 
 
+SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "quantize", "threads", "margin"}
+
+
 @cli.command()
 @click.option("--teacher", required=True, help="Teacher SPEC (as for distill): its outputs fix the classes.")
-@click.option("--arch", default=None, help="Architecture for a state-dict teacher.")
 @click.option("--data", required=True, help="Data SPEC: the input shape, and calibration samples for int8.")
-@click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
-@click.option("--student", default=None, help="Family to size: mlp, mobilenet, resnet or transformer "
-                                                "(default: by input shape).")
-@click.option("--budget-ms", default=None, type=float, help="Latency budget (default: the profile's).")
-@click.option("--memory-mb", default=None, type=float, help="Peak-memory budget (default: the profile's).")
-@click.option("--quantize", "quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
-@click.option("--threads", default=None, type=int, help="Threads on the device (default: the profile's cores).")
-@click.option("--margin", default=None, type=float,
-              help="Headroom: fits when predicted * (1 + margin) <= budget (default: the calibrated median error).")
+@click_options(DistillOptions, only=SIZE_OPTIONS)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def size(teacher, arch, data, profile, student, budget_ms, memory_mb, quantize, threads, margin, as_json) -> None:
+def size(teacher, data, profile, as_json, **kw) -> None:
     """Plan only: the student-size search for a device, without training.
 
     Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
@@ -347,9 +320,10 @@ def size(teacher, arch, data, profile, student, budget_ms, memory_mb, quantize, 
     from .progress import step_progress
     from .steps import size as run
 
+    if profile is None:
+        raise click.UsageError("Missing option '--profile': sizing needs a device profile")
     with step_progress("size") as progress:
-        res = run(teacher, data, profile, arch=arch, student=student, budget_ms=budget_ms, memory_mb=memory_mb,
-                  quantize=quantize, threads=threads, margin=margin, progress=progress)
+        res = run(teacher, data, profile, progress=progress, **kw)
     for w in res.warnings:
         click.echo(f"Warning: {w}", err=True)
 

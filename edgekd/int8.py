@@ -55,10 +55,10 @@ def attempts(preset: str) -> list[Attempt]:
 
 
 class _Reader:
-    """Feeds calibration batches to onnxruntime's calibrator."""
+    """Feeds calibration batches (feed dicts) to onnxruntime's calibrator."""
 
-    def __init__(self, input_name: str, x: np.ndarray, batch: int = 32) -> None:
-        self._batches = [{input_name: x[i:i + batch]} for i in range(0, len(x), batch)]
+    def __init__(self, feeds: list[dict]) -> None:
+        self._batches = feeds
         self._i = 0
 
     def get_next(self):
@@ -71,6 +71,29 @@ class _Reader:
         self._i = 0
 
 
+def calibration_feeds(io, feeds, batch: int = 32) -> list[dict]:
+    """Feed dicts of calibration samples, `batch` at a time (the model's own batch when it is fixed)."""
+    from .models.io import batches
+
+    return [feed for feed, _ in batches(io, feeds, batch)]
+
+
+QDQ_MIN_OPSET = 13  # per-channel DequantizeLinear (its `axis`) needs opset 13
+
+
+def _upgrade(src: Path, dst: Path) -> Path:
+    """Convert an opset 10-12 model to opset 13 (per-channel QDQ needs it); the original is untouched."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_MIN_OPSET)
+    if opset >= QDQ_MIN_OPSET:
+        return src
+    onnx.save(version_converter.convert_version(model, QDQ_MIN_OPSET), str(dst))
+    return dst
+
+
 def _end_nodes(model_path: Path) -> list[str]:
     """Names of the first and last compute nodes (Conv/Gemm/MatMul): the usual int8 culprits."""
     import onnx
@@ -79,8 +102,10 @@ def _end_nodes(model_path: Path) -> list[str]:
     return list(dict.fromkeys([nodes[0].name, nodes[-1].name])) if nodes else []
 
 
-def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib_x: np.ndarray | None) -> None:
-    """One quantization attempt: pre-process (shape inference, BN folding), then quantize to `dst`."""
+def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> None:
+    """One quantization attempt: pre-process (opset 13 for per-channel QDQ, shape inference, BN folding),
+    then quantize to `dst`. `calib` is a list of feed dicts, or one array for a single-input model."""
+    import onnx
     from onnxruntime import quantization as q
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -88,6 +113,10 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib_x: np
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
     with tempfile.TemporaryDirectory() as td:
         pre = Path(td) / "pre.onnx"
+        try:
+            src = _upgrade(src, Path(td) / "opset13.onnx")
+        except Exception:  # an op the converter cannot lift: per-tensor scales work at any opset
+            p = {**p, "per_channel": False}
         try:
             q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
         except Exception:  # symbolic shape inference chokes on some Reshape patterns: ONNX's own suffices
@@ -97,10 +126,10 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib_x: np
             q.quantize_dynamic(str(pre), str(dst), per_channel=p["per_channel"], reduce_range=p["reduce_range"],
                                weight_type=getattr(q.QuantType, p["weight"]), nodes_to_exclude=exclude)
             return
-        import onnx
-
-        name = onnx.load(str(pre)).graph.input[0].name
-        q.quantize_static(str(pre), str(dst), _Reader(name, calib_x), quant_format=q.QuantFormat.QDQ,
+        if isinstance(calib, np.ndarray):
+            name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+            calib = [{name: calib[i:i + 32]} for i in range(0, len(calib), 32)]
+        q.quantize_static(str(pre), str(dst), _Reader(calib), quant_format=q.QuantFormat.QDQ,
                           per_channel=p["per_channel"], reduce_range=p["reduce_range"],
                           activation_type=getattr(q.QuantType, p["activation"]),
                           weight_type=getattr(q.QuantType, p["weight"]),
@@ -108,41 +137,63 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib_x: np
                           extra_options=extra)
 
 
-def gated_quantize(src: Path, dst: Path, mode: str, preset: str, calib_x: np.ndarray | None,
-                   eval_x: np.ndarray, eval_y: np.ndarray | None, max_drop: float) -> dict:
-    """Try the preset and its fallbacks; write the first int8 model within `max_drop` of fp32 to `dst`."""
-    from .onnxutil import run_batches, session
+def _already_quantized(src: Path) -> bool:
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
+    return bool(ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+                       "ConvInteger", "DynamicQuantizeLinear"})
+
+
+def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
+                   eval_y: np.ndarray | None, max_drop: float, output: str | None = None) -> dict:
+    """Try the preset and its fallbacks; write the first int8 model within `max_drop` of fp32 to `dst`.
+
+    The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
+    1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
+    boxes and scores each on their own)."""
+    from .measure import fidelity
+    from .onnxutil import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
         raise UsageError(f"unknown quantization mode {mode!r}", "use --mode static or --mode dynamic")
-    if mode == "static" and (calib_x is None or len(calib_x) == 0):
+    if mode == "static" and not calib:
         raise UsageError("static quantization needs calibration samples",
                          "pass --data SPEC (or use --mode dynamic)")
-    ref = run_batches(session(src), eval_x)
-    ref_acc = float((ref.argmax(-1) == eval_y).mean()) if eval_y is not None else None
+    if _already_quantized(src):
+        raise UsageError(f"{src} is already quantized (it has int8 ops)", "quantize the fp32 model instead")
+    outs = run_outputs(open_session(src), io, eval_feeds)
+    io = io.observed(outs)
+    spec = io.primary(output)
+    ref = outs[spec.name]
+    labels = eval_y if spec.kind == "logits" and ref.ndim == 2 and eval_y is not None else None
+    ref_acc = float((ref.argmax(-1) == labels).mean()) if labels is not None else None
     tried: list[dict] = []
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as td:
         for i, att in enumerate(attempts(preset)):
             cand = Path(td) / f"attempt{i}.onnx"
             try:
-                quantize_file(src, cand, att, mode, calib_x)
+                quantize_file(src, cand, att, mode, calib)
+                out = run_outputs(open_session(cand), io, eval_feeds, [spec.name])[spec.name]
             except Exception as e:
                 tried.append({"name": att.name, "error": f"{type(e).__name__}: {str(e)[:200]}"})
                 continue
-            out = run_batches(session(cand), eval_x)
-            agree = float((out.argmax(-1) == ref.argmax(-1)).mean())
-            acc = float((out.argmax(-1) == eval_y).mean()) if eval_y is not None else None
+            metric, agree = fidelity(ref, out, spec.kind) or ("cosine", 0.0)
+            acc = float((out.argmax(-1) == labels).mean()) if labels is not None else None
             drop = (ref_acc - acc) if ref_acc is not None else (1.0 - agree)
             tried.append({"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
                           "passed": drop <= max_drop})
             if drop <= max_drop:
                 os.replace(cand, dst)  # same directory: atomic
-                return {"mode": mode, "preset": preset, "chosen": att.name, "fp32_accuracy": ref_acc,
-                        "int8_accuracy": acc, "agreement_with_fp32": agree, "accuracy_drop": drop,
-                        "max_drop": max_drop, "attempts": tried, "eval_samples": int(len(eval_x))}
+                return {"mode": mode, "preset": preset, "chosen": att.name, "output": spec.name,
+                        "output_kind": spec.kind, "metric": "accuracy" if labels is not None else metric,
+                        "agreement_metric": metric, "fp32_accuracy": ref_acc, "int8_accuracy": acc,
+                        "agreement_with_fp32": agree, "accuracy_drop": drop, "max_drop": max_drop,
+                        "attempts": tried, "eval_samples": int(len(ref))}
     best = min((t for t in tried if "drop" in t), key=lambda t: t["drop"], default=None)
+    what = "accuracy" if labels is not None else f"{spec.name} agreement"
     detail = f"best was {best['name']} with a drop of {best['drop']:.2%}" if best else \
         f"every attempt failed ({tried[-1].get('error', '')})"
-    raise EdgekdError(f"no int8 model stayed within the accuracy gate of {max_drop:.2%}: {detail}",
+    raise EdgekdError(f"no int8 model stayed within the {what} gate of {max_drop:.2%}: {detail}",
                       "raise --max-drop, give more --calib-samples, or try --mode dynamic")

@@ -25,59 +25,70 @@ def percentiles(samples_ms: list[float]) -> dict:
 
 
 def _timed(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> dict:
+    """Warm up, then time up to `runs` calls; both stop at the time cap (a huge batch gets fewer runs)."""
+    warm_deadline = time.perf_counter() + max_seconds / 3
     for i in range(warmup):
         fn(inputs[i % len(inputs)])
+        if i >= 2 and time.perf_counter() > warm_deadline:
+            break
     samples, deadline = [], time.perf_counter() + max_seconds
     for i in range(runs):
         x = inputs[i % len(inputs)]
         t0 = time.perf_counter_ns()
         fn(x)
         samples.append((time.perf_counter_ns() - t0) / 1e6)
-        if time.perf_counter() > deadline and len(samples) >= 20:
+        if time.perf_counter() > deadline and len(samples) >= 5:
             break
     return percentiles(samples)
 
 
-def batches(x: np.ndarray, batch: int, count: int = 64) -> list[np.ndarray]:
-    """Up to `count` real input batches of size `batch` (cycled from x)."""
-    n = max(1, min(count, len(x) // batch or 1))
-    return [np.ascontiguousarray(np.resize(x[i * batch:(i + 1) * batch], (batch, *x.shape[1:])))
-            for i in range(n)]
+def feeds_for_timing(io, feeds, batch: int, count: int = 16) -> list[dict[str, np.ndarray]]:
+    """Up to `count` feed dicts of `batch` real samples each, with the shapes the accuracy run used."""
+    from .models.io import timing_feed
+
+    n = max(1, min(count, len(feeds) // batch or 1))
+    return [timing_feed(io, feeds, batch, i) for i in range(n)]
 
 
-def onnx_latency(sess, inputs: list[np.ndarray], warmup: int = 20, runs: int = 300,
+def onnx_latency(sess, inputs: list[dict[str, np.ndarray]], warmup: int = 20, runs: int = 300,
                  max_seconds: float = 3.0) -> dict:
-    """Latency of an onnxruntime session (made with the threads to measure) over real input batches."""
-    name = sess.get_inputs()[0].name
-    out = _timed(lambda x: sess.run(None, {name: x}), inputs, warmup, runs, max_seconds)
+    """Latency of an onnxruntime session (made with the threads to measure) over real feed dicts."""
+    out = _timed(lambda feed: sess.run(None, feed), inputs, warmup, runs, max_seconds)
     out["provider"] = sess.get_providers()[0]
     return out
 
 
-def torch_latency(model, inputs: list[np.ndarray], threads: int = 1, warmup: int = 20, runs: int = 300,
+def torch_latency(model, inputs: list[dict[str, np.ndarray]], threads: int = 1, warmup: int = 20, runs: int = 300,
                   max_seconds: float = 3.0) -> dict:
+    """Latency of a PyTorch model over the same feeds (inputs passed positionally, in the model's order)."""
     import torch
 
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        tensors = [torch.from_numpy(x) for x in inputs]
+        tensors = [tuple(torch.from_numpy(v) for v in feed.values()) for feed in inputs]
         with torch.inference_mode():
-            out = _timed(model, tensors, warmup, runs, max_seconds)
+            out = _timed(lambda args: model(*args), tensors, warmup, runs, max_seconds)
     finally:
         torch.set_num_threads(prev)
     out["provider"] = "pytorch-cpu"
     return out
 
 
-def peak_memory(path: str | os.PathLike, threads: int, batch: int) -> dict:
-    """Run the memory probe in a fresh interpreter; on failure report why instead of crashing the bench."""
-    try:
-        res = subprocess.run([sys.executable, "-m", "edgekd.memprobe", str(path), str(threads), str(batch)],
-                             capture_output=True, text=True, timeout=120, check=True)
-        return json.loads(res.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError) as e:
-        return {"error": f"{type(e).__name__}"}
+def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarray]) -> dict:
+    """Run the memory probe in a fresh interpreter on the timed runs' own inputs; on failure report why
+    instead of crashing the bench."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as td:
+        feed_path = Path(td) / "feed.npz"
+        np.savez(feed_path, **feed)
+        try:
+            res = subprocess.run([sys.executable, "-m", "edgekd.memprobe", str(path), str(threads), str(feed_path)],
+                                 capture_output=True, text=True, timeout=120, check=True)
+            return json.loads(res.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError) as e:
+            return {"error": f"{type(e).__name__}"}
 
 
 def host_info() -> dict:
@@ -103,15 +114,51 @@ def host_info() -> dict:
     return info
 
 
-def score(logits: np.ndarray, y: np.ndarray | None, teacher_pred: np.ndarray | None,
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean per-sample cosine similarity of two outputs of the same shape."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    num = (a * b).sum(1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = den == 0
+    cos = np.where(both_zero, np.where(np.abs(a - b).sum(1) == 0, 1.0, 0.0), num / np.where(both_zero, 1, den))
+    return float(cos.mean())
+
+
+def _box_parts(out: np.ndarray) -> list[np.ndarray]:
+    """A detector's concatenated (N, 4 + classes, anchors) output as its boxes and its class scores: each part
+    is compared on its own, so scores cannot hide behind box coordinates a hundred times larger."""
+    axis = 1 if out.shape[1] < out.shape[2] else 2
+    return [np.take(out, range(4), axis=axis), np.take(out, range(4, out.shape[axis]), axis=axis)]
+
+
+def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] | None:
+    """How closely `got` follows `ref` (same model family, e.g. int8 vs fp32, student vs teacher): top-1
+    agreement for class logits, cosine similarity for other outputs (boxes and scores separately); None
+    when the shapes differ (a student's embedding may be narrower than its teacher's)."""
+    if ref.shape != got.shape or ref.ndim == 0:
+        return None
+    if kind == "logits" and ref.ndim == 2:
+        return "top1_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
+    if kind == "boxes" and ref.ndim == 3:
+        return "cosine", min(_cosine(a, b) for a, b in zip(_box_parts(ref), _box_parts(got)))
+    if ref.size == len(ref):  # one value per sample: a cosine of one number is always 1
+        err = np.abs(ref - got).mean() / max(float(np.abs(ref).mean()), 1e-12)
+        return "1-relative_error", float(max(0.0, 1.0 - err))
+    return "cosine", _cosine(ref, got)
+
+
+def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndarray | None,
           teacher_acc: float | None) -> dict:
-    """Accuracy, retention (accuracy / teacher's) and top-1 agreement with the teacher."""
-    pred = logits.argmax(-1)
-    out: dict = {"accuracy": None, "retention": None, "agreement": None}
-    if y is not None:
-        out["accuracy"] = float((pred == y).mean())
+    """Accuracy (class logits with labels), retention (accuracy / teacher's) and agreement with the teacher
+    (top-1 for logits, cosine similarity for other outputs)."""
+    res: dict = {"accuracy": None, "retention": None, "agreement": None}
+    if kind == "logits" and out.ndim == 2 and y is not None and len(y) == len(out):
+        res["accuracy"] = float((out.argmax(-1) == y).mean())
         if teacher_acc:
-            out["retention"] = out["accuracy"] / teacher_acc
-    if teacher_pred is not None:
-        out["agreement"] = float((pred == teacher_pred).mean())
-    return out
+            res["retention"] = res["accuracy"] / teacher_acc
+    if teacher_out is not None:
+        f = fidelity(teacher_out, out, kind)
+        if f is not None:
+            res["agreement"], res["agreement_metric"] = f[1], f[0]
+    return res

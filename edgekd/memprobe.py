@@ -1,7 +1,7 @@
 """Peak memory of one ONNX model, measured in a fresh process (ORT's arena never shrinks).
 
-Run as `python -m edgekd.memprobe MODEL.onnx THREADS BATCH`; prints one JSON object. Needs only
-onnxruntime and numpy, so it also runs on a device without torch.
+Run as `python -m edgekd.memprobe MODEL.onnx THREADS FEED.npz` (the arrays the timed runs feed, by input
+name); prints one JSON object. Needs only onnxruntime and numpy, so it also runs on a device without torch.
 """
 from __future__ import annotations
 
@@ -22,19 +22,18 @@ def _status_mb(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def probe(path: str, threads: int, batch: int, runs: int = 20) -> dict:
+def probe(path: str, threads: int, feed_path: str, runs: int = 20) -> dict:
     import numpy as np
 
     from edgekd.onnxutil import session
 
+    with np.load(feed_path, allow_pickle=False) as f:
+        feed = {k: f[k] for k in f.files}
     before = _status_mb("VmRSS")
     sess = session(path, threads)
     after_load = _status_mb("VmRSS")
-    inp = sess.get_inputs()[0]
-    shape = [batch if not isinstance(d, int) else d for d in inp.shape]
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
     for _ in range(runs):
-        sess.run(None, {inp.name: x})
+        sess.run(None, feed)
     peak = _status_mb("VmHWM")
     return {"rss_before_mb": round(before, 2), "rss_after_session_mb": round(after_load, 2),
             "peak_rss_mb": round(peak, 2), "session_mb": round(after_load - before, 2),
@@ -42,4 +41,4 @@ def probe(path: str, threads: int, batch: int, runs: int = 20) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
+    print(json.dumps(probe(sys.argv[1], int(sys.argv[2]), sys.argv[3])))

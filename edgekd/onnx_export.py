@@ -32,29 +32,38 @@ def _quiet():
             lg.setLevel(lv)
 
 
-def to_onnx(model, sample: np.ndarray, path: str | os.PathLike, exporter: str = "dynamo",
-            opset: int = OPSET) -> Path:
-    """Export `model` (eval mode) to `path`; input `input`, output `logits`, batch axis dynamic.
-    Callers wrap `path` in `atomic_path` so a failed export or parity check leaves nothing behind."""
+def to_onnx(model, sample, path: str | os.PathLike, exporter: str = "dynamo", opset: int = OPSET,
+            output_name: str = "logits") -> Path:
+    """Export `model` (eval mode) to `path` with a dynamic batch axis on every input and the output.
+    `sample` is one array (input `input`) or {input name: array} (those names, in that order; the model
+    takes them positionally, see models.inference.Adapted). Callers wrap `path` in `atomic_path` so a failed
+    export or parity check leaves nothing behind."""
     import torch
 
+    from .data import n_samples, take
+
     model = model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(sample[:2] if len(sample) >= 2 else np.repeat(sample, 2, 0)))
+    named = sample if isinstance(sample, dict) else {"input": sample}
+    two = take(named, slice(0, 2)) if n_samples(named) >= 2 else {k: np.repeat(v, 2, 0) for k, v in named.items()}
+    args = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in two.values())
+    names = list(two)
     path = Path(path)
     with _quiet():
         tmp_onnx = path.with_name(path.name + ".export.onnx")
         try:
             if exporter == "dynamo":
-                torch.onnx.export(model, (x,), str(tmp_onnx), dynamo=True, opset_version=opset,
-                                  input_names=["input"], output_names=["logits"],
-                                  dynamic_shapes=({0: "batch"},), external_data=False, verbose=False)
+                batch = torch.export.Dim("batch")
+                dims = tuple({0: batch} for _ in args)
+                torch.onnx.export(model, args, str(tmp_onnx), dynamo=True, opset_version=opset,
+                                  input_names=names, output_names=[output_name],
+                                  dynamic_shapes=(dims,) if _varargs(model) else dims, external_data=False,
+                                  verbose=False)
             else:
-                torch.onnx.export(model, (x,), str(tmp_onnx), dynamo=False, opset_version=min(opset, 17),
-                                  input_names=["input"], output_names=["logits"],
-                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+                axes = {n: {0: "batch"} for n in [*names, output_name]}
+                torch.onnx.export(model, args, str(tmp_onnx), dynamo=False, opset_version=min(opset, 17),
+                                  input_names=names, output_names=[output_name], dynamic_axes=axes)
         except Exception as e:
-            raise EdgekdError(f"torch.onnx.export ({exporter}) failed: {type(e).__name__}: "
-                              f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
+            raise EdgekdError(f"torch.onnx.export ({exporter}) failed: {type(e).__name__}: {_reason(e)}",
                               "try --exporter torchscript, or simplify data-dependent control flow") from None
         finally:
             if tmp_onnx.exists():
@@ -62,16 +71,38 @@ def to_onnx(model, sample: np.ndarray, path: str | os.PathLike, exporter: str = 
     return path
 
 
-def parity(model, onnx_path: str | os.PathLike, x: np.ndarray) -> dict:
-    """Compare ONNX Runtime with PyTorch on `x`: max abs/rel diff and top-1 agreement."""
-    from .kd.trainer import predict_logits
-    from .onnxutil import run_batches, session
+def _varargs(model) -> bool:
+    """forward(*args) (models.inference.Adapted): torch.export sees one argument holding them all."""
+    import inspect
 
-    ref = predict_logits(model, x)
-    got = run_batches(session(onnx_path), x)
+    params = list(inspect.signature(model.forward).parameters.values())
+    return len(params) == 1 and params[0].kind is inspect.Parameter.VAR_POSITIONAL
+
+
+def _reason(e: Exception) -> str:
+    """The line of torch.export's long report that says what went wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    summary = next((lines[i + 1] for i, ln in enumerate(lines[:-1]) if "Exception summary" in ln), None)
+    return (summary or (lines[0] if lines else type(e).__name__))[:240]
+
+
+def parity(model, onnx_path: str | os.PathLike, x) -> dict:
+    """Compare ONNX Runtime with PyTorch on `x`: max abs/rel diff and agreement (top-1 for logits)."""
+    from .measure import fidelity
+    from .models.inference import predict
+    from .models.io import ModelIO, bind
+    from .data import arrays
+    from .onnxutil import open_session, run_outputs
+
+    ref = predict(model, x)
+    io = ModelIO.from_onnx(onnx_path)
+    feeds = bind(io, arrays(x), source=str(onnx_path))
+    got = run_outputs(open_session(onnx_path), io, feeds)[io.output_names[0]]
     abs_diff = np.abs(ref - got)
     rel = abs_diff / np.maximum(np.abs(ref), 1e-6)
     ok = bool(np.allclose(got, ref, rtol=PARITY_RTOL, atol=PARITY_ATOL))
-    return {"samples": int(len(x)), "max_abs_diff": float(abs_diff.max()), "max_rel_diff": float(rel.max()),
-            "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean()),
+    agree = fidelity(ref, got, io.outputs[0].kind)
+    return {"samples": int(len(ref)), "max_abs_diff": float(abs_diff.max()), "max_rel_diff": float(rel.max()),
+            "agreement_metric": agree[0] if agree else None, "agreement": agree[1] if agree else None,
             "rtol": PARITY_RTOL, "atol": PARITY_ATOL, "passed": ok}
+

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import EdgekdError, UsageError
 
 
 def check_onnx_file(path: str | os.PathLike):
@@ -53,14 +53,35 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
     return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
 
 
-def run_batches(sess, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """First output of `sess` over `x`, in batches."""
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs)
+def open_session(path: str | os.PathLike, threads: int = 1, **kw):
+    """`session` with onnxruntime's failures (an op it lacks, a custom domain, a bad initializer) as one
+    line naming the file."""
+    try:
+        return session(path, threads, **kw)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EdgekdError(f"onnxruntime cannot load {path}: {reason}",
+                          "check the model runs in onnxruntime (a custom op needs its library registered)") from None
 
 
-def input_shape(model) -> list:
-    """The first graph input's shape, with symbolic dims as strings."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return [d.dim_param if d.dim_param else (d.dim_value or None) for d in dims]
+def run_outputs(sess, io, feeds, names: list[str] | None = None, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Outputs `names` (default: all) of `sess` over every sample of `feeds`, batch by batch (one fixed batch
+    at a time for a fixed-batch model). Outputs with a sample axis are concatenated; others (a final state)
+    are the last batch's."""
+    from .models.io import batches
+
+    names = names or io.output_names
+    per_sample = {t.name: io.has_batch_axis(t) or (t.rank and isinstance(t.shape[0], str)) for t in io.outputs}
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for feed, real in batches(io, feeds, batch_size):
+        try:
+            outs = sess.run(names, feed)
+        except Exception as e:
+            shapes = ", ".join(f"{k} {v.dtype} {tuple(v.shape)}" for k, v in feed.items())
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise EdgekdError(f"onnxruntime could not run the model on inputs {shapes}: {reason}",
+                              "check --data / --shape fit the model's inputs (edgekd export MODEL.onnx lists "
+                              "them)") from None
+        for n, o in zip(names, outs):
+            parts[n].append(o[:real] if per_sample.get(n) and o.ndim and len(o) >= real else o)
+    return {n: (np.concatenate(v) if per_sample.get(n) and v[0].ndim else v[-1]) for n, v in parts.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -23,27 +24,59 @@ SCHEMA_VERSION = 1
 # The step that writes each artifact, and the command that makes it: used for "run X first" hints.
 PRODUCED_BY = {
     "student.pt": "distill",
+    "eval.npz": "distill",
     "student.onnx": "export",
     "teacher.onnx": "export",
     "student.int8.onnx": "quantize",
     "bench.json": "bench",
+    "report.md": "bench",
 }
+LATER = {"distill": ["export", "quantize", "bench"], "export": ["quantize", "bench"], "quantize": ["bench"],
+         "bench": []}
+
+
+def fs_error(e: OSError, path) -> "EdgekdError":
+    """A file-system failure as one line naming the file and what to do."""
+    from .errors import EdgekdError
+
+    why = {errno.ENOSPC: ("the disk is full", "free space, then rerun"),
+           errno.EROFS: ("the file system is read-only", "write to a writable directory (--out / --output)"),
+           errno.EACCES: ("permission denied", "write to a directory you own"),
+           errno.EPERM: ("the operation is not permitted (an immutable file?)", "check the file's attributes"),
+           errno.EISDIR: ("it is a directory", "pass a file path"),
+           errno.ENOTDIR: ("a part of the path is not a directory", "check the path")}
+    what, hint = why.get(e.errno, (e.strerror or type(e).__name__, "check the path and the disk"))
+    return EdgekdError(f"cannot write {path}: {what}", hint)
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to `final`; rename it over `final` only if the block succeeds."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    if final.is_dir():
+        raise UsageError(f"cannot write {final}: it is a directory", "pass a file path")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+    except OSError as e:
+        raise fs_error(e, final) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644 & ~_umask())
         os.replace(tmp_path, final)
+    except OSError as e:
+        raise fs_error(e, final) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -79,7 +112,12 @@ class RunDir:
     @classmethod
     def create(cls, path: str | os.PathLike) -> "RunDir":
         run = cls(path)
-        run.path.mkdir(parents=True, exist_ok=True)
+        if run.path.exists() and not run.path.is_dir():
+            raise UsageError(f"--out {run.path} is a file", "pass a directory for the run")
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise fs_error(e, run.path) from None
         if not (run.path / MANIFEST).exists():
             write_json(run.path / MANIFEST, {"schema_version": SCHEMA_VERSION, "created": now(), "steps": {}})
         return run
@@ -99,10 +137,79 @@ class RunDir:
     @property
     def manifest(self) -> dict:
         try:
-            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            data = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise UsageError(f"{self.path / MANIFEST} is not valid JSON (line {e.lineno}: {e.msg})",
                              "restore it or rerun `edgekd distill`") from None
+        except (UnicodeDecodeError, RecursionError):
+            raise UsageError(f"{self.path / MANIFEST} is not UTF-8 JSON", "restore it or rerun `edgekd distill`") \
+                from None
+        if not isinstance(data, dict) or not isinstance(data.get("steps", {}), dict):
+            raise UsageError(f"{self.path / MANIFEST} is not an edgekd manifest (no `steps` object)",
+                             "restore it or rerun `edgekd distill`")
+        return data
+
+    def rel(self, path: str | os.PathLike) -> str:
+        """A path as the manifest records it: relative to the run when inside it (so the run can be moved),
+        absolute otherwise."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.path.resolve()))
+        except ValueError:
+            return str(p)
+
+    def resolve(self, recorded: str) -> Path:
+        p = Path(recorded)
+        return p if p.is_absolute() else self.path / p
+
+    def verify(self, artifact: str, step: str) -> Path:
+        """An artifact an earlier step wrote, checked against the sha256 that step recorded: a file changed
+        behind the manifest's back is an error (the figures recorded for it would be wrong)."""
+        path = self.require(artifact)
+        want = (self.manifest.get("steps", {}).get(step, {}).get("sha256") or {}).get(artifact)
+        if want and sha256(path) != want:
+            raise UsageError(f"{path} changed after `edgekd {step}` wrote it (sha256 differs from {MANIFEST})",
+                             f"rerun `edgekd {step} {self.path}` to make it again")
+        return path
+
+    def invalidate(self, step: str, force: bool) -> list[str]:
+        """Before `step` runs again: the later steps' outputs belong to the old artifacts. Refused without
+        `force`; with it, their files and manifest sections are removed. Returns what was removed."""
+        later = [s for s in LATER.get(step, []) if s in self.manifest.get("steps", {})]
+        files = [f for f, s in PRODUCED_BY.items() if s in later and (self.path / f).exists()]
+        if not later and not files:
+            return []
+        if not force:
+            raise UsageError(f"{self.path} already has `{', '.join(later) or files[0]}` from the {step} "
+                             "being replaced; their results would describe the old model",
+                             f"pass --force to remove them, or --out a new directory")
+        for f in files:
+            (self.path / f).unlink()
+        with self.lock():
+            manifest = self.manifest
+            for s in later:
+                manifest["steps"].pop(s, None)
+            write_json(self.path / MANIFEST, manifest)
+        return later + files
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock around a manifest read-modify-write: concurrent steps lose no record."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        try:
+            fh = open(self.path / ".manifest.lock", "a")
+        except OSError as e:
+            raise fs_error(e, self.path / ".manifest.lock") from None
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def step(self, name: str) -> dict:
         """The manifest section of an earlier step; missing means that step has not run."""
@@ -122,7 +229,8 @@ class RunDir:
         return p
 
     def record(self, name: str, section: dict) -> None:
-        """Record a step's options and figures in the manifest (atomically)."""
-        manifest = self.manifest
-        manifest.setdefault("steps", {})[name] = {**section, "finished": now()}
-        write_json(self.path / MANIFEST, manifest)
+        """Record a step's options and figures in the manifest (atomically, under the lock)."""
+        with self.lock():
+            manifest = self.manifest
+            manifest.setdefault("steps", {})[name] = {**section, "finished": now()}
+            write_json(self.path / MANIFEST, manifest)

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from .errors import UsageError
 from .rundir import atomic_path, sha256, write_json
 
 DEMO_ARCH = "edgekd.models.zoo:DigitsCNN"
@@ -47,17 +48,22 @@ def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi"
     return {"teacher": teacher_info, **results}
 
 
-def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, arch: str | None = None,
-                 profile: str | None = None, student: str | None = None, epochs: int = 30,
-                 temperature: float = 4.0, alpha: float = 0.9, lr: float = 3e-3, seed: int = 0,
-                 show_progress: bool = True,
-                 threads: int = 1) -> dict:
-    """distill -> export -> quantize -> bench into one run directory."""
+def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
+                 **options) -> dict:
+    """distill -> export -> quantize -> bench into one run directory. Takes every option of each step
+    (`edgekd.options`); a name two steps share (threads, profile, shape) goes to both."""
     from . import steps
+    from .options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, names
 
-    d = steps.distill(teacher, data, out, arch=arch, profile=profile, student=student, epochs=epochs,
-                         temperature=temperature, alpha=alpha, lr=lr, seed=seed, show_progress=show_progress)
-    e = steps.export(out)
-    q = steps.quantize(out)
-    b = steps.bench(out, threads=threads)
+    known = names(DistillOptions) | names(ExportOptions) | names(QuantizeOptions) | names(BenchOptions)
+    unknown = sorted(set(options) - (known - PIPELINE_SKIP))
+    if unknown:
+        raise UsageError(f"pipeline has no option {unknown[0]!r}", "see `edgekd pipeline --help`")
+
+    def only(cls, **fixed):
+        return {**{k: v for k, v in options.items() if k in names(cls)}, **fixed}
+    d = steps.distill(teacher, data, out, show_progress=show_progress, **only(DistillOptions))
+    e = steps.export(out, **only(ExportOptions))
+    q = steps.quantize(out, **only(QuantizeOptions))
+    b = steps.bench(out, **only(BenchOptions, threads=options.get("threads") or 1))
     return {"distill": d.to_dict(), "export": e.to_dict(), "quantize": q.to_dict(), "bench": b.report}

@@ -1,8 +1,10 @@
 """Data sets as numpy arrays, from a SPEC: `digits`, `.npz`, `.npy`, `.csv`, or an image folder.
 
-Data flows one way: a SPEC becomes a `Dataset` of float32 inputs and int64 labels (-1 where a sample has
-no label: the teacher supplies its target) with a fixed, seeded train/val/test split. Everything downstream
-(training, calibration, accuracy) reads these arrays.
+Data flows one way: a SPEC becomes a `Dataset` of inputs and int64 labels (-1 where a sample has no label:
+the teacher supplies its target) with a fixed, seeded train/val/test split. Inputs are one array (`x`) or,
+for models with several inputs, arrays named after the inputs (`input_ids`, `attention_mask`, ...), dtypes
+kept (token ids stay int64; floating point becomes float32); arrays without the sample axis are constants
+(a sample rate, an initial state). Everything downstream (training, calibration, accuracy) reads these.
 """
 from __future__ import annotations
 
@@ -30,33 +32,76 @@ class DataOptions:
     unlabeled: str | None = None    # extra inputs with no labels (a transfer set): the teacher labels them
 
 
+Inputs = np.ndarray | dict  # one array, or {input name: array}, samples on axis 0
+
+
+def n_samples(x: Inputs) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x: Inputs, idx) -> Inputs:
+    """Samples `idx` (slice or index array) of one array or of every named array."""
+    return {k: v[idx] for k, v in x.items()} if isinstance(x, dict) else x[idx]
+
+
+def concat(parts: list[Inputs]) -> Inputs:
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
+
+
+def arrays(x: Inputs) -> dict[str, np.ndarray]:
+    """Named arrays as `bind` takes them (a single array is `x`)."""
+    return dict(x) if isinstance(x, dict) else {"x": x}
+
+
 @dataclass
 class Dataset:
-    """x is (N, *input_shape) float32; y is (N,) int64 class ids, -1 for unlabeled samples."""
+    """x is (N, *input_shape) or {name: (N, ...)}; y is (N,) int64 class ids, -1 for unlabeled samples;
+    constants are arrays without the sample axis, fed as they are."""
 
     spec: str
-    x_train: np.ndarray
+    x_train: Inputs
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Inputs
     y_test: np.ndarray | None
     num_classes: int | None
-    x_val: np.ndarray | None = None
+    x_val: Inputs | None = None
     y_val: np.ndarray | None = None
     kind: str = "array"             # array | image (augmentation applies to images only)
     notes: list[str] = field(default_factory=list)
+    constants: dict = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str] | None:
+        return list(self.x_train) if isinstance(self.x_train, dict) else None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.x_train.shape[1:])
+        """One sample's shape (of the first input when there are several)."""
+        first = next(iter(self.x_train.values())) if isinstance(self.x_train, dict) else self.x_train
+        return tuple(int(d) for d in first.shape[1:])
+
+    def test_arrays(self) -> dict[str, np.ndarray]:
+        return {**arrays(self.x_test), **self.constants}
+
+    def train_arrays(self) -> dict[str, np.ndarray]:
+        return {**arrays(self.x_train), **self.constants}
 
     @property
     def labeled_fraction(self) -> float:
         return float((self.y_train != UNLABELED).mean()) if len(self.y_train) else 0.0
 
     def summary(self) -> dict:
-        return {"spec": self.spec, "train": len(self.x_train), "val": 0 if self.x_val is None else len(self.x_val),
-                "test": len(self.x_test), "labeled_fraction": round(self.labeled_fraction, 4),
-                "input_shape": list(self.input_shape), "num_classes": self.num_classes, "kind": self.kind}
+        out = {"spec": self.spec, "train": n_samples(self.x_train),
+               "val": 0 if self.x_val is None else n_samples(self.x_val), "test": n_samples(self.x_test),
+               "labeled_fraction": round(self.labeled_fraction, 4), "input_shape": list(self.input_shape),
+               "num_classes": self.num_classes, "kind": self.kind}
+        if self.input_names:
+            out["inputs"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape[1:])} for k, v in self.x_train.items()}
+        if self.constants:
+            out["constants"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in self.constants.items()}
+        return out
 
 
 def load(spec: str, options: DataOptions | None = None) -> Dataset:
@@ -66,19 +111,26 @@ def load(spec: str, options: DataOptions | None = None) -> Dataset:
     opts = options or DataOptions()
     if not 0.0 <= opts.val_split < 0.9:
         raise UsageError(f"--val-split must be in [0, 0.9), got {opts.val_split}", "e.g. --val-split 0.1")
-    x, y, x_test, y_test, kind = readers.read(spec, opts)
-    ds = _split(spec, x, y, x_test, y_test, kind)
+    r = readers.read(spec, opts)
+    ds = _split(spec, r.x, r.y, r.x_test, r.y_test, r.kind)
+    ds.constants = r.constants
     if opts.unlabeled:
-        xu, _, _, _, _ = readers.read(opts.unlabeled, opts, want_labels=False)
-        if xu.shape[1:] != ds.x_train.shape[1:]:
-            raise UsageError(f"--unlabeled {opts.unlabeled} has samples of shape {xu.shape[1:]} but --data has "
-                             f"{ds.x_train.shape[1:]}", "give the transfer set the same input shape")
-        ds.x_train = np.concatenate([ds.x_train, xu])
-        ds.y_train = np.concatenate([ds.y_train, np.full(len(xu), UNLABELED, np.int64)])
-        ds.notes.append(f"{len(xu)} unlabeled transfer samples from {opts.unlabeled}: the teacher labels them")
+        xu = readers.read(opts.unlabeled, opts, want_labels=False).x
+        if _shapes(xu) != _shapes(ds.x_train):
+            raise UsageError(f"--unlabeled {opts.unlabeled} has samples of shape {_shapes(xu)} but --data has "
+                             f"{_shapes(ds.x_train)}", "give the transfer set the same inputs and shapes")
+        ds.x_train = concat([ds.x_train, xu])
+        ds.y_train = np.concatenate([ds.y_train, np.full(n_samples(xu), UNLABELED, np.int64)])
+        ds.notes.append(f"{n_samples(xu)} unlabeled transfer samples from {opts.unlabeled}: the teacher labels them")
     if opts.val_split > 0:
         _hold_out_val(ds, opts.val_split)
     return ds
+
+
+def _shapes(x: Inputs):
+    if isinstance(x, dict):
+        return {k: tuple(v.shape[1:]) for k, v in x.items()}
+    return tuple(x.shape[1:])
 
 
 def _split(spec, x, y, x_test, y_test, kind) -> Dataset:
@@ -95,14 +147,15 @@ def _split(spec, x, y, x_test, y_test, kind) -> Dataset:
         counts = np.bincount(y)
         if counts[counts > 0].min() >= 2 and len(y) * TEST_FRACTION >= len(counts):
             stratify = y
-    xtr, xte, ytr, yte = train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify)
-    return Dataset(spec, xtr, ytr, xte, yte if labeled else None, n_classes, kind=kind)
+    tr, te = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED,
+                              stratify=stratify)
+    return Dataset(spec, take(x, tr), y[tr], take(x, te), y[te] if labeled else None, n_classes, kind=kind)
 
 
 def _hold_out_val(ds: Dataset, fraction: float) -> None:
     rng = np.random.default_rng(SPLIT_SEED)
-    order = rng.permutation(len(ds.x_train))
+    order = rng.permutation(n_samples(ds.x_train))
     n_val = max(1, int(round(len(order) * fraction)))
     val, train = order[:n_val], order[n_val:]
-    ds.x_val, ds.y_val = ds.x_train[val], ds.y_train[val]
-    ds.x_train, ds.y_train = ds.x_train[train], ds.y_train[train]
+    ds.x_val, ds.y_val = take(ds.x_train, val), ds.y_train[val]
+    ds.x_train, ds.y_train = take(ds.x_train, train), ds.y_train[train]

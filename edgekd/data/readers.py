@@ -1,19 +1,35 @@
-"""Readers for each data SPEC format; each returns (x, y, x_test, y_test, kind) with validated arrays.
+"""Readers for each data SPEC format; each returns a `Read` of validated arrays.
 
 y is -1 for samples without a label. Every problem is a one-line UsageError naming the file and the array.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import UsageError
 
+LABELS = ("y", "y_test")
+
+
+class Read(NamedTuple):
+    x: object                  # an array, or {input name: array}
+    y: np.ndarray
+    x_test: object = None
+    y_test: np.ndarray | None = None
+    kind: str = "array"
+    constants: dict = {}
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
-def read(spec: str, opts, want_labels: bool = True):
+def read(spec: str, opts, want_labels: bool = True) -> Read:
+    return Read(*_read(spec, opts, want_labels))
+
+
+def _read(spec: str, opts, want_labels: bool):
     if spec == "digits":
         return _digits()
     path = Path(spec)
@@ -49,9 +65,18 @@ def _npz(path: Path):
     except Exception as e:  # a truncated or non-npz file
         raise UsageError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})",
                          "write it with numpy.savez(path, x=..., y=...)") from None
+    if "x" not in arrays:  # arrays named after the model's inputs, or a mistake
+        names = [k for k in arrays if k not in LABELS and not k.endswith("_test")]
+        named = [k for k in names if arrays[k].ndim >= 2]
+        if len(named) == 1 and names == named:  # one input under its own name: it is `x`
+            k = named[0]
+            arrays = {("x" if a == k else "x_test" if a == f"{k}_test" else a): v for a, v in arrays.items()}
+        elif named and ("y" in arrays or len(named) >= 2):  # arrays named after the model's inputs
+            return _named_npz(path, arrays)
     if "x" not in arrays:
         raise UsageError(f"{path} has no array 'x' (found: {', '.join(sorted(arrays)) or 'nothing'})",
-                         "save inputs as `x` and integer labels as `y`: numpy.savez(path, x=x, y=y)")
+                         "save inputs as `x` and integer labels as `y` (numpy.savez(path, x=x, y=y)), or name "
+                         "one array per model input")
     x = inputs(path, "x", arrays["x"])
     y = labels(path, "y", arrays["y"], len(x)) if "y" in arrays else np.full(len(x), -1, np.int64)
     xt = yt = None
@@ -62,6 +87,45 @@ def _npz(path: Path):
                              "give train and test inputs the same shape")
         yt = labels(path, "y_test", arrays["y_test"], len(xt), check_classes=False) if "y_test" in arrays else None
     return x, y, xt, yt, "array"
+
+
+def _named_npz(path: Path, arrays: dict):
+    """Arrays named after the model's inputs (`input_ids`, `attention_mask`, ...), `NAME_test` for the test
+    split, `y`/`y_test` labels; an array whose length is not the sample count is a constant (a sample rate,
+    an initial state) and is fed as it is."""
+    names = [k for k in arrays if k not in LABELS and not k.endswith("_test")]
+    lengths = [len(arrays[k]) for k in names if arrays[k].ndim >= 1]
+    n = len(arrays["y"]) if "y" in arrays else max(set(lengths), key=lengths.count, default=0)
+    per_sample = [k for k in names if arrays[k].ndim >= 2 and len(arrays[k]) == n]
+    if not per_sample:
+        raise UsageError(f"{path}: no input array has {n} samples on its first axis "
+                         f"(arrays: {', '.join(f'{k} {arrays[k].shape}' for k in names)})",
+                         "store one sample per row of each input (axis 0)")
+    x = {k: inputs(path, k, arrays[k]) for k in per_sample}
+    constants = {k: _finite(path, k, arrays[k]) for k in names if k not in per_sample}
+    y = labels(path, "y", arrays["y"], n) if "y" in arrays else np.full(n, -1, np.int64)
+    tests = [k for k in per_sample if f"{k}_test" in arrays]
+    xt = yt = None
+    if tests:
+        if len(tests) != len(per_sample):
+            missing = sorted(set(per_sample) - set(tests))
+            raise UsageError(f"{path}: test arrays are given for {', '.join(tests)} but not for "
+                             f"{', '.join(missing)}", f"add {missing[0]}_test, or drop every *_test array")
+        xt = {k: inputs(path, f"{k}_test", arrays[f"{k}_test"]) for k in per_sample}
+        nt = {len(v) for v in xt.values()}
+        if len(nt) > 1:
+            raise UsageError(f"{path}: the *_test arrays have different numbers of samples ({sorted(nt)})",
+                             "give every test input the same number of samples")
+        yt = labels(path, "y_test", arrays["y_test"], nt.pop(), check_classes=False) if "y_test" in arrays else None
+    return x, y, xt, yt, "array", constants
+
+
+def _finite(path, name: str, a: np.ndarray) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise UsageError(f"{path}: `{name}` holds NaN or inf", "replace those values")
+        return a.astype(np.float32)
+    return a
 
 
 def _npy(path: Path):
@@ -151,11 +215,14 @@ def _image_folder(root: Path, opts):
 
 
 def inputs(path, name: str, x: np.ndarray) -> np.ndarray:
+    """Per-sample inputs: floating point becomes float32; integers and booleans keep their dtype."""
     if x.ndim < 2 or len(x) == 0:
         raise UsageError(f"{path}: `{name}` must be (N, features...) with N > 0, got shape {x.shape}",
                          "store one sample per row")
-    if not np.issubdtype(x.dtype, np.number):
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise UsageError(f"{path}: `{name}` must be numeric, got dtype {x.dtype}", "convert it to float32")
+    if not np.issubdtype(x.dtype, np.floating):
+        return x
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())

@@ -23,7 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data import n_samples, take
 from ..errors import EdgekdError, UsageError
+from ..models.inference import as_args, predict, unwrap
 from . import losses as L
 from .features import FeatureTap, last_linear, projection
 from .methods import METHODS, needs_features, parse
@@ -47,8 +49,6 @@ class TrainConfig:
     augment: bool = False       # random flip and crop of image batches (turns the teacher cache off)
     cache: str = "auto"         # auto | memory | disk | off
     device: str = "auto"        # auto | cpu | cuda
-    dkd_alpha: float = 1.0
-    dkd_beta: float = 8.0
 
 
 @dataclass
@@ -78,12 +78,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@torch.inference_mode()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits of `model` (eval mode, on CPU) over `x`, in batches."""
-    model.eval()
-    outs = [model(torch.from_numpy(x[i:i + batch_size])).float().numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs)
+predict_logits = predict  # the output being distilled, over every sample
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -140,10 +135,10 @@ class Distiller:
         self.cfg, self.student, self.teacher = cfg, student, teacher
         self.x, self.y, self.val, self.test = x, y, val, test
         self.run_dir, self.label, self.show_progress = run_dir, label, show_progress
-        self.terms = parse(cfg.method) if teacher is not None else [("ce", 1.0)]
-        if teacher is None and any(n != "ce" for n, _ in parse(cfg.method)):
+        self.terms = parse(cfg.method) if teacher is not None else parse("ce")
+        if teacher is None and any(t.name != "ce" for t in parse(cfg.method)):
             raise UsageError(f"--method {cfg.method} needs a teacher", "use --method ce to train without one")
-        if any(n == "ce" for n, _ in self.terms) and (y < 0).all():
+        if any(t.name == "ce" for t in self.terms) and (y < 0).all():
             raise UsageError("--method ce needs labels, but the data has none",
                              "use kd (the teacher supplies targets) or give labels as `y`")
         self.rank, self.world = _dist()
@@ -152,8 +147,8 @@ class Distiller:
         self.fingerprint = {**asdict(cfg), **(fingerprint or {}), "world_size": self.world}
         self.fingerprint.pop("device", None)
         self.pairs = self._feature_pairs() if teacher is not None and needs_features(self.terms) else []
-        self.tap_t = FeatureTap(teacher, [t for t, _ in self.pairs], "teacher") if self.pairs else None
-        self.tap_s = FeatureTap(student, [s for _, s in self.pairs], "student") if self.pairs else None
+        self.tap_t = FeatureTap(unwrap(teacher), [t for t, _ in self.pairs], "teacher") if self.pairs else None
+        self.tap_s = FeatureTap(unwrap(student), [s for _, s in self.pairs], "student") if self.pairs else None
         self.proj = nn.ModuleList()
         self.cache_mode = "off"
         self._teacher_pred: dict[int, np.ndarray] = {}
@@ -170,7 +165,7 @@ class Distiller:
                                      "e.g. --feature-map features.6:3")
                 pairs.append((t.removeprefix("teacher."), s.removeprefix("student.")))
             return pairs
-        t, s = last_linear(self.teacher), last_linear(self.student)
+        t, s = last_linear(unwrap(self.teacher)), last_linear(unwrap(self.student))
         if t is None or s is None:
             raise UsageError("feature methods need --feature-map: a model has no final nn.Linear to tap",
                              "pass --feature-map TEACHER_MODULE:STUDENT_MODULE")
@@ -178,12 +173,12 @@ class Distiller:
 
     def _probe_features(self) -> None:
         """One forward pass on two samples: check shapes, build projections."""
-        xb = torch.from_numpy(self.x[:2]).to(self.device)
+        xb = as_args(take(self.x, slice(0, 2)), self.device)
         with torch.no_grad():
-            self.teacher(xb)
-            self.student(xb)
+            self.teacher(*xb)
+            self.student(*xb)
         tf, sf = self.tap_t.take(), self.tap_s.take()
-        methods = [n for n, _ in self.terms if METHODS[n].needs_features]
+        methods = [t.name for t in self.terms if METHODS[t.name].needs_features]
         for (t, s), ft, fs in zip(self.pairs, tf, sf):
             pair = f"{t}:{s}"
             if ft is None or fs is None:
@@ -203,9 +198,9 @@ class Distiller:
         if cfg.augment or cfg.cache == "off":
             self.cache_mode = "off"
             return
-        n = len(self.x)
+        n = n_samples(self.x)
         with torch.inference_mode():
-            probe = self._teacher_forward(torch.from_numpy(self.x[:1]).to(self.device))
+            probe = self._teacher_forward(as_args(take(self.x, slice(0, 1)), self.device))
         shapes = [tuple(t.shape[1:]) for t in probe]
         total = sum(n * math.prod(s) * 4 for s in shapes)
         mode = cfg.cache if cfg.cache != "auto" else ("memory" if total <= CACHE_MEMORY_LIMIT else "disk")
@@ -217,14 +212,14 @@ class Distiller:
             arrays = [np.empty((n, *s), np.float32) for s in shapes]
         with torch.inference_mode():
             for i in range(0, n, 512):
-                outs = self._teacher_forward(torch.from_numpy(self.x[i:i + 512]).to(self.device))
+                outs = self._teacher_forward(as_args(take(self.x, slice(i, i + 512)), self.device))
                 for arr, o in zip(arrays, outs):
                     arr[i:i + 512] = o.float().cpu().numpy()
         self.cache, self.cache_mode = arrays, mode
 
-    def _teacher_forward(self, xb: torch.Tensor) -> list[torch.Tensor]:
-        """[logits, *hinted features] of the teacher for a batch."""
-        logits = self.teacher(xb)
+    def _teacher_forward(self, xb: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """[logits, *hinted features] of the teacher for a batch (its inputs, positionally)."""
+        logits = self.teacher(*xb)
         return [logits, *(self.tap_t.take() if self.tap_t else [])]
 
     # ---------------------------------------------------------------- one step
@@ -237,7 +232,7 @@ class Distiller:
         def ce() -> torch.Tensor:
             return F.cross_entropy(s_logits[labeled].float(), yb[labeled]) if labeled.any() else s_logits.sum() * 0
 
-        for name, w in self.terms:
+        for name, w, opts in self.terms:
             if name == "ce":
                 v = ce()
             elif name == "kd":
@@ -246,7 +241,7 @@ class Distiller:
             elif name == "dkd":
                 target = torch.where(labeled, yb, t_logits.argmax(-1))
                 warm = min(1.0, epoch / max(1, cfg.epochs // 10))
-                v = ce() + warm * L.dkd_loss(s_logits, t_logits, target, cfg.temperature, cfg.dkd_alpha, cfg.dkd_beta)
+                v = ce() + warm * L.dkd_loss(s_logits, t_logits, target, cfg.temperature, opts["alpha"], opts["beta"])
             else:
                 fn = {"hint": L.hint_loss, "at": L.at_loss, "cosine": L.cosine_loss, "rkd": L.rkd_loss}[name]
                 parts = [fn(p(fs) if METHODS[name].projects else fs, ft)
@@ -355,7 +350,7 @@ class Distiller:
 
             model = DDP(self.student)
         params = list(self.student.parameters()) + list(self.proj.parameters())
-        steps = max(1, math.ceil(len(self.x) / cfg.batch_size))
+        steps = max(1, math.ceil(n_samples(self.x) / cfg.batch_size))
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps))
         scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
@@ -373,7 +368,7 @@ class Distiller:
             if self.teacher is not None:
                 self._cache_teacher((self.run_dir / "cache") if self.run_dir else Path(td))
             result.cache = self.cache_mode
-            xt, yt = torch.from_numpy(self.x), torch.from_numpy(self.y)
+            xt, yt = as_args(self.x), torch.from_numpy(self.y)
             t0 = time.perf_counter()
             with epoch_progress(self.label, cfg.epochs, enabled=self.show_progress and self.rank == 0) as bar:
                 bar.skip(start_epoch - 1)
@@ -416,7 +411,7 @@ class Distiller:
         model.train()
         if self.teacher is not None:
             self.teacher.eval()
-        order = torch.randperm(len(self.x), generator=gen)
+        order = torch.randperm(n_samples(self.x), generator=gen)
         sums: dict[str, torch.Tensor] = {}
         n, t0 = 0, time.perf_counter()
         amp = torch.autocast("cuda", dtype=torch.float16) if scaler else contextlib.nullcontext()
@@ -424,9 +419,9 @@ class Distiller:
             idx = order[i:i + cfg.batch_size][self.rank::self.world]
             if len(idx) == 0:
                 continue
-            xb, yb = xt[idx].to(self.device), yt[idx].to(self.device)
-            if cfg.augment:
-                xb = augment_batch(xb.cpu(), aug_gen).to(self.device)
+            xb, yb = tuple(t[idx].to(self.device) for t in xt), yt[idx].to(self.device)
+            if cfg.augment and len(xb) == 1:
+                xb = (augment_batch(xb[0].cpu(), aug_gen).to(self.device),)
             with amp:
                 t_out = None
                 if self.teacher is not None:
@@ -437,7 +432,7 @@ class Distiller:
                         with torch.inference_mode():
                             outs = self._teacher_forward(xb)
                         t_out = [t.clone() for t in outs]  # a normal tensor: losses may save it for backward
-                s_logits = model(xb)
+                s_logits = model(*xb)
                 s_feats = self.tap_s.take() if self.tap_s else []
             terms = self._terms(epoch, s_logits, t_out, s_feats, yb)
             loss = sum(terms.values())

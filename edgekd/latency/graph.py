@@ -98,6 +98,12 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
     """Concrete shape of every graph input: --shape wins; else the batch dim takes `batch`."""
     inits = {i.name for i in model.graph.initializer}
     fixed: dict[str, list[int]] = {}
+    known: dict[str, int] = {}  # a symbolic dim fixed by one input's --shape fixes it in every input
+    for inp in model.graph.input:
+        if inp.name in shapes:
+            for d, size in zip(inp.type.tensor_type.shape.dim, shapes[inp.name]):
+                if d.dim_param:
+                    known[d.dim_param] = size
     for inp in model.graph.input:
         if inp.name in inits:
             continue
@@ -111,6 +117,8 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
                 shape.append(d.dim_value)
             elif i == 0:
                 shape.append(batch)
+            elif d.dim_param in known:
+                shape.append(known[d.dim_param])
             else:
                 sym = d.dim_param or "?"
                 raise UsageError(f"input {inp.name!r} has a symbolic dimension {sym!r} at axis {i} "

@@ -1,0 +1,202 @@
+"""Each step's options, declared once: the CLI, the Python API, `pipeline`, `demo` and the manifest read them.
+
+A step's options are a dataclass; each field's metadata holds its help text (and choices). `click_options`
+turns a dataclass into Click options, and `build` turns keyword arguments (from the CLI or the API) into a
+validated instance, so a new option is one field here and nowhere else, and `pipeline` takes every option
+of every step it runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None,
+        multiple: bool = False, minimum: float | None = None, maximum: float | None = None) -> Any:
+    """A dataclass field with its CLI help. `flag` gives a boolean's `--x/--no-x` form; `minimum` and
+    `maximum` bound numbers (checked by `build` for the CLI and the API alike)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "multiple": multiple, "min": minimum, "max": maximum}
+    if multiple:
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DistillOptions:
+    """`edgekd distill`: how the student is chosen and trained (the teacher, data and run are arguments)."""
+
+    arch: str | None = opt(None, "file.py:Net or module:Net that the --teacher state dict fits.")
+    profile: str | None = opt(None, "Target device profile name or .toml path (edgekd profiles list).")
+    student: str | None = opt(None, "mlp:hidden=64, mobilenet:width=0.5, resnet:width=0.5, "
+                                    "transformer:hidden=64,layers=2, file.py:factory; a bare family with "
+                                    "--profile sizes it.")
+    output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
+                                   "ModelOutput). Default: logits, else the first.")
+    epochs: int = opt(30, "Training epochs.", minimum=1)
+    temperature: float = opt(4.0, "Softmax temperature T.", minimum=1e-6)
+    alpha: float = opt(0.9, "Weight of the soft KD term; 1-alpha weights the hard-label CE.", minimum=0, maximum=1)
+    lr: float = opt(3e-3, "Peak learning rate (AdamW, cosine).", minimum=1e-12)
+    batch_size: int = opt(64, "Training batch size.", minimum=2)
+    method: str = opt("kd", "ce, kd, dkd, hint, at, cosine, rkd, or a weighted sum such as kd+hint:0.5; a "
+                            "method's own options after it: dkd:alpha=1,beta=8.")
+    feature_map: list[str] = opt((), "TEACHER_MODULE:STUDENT_MODULE for feature methods (repeatable; @in taps "
+                                     "a module's input). Default: the penultimate embeddings.", multiple=True)
+    val_split: float = opt(0.0, "Share of training data held out for validation (early stopping, best epoch).",
+                           minimum=0, maximum=0.9)
+    patience: int = opt(0, "Stop after this many epochs without a better validation score (0: never).", minimum=0)
+    augment: bool | None = opt(None, "Random flip/crop of images (default: on for image folders, off otherwise).",
+                               flag="augment/--no-augment")
+    cache: str = opt("auto", "Cache teacher outputs (needs deterministic inputs).",
+                     choices=("auto", "memory", "disk", "off"))
+    device: str = opt("auto", "Where to train.", choices=("auto", "cpu", "cuda"))
+    resume: bool = opt(False, "Continue from RUN/checkpoints/last.pt.", flag="resume")
+    force: bool = opt(False, "Distil into a run directory that already has later steps (their outputs are "
+                             "removed: they belong to the old student).", flag="force")
+    budget_ms: float | None = opt(None, "Latency budget for sizing the student (default: the profile's).",
+                                  minimum=1e-9)
+    memory_mb: float | None = opt(None, "Peak-memory budget for sizing the student (default: the profile's).",
+                                  minimum=1e-9)
+    quantize: str = opt("int8", "Size for the int8 model you will deploy (predicted int8 latency) or fp32.",
+                        choices=("int8", "none"))
+    threads: int | None = opt(None, "Threads on the device (default: the profile's cores); pipeline also "
+                                    "benchmarks with it.", minimum=1)
+    margin: float | None = opt(None, "Sizing headroom: a candidate fits when predicted * (1 + margin) <= budget "
+                                     "(default: the profile's calibrated median error, 0 for datasheet profiles).",
+                               minimum=0)
+    init: str = opt("auto", "auto: start from the teacher's weights where the structures match (every k-th "
+                            "layer, largest-norm units).", choices=("auto", "random"))
+    unlabeled: str | None = opt(None, "Extra inputs without labels (a transfer set): SPEC.")
+    label_column: str = opt("label", "CSV label column.")
+    image_size: int | None = opt(None, "Image folders: resize to SIZE x SIZE.", minimum=1)
+    channels: str = opt("3", "Image folders: grayscale or RGB.", choices=("1", "3"))
+    mean: str = opt("0.5", "Image normalisation mean(s), comma-separated.")
+    std: str = opt("0.5", "Image normalisation std(s), comma-separated.")
+    seed: int = opt(0, "Random seed (recorded; the same seed gives the same student).", minimum=0)
+
+
+@dataclass
+class ExportOptions:
+    exporter: str = opt("dynamo", "torch.onnx exporter.", choices=("dynamo", "torchscript"))
+    shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable; plain .onnx files).",
+                           multiple=True)
+
+
+@dataclass
+class QuantizeOptions:
+    mode: str = opt("static", "static: QDQ calibrated on training samples; dynamic: weights only.",
+                    choices=("static", "dynamic"))
+    preset: str | None = opt(None, "s8s8, u8s8, u8s8-reduce-range or u8u8 (default: the profile's, else the "
+                                   "host CPU's).")
+    data: str | None = opt(None, "Data SPEC for calibration and the gate (default: the run's).")
+    shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
+    calib_samples: int = opt(256, "Calibration samples.", minimum=1)
+    max_drop: float = opt(0.01, "Largest drop the int8 model may have: accuracy points (0.01 = one point) "
+                                "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
+                                "outputs); else fallbacks, else fail.", minimum=0)
+    output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
+
+
+@dataclass
+class BenchOptions:
+    data: str | None = opt(None, "Data SPEC for accuracy (default: the run's).")
+    shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
+    threads: int = opt(1, "intra-op threads for ORT and PyTorch.", minimum=1, maximum=1024)
+    batch: int = opt(1, "Samples per timed run.", minimum=1, maximum=65536)
+    runs: int = opt(300, "Timed runs per model (capped at ~3 s).", minimum=1)
+    memory: bool = opt(True, "The per-model peak-memory probe (a fresh process each).", flag="memory/--no-memory")
+    profile: str | None = opt(None, "Also predict each model's latency on this profile; on a profile calibrated "
+                                    "on this machine, report predicted vs measured.")
+    spin: bool = opt(True, "onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured "
+                           "with --no-spin; use it to compare with their predictions at 2+ threads.",
+                     flag="spin/--no-spin")
+
+
+# pipeline runs distill, export, quantize and bench: every option of each, once (a name two steps share,
+# such as --threads or --profile, means the same thing in both); quantize's and bench's --data and --output
+# are the run's own there.
+PIPELINE_SKIP = {"data", "output"}
+
+
+def fields(cls) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(cls))
+
+
+def names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def build(cls, kw: dict, *, strict: bool = True):
+    """An options instance from keyword arguments, each bounded number checked; unknown names are an error
+    when `strict` (the API), else ignored (the pipeline hands every step the whole set)."""
+    known = names(cls)
+    unknown = sorted(set(kw) - known)
+    if unknown and strict:
+        raise UsageError(f"unknown option {unknown[0]!r} for {cls.__name__}",
+                         f"known: {', '.join(sorted(known))}")
+    values = {k: v for k, v in kw.items() if k in known}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        if f.metadata.get("multiple"):
+            values[f.name] = list(v or ())
+            continue
+        _check(f, v, hints[f.name])
+    return cls(**values)
+
+
+def _check(f: dataclasses.Field, v: Any, hint) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    choices = f.metadata.get("choices")
+    if v is None:
+        return
+    if choices and str(v) not in choices:
+        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {v!r}", f"e.g. {flag} {choices[0]}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UsageError(f"{flag} must be a finite number, got {v}", f"e.g. {flag} {f.default}")
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            bounds = (f">= {lo:g}" if hi is None else f"in [{lo:g}, {hi:g}]") if lo is not None else f"<= {hi:g}"
+            raise UsageError(f"{flag} must be {bounds}, got {v}", f"e.g. {flag} {f.default}")
+
+
+def click_options(*classes, skip: set[str] = frozenset(), only: set[str] | None = None):
+    """A decorator adding one Click option per field of `classes` (a name two classes share once; those in
+    `skip`, or outside `only`, left out)."""
+    import click
+
+    chosen: dict[str, tuple[dataclasses.Field, Any]] = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in skip and (only is None or f.name in only) and f.name not in chosen:
+                chosen[f.name] = (f, hints[f.name])
+
+    def decorate(fn):
+        for f, hint in reversed(list(chosen.values())):
+            fn = _click_option(click, f, hint)(fn)
+        return fn
+    return decorate
+
+
+def _click_option(click, f: dataclasses.Field, hint):
+    meta = f.metadata
+    name = "--" + f.name.replace("_", "-")
+    if meta.get("flag"):
+        decl = "--" + meta["flag"]
+        extra = {} if "/" in decl else {"is_flag": True}
+        return click.option(decl, f.name, default=f.default, show_default=f.default is not None and "/" in decl,
+                            help=meta["help"], **extra)
+    if meta.get("multiple"):
+        return click.option(name, f.name, multiple=True, help=meta["help"])
+    base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    kind = click.Choice(list(meta["choices"])) if meta.get("choices") else {int: int, float: float}.get(base, str)
+    return click.option(name, f.name, default=f.default, type=kind, show_default=f.default is not None,
+                        help=meta["help"])
