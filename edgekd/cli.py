@@ -41,7 +41,7 @@ class _Cli(click.Group):
             raise
         except click.UsageError as e:
             sub = e.ctx.command_path if e.ctx else "edgekd"
-            click.echo(f"Error: {_first_line(e)} (hint: {sub} --help lists the options)", err=True)
+            click.echo(f"Error: {e.format_message().strip()} (hint: {sub} --help lists the options)", err=True)
             ctx.exit(2)
         except click.ClickException:
             raise
@@ -251,7 +251,7 @@ def quantize(target, as_json, **kw) -> None:
     from .steps import quantize as run
 
     res = run(target, **kw)
-    _warn([res.details["note"]] if res.details.get("note") else [])
+    _warn(res.details.get("notes"))
     _emit(res.to_dict(), as_json, _render_quantize)
 
 

@@ -598,8 +598,8 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     details = gated_quantize(src, dst, o.mode, chosen, io, calibration_feeds(io, calib_feeds), eval_feeds,
                              md.labels, o.max_drop)
     details["preset_source"] = "--preset" if o.preset else ("profile" if prof_preset else "host CPU")
-    if io.batch:
-        details["note"] = f"the model's batch is fixed at {io.batch}: samples were fed {io.batch} at a time"
+    details["notes"] = _generated_note(eval_feeds, src) + (
+        [f"{src.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time"] if io.batch else [])
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     if run is not None:
         run.record("quantize", {**res.to_dict(), "output": run.rel(dst), "calib_samples": int(len(calib_feeds)),

@@ -50,9 +50,9 @@ def concat(parts: list[Inputs]) -> Inputs:
     return np.concatenate(parts)
 
 
-def arrays(x: Inputs) -> dict[str, np.ndarray]:
-    """Named arrays as `bind` takes them (a single array is `x`)."""
-    return dict(x) if isinstance(x, dict) else {"x": x}
+def arrays(x: Inputs, name: str = "x") -> dict[str, np.ndarray]:
+    """Named arrays as `bind` takes them (a single array is `x`, or the name it had in its file)."""
+    return dict(x) if isinstance(x, dict) else {name: x}
 
 
 @dataclass
@@ -71,6 +71,7 @@ class Dataset:
     kind: str = "array"             # array | image (augmentation applies to images only)
     notes: list[str] = field(default_factory=list)
     constants: dict = field(default_factory=dict)
+    x_name: str = "x"               # a single input's name in the file (an .npz saved as pixels=...)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -83,10 +84,10 @@ class Dataset:
         return tuple(int(d) for d in first.shape[1:])
 
     def test_arrays(self) -> dict[str, np.ndarray]:
-        return {**arrays(self.x_test), **self.constants}
+        return {**arrays(self.x_test, self.x_name), **self.constants}
 
     def train_arrays(self) -> dict[str, np.ndarray]:
-        return {**arrays(self.x_train), **self.constants}
+        return {**arrays(self.x_train, self.x_name), **self.constants}
 
     @property
     def labeled_fraction(self) -> float:
@@ -113,7 +114,7 @@ def load(spec: str, options: DataOptions | None = None) -> Dataset:
         raise UsageError(f"--val-split must be in [0, 0.9), got {opts.val_split}", "e.g. --val-split 0.1")
     r = readers.read(spec, opts)
     ds = _split(spec, r.x, r.y, r.x_test, r.y_test, r.kind)
-    ds.constants = r.constants
+    ds.constants, ds.x_name = r.constants, r.x_name
     if opts.unlabeled:
         xu = readers.read(opts.unlabeled, opts, want_labels=False).x
         if _shapes(xu) != _shapes(ds.x_train):

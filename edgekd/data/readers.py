@@ -21,12 +21,19 @@ class Read(NamedTuple):
     y_test: np.ndarray | None = None
     kind: str = "array"
     constants: dict = {}
+    x_name: str = "x"          # the name a single input array had in the file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def read(spec: str, opts, want_labels: bool = True) -> Read:
     return Read(*_read(spec, opts, want_labels))
+
+
+def _renamed(path: Path, arrays: dict, name: str):
+    """One input saved under its own name (`pixels`, `pixels_test`): read as `x`, keeping the name."""
+    arrays = {("x" if a == name else "x_test" if a == f"{name}_test" else a): v for a, v in arrays.items()}
+    return (*_plain_npz(path, arrays), {}, name)
 
 
 def _read(spec: str, opts, want_labels: bool):
@@ -68,15 +75,17 @@ def _npz(path: Path):
     if "x" not in arrays:  # arrays named after the model's inputs, or a mistake
         names = [k for k in arrays if k not in LABELS and not k.endswith("_test")]
         named = [k for k in names if arrays[k].ndim >= 2]
-        if len(named) == 1 and names == named:  # one input under its own name: it is `x`
-            k = named[0]
-            arrays = {("x" if a == k else "x_test" if a == f"{k}_test" else a): v for a, v in arrays.items()}
-        elif named and ("y" in arrays or len(named) >= 2):  # arrays named after the model's inputs
+        if len(named) == 1 and names == named:  # one input under its own name
+            return _renamed(path, arrays, named[0])
+        if named and ("y" in arrays or len(named) >= 2):  # arrays named after the model's inputs
             return _named_npz(path, arrays)
-    if "x" not in arrays:
         raise UsageError(f"{path} has no array 'x' (found: {', '.join(sorted(arrays)) or 'nothing'})",
                          "save inputs as `x` and integer labels as `y` (numpy.savez(path, x=x, y=y)), or name "
                          "one array per model input")
+    return _plain_npz(path, arrays)
+
+
+def _plain_npz(path: Path, arrays: dict):
     x = inputs(path, "x", arrays["x"])
     y = labels(path, "y", arrays["y"], len(x)) if "y" in arrays else np.full(len(x), -1, np.int64)
     xt = yt = None

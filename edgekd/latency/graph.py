@@ -98,6 +98,11 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
     """Concrete shape of every graph input: --shape wins; else the batch dim takes `batch`."""
     inits = {i.name for i in model.graph.initializer}
     fixed: dict[str, list[int]] = {}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise UsageError(f"--shape names input {unknown[0]!r}, which the model does not have "
+                         f"(inputs: {', '.join(names)})", "use one of the model's input names")
     known: dict[str, int] = {}  # a symbolic dim fixed by one input's --shape fixes it in every input
     for inp in model.graph.input:
         if inp.name in shapes:
@@ -127,10 +132,6 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
                                      str(x.dim_value) if x.dim_value > 0 else ("B" if j == 0 else "N")
                                      for j, x in enumerate(dims)) + " with numbers")
         fixed[inp.name] = shape
-    unknown = set(shapes) - set(fixed)
-    if unknown:
-        raise UsageError(f"--shape names input {sorted(unknown)[0]!r}, which the model does not have "
-                         f"(inputs: {', '.join(fixed)})", "use one of the model's input names")
     return fixed
 
 

@@ -256,8 +256,8 @@ def bind(io: ModelIO, arrays: dict[str, np.ndarray], *, shapes: dict[str, list[i
     shapes = shapes or {}
     io.check_shapes(shapes)
     arrays = dict(arrays)
-    if len(io.inputs) == 1 and io.inputs[0].name not in arrays and "x" in arrays:
-        arrays[io.inputs[0].name] = arrays.pop("x")
+    if len(io.inputs) == 1 and io.inputs[0].name not in arrays and len(arrays) == 1:
+        arrays = {io.inputs[0].name: next(iter(arrays.values()))}  # one array feeds the one input
     extra = sorted(set(arrays) - set(io.input_names))
     if extra:
         raise UsageError(f"{source}: array {extra[0]!r} is not an input of the model "
