@@ -11,7 +11,7 @@ ARCH = "edgekd.models.zoo:DigitsCNN"
 
 def demo_teacher() -> str:
     """Path of the digits teacher (trained once by the demo code, then reused)."""
-    from edgekd.workflow import demo_teacher as train_or_reuse
+    from edgekd.api.pipeline import demo_teacher as train_or_reuse
 
     path, _ = train_or_reuse(OUT / "demo", show_progress=False)
     return str(path)

@@ -37,8 +37,8 @@ from zoo import bert_encoder, mobilenet_v2  # noqa: E402
 
 from edgekd.latency.calibrate import calibrate, measure_interleaved  # noqa: E402
 from edgekd.latency.predictor import predict_latency  # noqa: E402
-from edgekd.onnxutil import session  # noqa: E402
-from edgekd.int8 import host_preset  # noqa: E402
+from edgekd.deploy.runtime import session  # noqa: E402
+from edgekd.deploy.quantize import host_preset  # noqa: E402
 from edgekd.profiles import Profile, load  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def export(model: nn.Module, shape: tuple, path: Path) -> None:
 
 
 def int8(src: Path, dst: Path, shape: tuple, preset: str) -> None:
-    from edgekd.int8 import Attempt, quantize_file
+    from edgekd.deploy.quantize import Attempt, quantize_file
 
     x = np.random.default_rng(0).normal(size=(64, *shape)).astype(np.float32)
     quantize_file(src, dst, Attempt(preset, preset), "static", x)

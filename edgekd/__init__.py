@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute), imported lazily so `edgekd --help` stays instant
 _API = {
-    "distill": ("steps", "distill"), "export": ("steps", "export"),
-    "quantize": ("steps", "quantize"), "bench": ("steps", "bench"),
-    "pipeline": ("workflow", "run_pipeline"), "demo": ("workflow", "run_demo"),
+    "distill": ("api.distill", "distill"), "export": ("api.export", "export"),
+    "quantize": ("api.quantize", "quantize"), "bench": ("api.bench", "bench"),
+    "size": ("api.size", "size"), "pipeline": ("api.pipeline", "run_pipeline"), "demo": ("api.pipeline", "run_demo"),
     "load_profile": ("profiles", "load"),
-    "size": ("steps", "size"),
     "predict_latency": ("latency.predictor", "predict_latency"),
     "calibrate": ("latency.calibrate", "calibrate"),
+    "ModelIO": ("models.io", "ModelIO"),
 }
 __all__ = [*_API, "EdgekdError", "UsageError", "__version__"]
 

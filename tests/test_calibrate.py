@@ -108,11 +108,11 @@ def test_each_kernel_runs_alone_as_the_graph_runs_it(tmp_path):
     int8 graphs yield their quantized kernels too."""
     import onnx
 
-    from edgekd.int8 import host_preset
+    from edgekd.deploy.quantize import host_preset
     from edgekd.latency import micro
     from edgekd.latency.calibrate import _quantize
     from edgekd.latency.graph import analyze, isolate
-    from edgekd.onnxutil import session
+    from edgekd.deploy.runtime import session
 
     m = micro.inverted_residual(16, 8, 3)
     fp32, int8 = tmp_path / "ir.onnx", tmp_path / "ir.int8.onnx"
@@ -143,7 +143,7 @@ def test_isolated_kernels_of_an_exported_encoder_all_run(tmp_path):
     import torch.nn as nn
 
     from edgekd.latency.graph import isolate
-    from edgekd.onnxutil import session
+    from edgekd.deploy.runtime import session
 
     layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
     encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).eval()
@@ -165,7 +165,7 @@ def test_conv_kernel_variants_are_told_apart(tmp_path):
     aligned channel counts. The last of a conv's dims says which, so kernel tables keep them apart."""
     import onnx
 
-    from edgekd.int8 import host_preset
+    from edgekd.deploy.quantize import host_preset
     from edgekd.latency import micro
     from edgekd.latency.calibrate import _quantize
     from edgekd.latency.graph import VARIANT, analyze
@@ -193,7 +193,7 @@ def test_every_gemm_knows_the_bytes_of_its_weights(tmp_path):
     the graph's weights live; biases, scales and zero points are not counted."""
     import onnx
 
-    from edgekd.int8 import host_preset
+    from edgekd.deploy.quantize import host_preset
     from edgekd.latency import micro
     from edgekd.latency.calibrate import _quantize
     from edgekd.latency.graph import analyze
@@ -235,7 +235,7 @@ def test_bound_runs_compute_into_preallocated_buffers(tmp_path):
 
     from edgekd.latency import micro
     from edgekd.latency.calibrate import Bound, measure_interleaved
-    from edgekd.onnxutil import session
+    from edgekd.deploy.runtime import session
 
     m = micro.conv(8, 16, 8, 3, act="Clip")
     onnx.save(m.model, str(tmp_path / "c.onnx"))

@@ -30,7 +30,7 @@ def test_conv_and_gemm_flops_match_hand_counts(tmp_path):
 
 
 def test_depthwise_is_its_own_class_and_int8_is_detected(tmp_path):
-    from edgekd.int8 import Attempt, quantize_file
+    from edgekd.deploy.quantize import Attempt, quantize_file
 
     m = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Conv2d(16, 32, 1))
     src = export(m, (16, 16, 16), tmp_path / "dw.onnx")

@@ -89,7 +89,7 @@ def test_token_ids_stay_int64(zoo, runner, tmp_path):
 
 def test_detector_gate_compares_boxes_and_scores_apart():
     """Zeroed class scores hide behind box coordinates in one cosine; compared apart they do not."""
-    from edgekd.measure import _cosine, fidelity
+    from edgekd.deploy.measure import _cosine, fidelity
 
     rng = np.random.default_rng(0)
     boxes = rng.uniform(0, 640, (8, 4, 100))

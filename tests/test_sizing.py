@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import invoke, invoke_json
-from edgekd.sizing import init_from_teacher
+from edgekd.api.size import init_from_teacher
 from test_bad_inputs import assert_usage_error
 
 

@@ -133,7 +133,7 @@ def test_steps_check_the_files_they_read_and_the_run_can_move(project, runner, t
 
 
 def test_concurrent_records_lose_nothing(tmp_path):
-    from edgekd.rundir import RunDir
+    from edgekd.api.rundir import RunDir
 
     run = RunDir.create(tmp_path / "run")
     threads = [threading.Thread(target=lambda i=i: [run.record(f"s{i}_{k}", {"k": k}) for k in range(25)])

@@ -274,7 +274,7 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     GEMVs over 0.25-32 MB of weights the cost per weight byte at each footprint (kernels.Kernels.spill_s)."""
     import onnx
 
-    from ..onnxutil import session
+    from ..deploy.runtime import session
     from .graph import isolate
 
     singles, blocks = (sampled(1)[::4], sampled_blocks(1)[::4]) if quick else \
@@ -350,7 +350,7 @@ def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
 
     from onnxruntime import quantization as q
 
-    from ..int8 import PRESETS
+    from ..deploy.quantize import PRESETS
 
     logging.getLogger().setLevel(logging.ERROR)
     p = PRESETS[preset]
@@ -435,7 +435,7 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
     else:
         h = host_facts()
         fp32, int8 = _peak_per_core(h["isa"], h["freq_ghz"])
-        from ..int8 import host_preset
+        from ..deploy.quantize import host_preset
         data = {"cpu": {"arch": h["arch"], "cores": h["cores"], "freq_ghz": h["freq_ghz"], "isa": h["isa"],
                         "fp32_gflops_per_core": round(fp32, 2), "int8_gops_per_core": round(int8, 2)},
                 "memory": {"ram_mb": h["ram_mb"], "bandwidth_gbps": bandwidth},
@@ -475,7 +475,7 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     "alongside_seconds", the timings of the `alongside` jobs measured in the same rounds)."""
     import onnxruntime as ort
 
-    from ..rundir import write_text
+    from ..api.rundir import write_text
     from .tomlw import dumps
 
     base_prof = profiles.load(base) if base else None
@@ -485,7 +485,7 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
         raise UsageError(f"--threads must be >= 1, got {threads_list[0]}", "e.g. --threads 1 --threads 4")
     if 1 not in threads_list:
         threads_list = [1, *threads_list]
-    from ..int8 import host_preset
+    from ..deploy.quantize import host_preset
     preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()

@@ -345,7 +345,7 @@ def analyze(path: str | os.PathLike, batch: int = 1, shapes: dict[str, list[int]
 
 def _analysis(path, batch: int, shapes, level: str):
     """(GraphCost, the optimized model, [(kernel record, its node or None)]) in the order the kernels ran."""
-    from ..onnxutil import check_onnx_file
+    from ..deploy.runtime import check_onnx_file
 
     if batch < 1:
         raise UsageError(f"--batch must be >= 1, got {batch}", "e.g. --batch 1")

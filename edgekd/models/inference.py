@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data import Inputs, n_samples, take
+from ..data import Dataset, Inputs, n_samples, take
 from ..errors import UsageError
 
 
@@ -45,7 +45,6 @@ def choose(outputs: dict[str, torch.Tensor], name: str | None, role: str) -> str
 class Adapted(nn.Module):
     """`model` taking `input_names` positionally (passed on by keyword when its forward names them, else
     in order), with `constants` added, returning only output `output` (None: the output as it is)."""
-
     def __init__(self, model: nn.Module, input_names: list[str], output: str | None = None,
                  constants: dict[str, np.ndarray] | None = None) -> None:
         super().__init__()
@@ -90,3 +89,103 @@ def predict(model: nn.Module, x: Inputs, batch_size: int = 512) -> np.ndarray:
     n = n_samples(x)
     outs = [call(model, take(x, slice(i, i + batch_size))).float().numpy() for i in range(0, n, batch_size)]
     return np.concatenate(outs)
+
+
+# ---------------------------------------------------------------- models meet data
+
+def adapt(model, input_names: list[str] | None, output: str | None, constants: dict):
+    """Wrap a model in Adapted only when it needs it (named inputs, constants, or a chosen output)."""
+    if input_names is None and output is None and not constants:
+        return model
+    return Adapted(model, input_names or ["input"], output, constants)
+
+
+def fit_teacher(teacher, ds: Dataset, output: str | None):
+    """Run the teacher on two samples, adapting it to the data: named inputs, constants and a chosen output
+    (tuple, dict or ModelOutput results). Integer data a float model cannot take is cast to float32 (a
+    note says so). Returns (the adapted teacher, its output on the samples, the output's name)."""
+    names = ds.input_names
+    x = take(ds.x_train, slice(0, 2))
+    raw_model = teacher
+    model = adapt(teacher, names, None, ds.constants)
+    try:
+        with torch.inference_mode():
+            raw = call(model, x)
+    except Exception as e:
+        cast = _cast_floats(ds)
+        if cast is None:
+            raise _misfit(ds, e) from None
+        try:
+            with torch.inference_mode():
+                raw = call(model, take(ds.x_train, slice(0, 2)))
+        except Exception as e2:
+            raise _misfit(ds, e2) from None
+        ds.notes.append(cast)
+    outs = named_outputs(raw)
+    chosen = choose(outs, output, "teacher")
+    out = outs[chosen]
+    if out.ndim != 2:
+        raise UsageError(f"the teacher's output {chosen!r} has shape {tuple(out.shape)}; distillation needs "
+                         "class logits of shape (N, classes)", "pick the logits with --output NAME, or wrap the "
+                         "teacher so forward() returns them (outputs: " + ", ".join(
+                             f"{k} {tuple(v.shape)}" for k, v in outs.items()) + ")")
+    if ds.num_classes and out.shape[1] < ds.num_classes:
+        raise UsageError(f"the teacher has {out.shape[1]} outputs but the data has labels up to "
+                         f"{ds.num_classes - 1} ({ds.num_classes} classes)",
+                         "use the teacher trained on this label set")
+    need_output = not isinstance(raw, torch.Tensor) or output is not None
+    adapted = adapt(raw_model, names, chosen if need_output else None, ds.constants)
+    return adapted, out.float().numpy(), chosen if need_output else None
+
+
+def _cast_floats(ds: Dataset) -> str | None:
+    """Cast a single integer input to float32 (uint8 images, integer features); None when there is none."""
+    if ds.input_names or np.issubdtype(ds.x_train.dtype, np.floating):
+        return None
+    dtype = ds.x_train.dtype
+    for name in ("x_train", "x_test", "x_val"):
+        if getattr(ds, name) is not None:
+            setattr(ds, name, getattr(ds, name).astype(np.float32))
+    return f"inputs of dtype {dtype} were cast to float32: the teacher takes floats"
+
+
+def _misfit(ds: Dataset, e: Exception) -> UsageError:
+    reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    if ds.input_names:
+        what = ", ".join(f"{k} {v.dtype} (N, {', '.join(map(str, v.shape[1:]))})" for k, v in ds.x_train.items())
+        return UsageError(f"the teacher cannot take the data's inputs {what}: {reason}",
+                          "name the .npz arrays after the teacher's forward() arguments, in its order")
+    return UsageError(f"the teacher cannot take the data's inputs of shape (N, {', '.join(map(str, ds.input_shape))}): "
+                      f"{reason}", "pass data shaped like the teacher's training inputs")
+
+
+def single_input(ds: Dataset, student: str) -> None:
+    if ds.input_names:
+        raise UsageError(f"the built-in student families take one input, but the data has {len(ds.input_names)} "
+                         f"({', '.join(ds.input_names)}); cannot use --student {student}",
+                         "pass --student file.py:factory returning a model that takes those inputs")
+
+
+def student_output(model, ds: Dataset) -> str | None:
+    """The output a user's student returns for distillation (None: a plain tensor)."""
+    if not ds.input_names:
+        return None
+    try:
+        with torch.inference_mode():
+            raw = Adapted(model, ds.input_names, None, ds.constants).eval()(*as_args(take(ds.x_train, slice(0, 2))))
+    except Exception as e:
+        raise UsageError(f"the student cannot take the data's inputs ({', '.join(ds.input_names)}): "
+                         f"{type(e).__name__}", "make the student's forward() take the teacher's inputs") from None
+    return None if isinstance(raw, torch.Tensor) else choose(named_outputs(raw), None, "student")
+
+
+def check_student_fits(student, ds: Dataset, teacher_outputs: int) -> None:
+    try:
+        with torch.inference_mode():
+            out = call(student.eval(), take(ds.x_train, slice(0, 2)))
+    except Exception as e:
+        raise UsageError(f"the student cannot take inputs of shape (N, {', '.join(map(str, ds.input_shape))}): "
+                         f"{type(e).__name__}", "pick a student family that fits the data") from None
+    if out.ndim != 2 or out.shape[1] != teacher_outputs:
+        raise UsageError(f"the student outputs {tuple(out.shape[1:])} values per sample but the teacher outputs "
+                         f"{teacher_outputs}", "make both models predict the same classes")

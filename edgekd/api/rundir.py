@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import StepMissingError, UsageError
+from ..errors import EdgekdError, StepMissingError, UsageError
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -35,10 +35,8 @@ LATER = {"distill": ["export", "quantize", "bench"], "export": ["quantize", "ben
          "bench": []}
 
 
-def fs_error(e: OSError, path) -> "EdgekdError":
+def fs_error(e: OSError, path) -> EdgekdError:
     """A file-system failure as one line naming the file and what to do."""
-    from .errors import EdgekdError
-
     why = {errno.ENOSPC: ("the disk is full", "free space, then rerun"),
            errno.EROFS: ("the file system is read-only", "write to a writable directory (--out / --output)"),
            errno.EACCES: ("permission denied", "write to a directory you own"),
@@ -182,7 +180,7 @@ class RunDir:
         if not force:
             raise UsageError(f"{self.path} already has `{', '.join(later) or files[0]}` from the {step} "
                              "being replaced; their results would describe the old model",
-                             f"pass --force to remove them, or --out a new directory")
+                             "pass --force to remove them, or --out a new directory")
         for f in files:
             (self.path / f).unlink()
         with self.lock():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgekdError, UsageError
+from ..errors import EdgekdError, UsageError
 
 PRESETS = {
     "s8s8": {"activation": "QInt8", "weight": "QInt8", "per_channel": True, "reduce_range": False},
@@ -73,7 +73,7 @@ class _Reader:
 
 def calibration_feeds(io, feeds, batch: int = 32) -> list[dict]:
     """Feed dicts of calibration samples, `batch` at a time (the model's own batch when it is fixed)."""
-    from .models.io import batches
+    from ..models.io import batches
 
     return [feed for feed, _ in batches(io, feeds, batch)]
 
@@ -153,7 +153,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
     boxes and scores each on their own)."""
     from .measure import fidelity
-    from .onnxutil import open_session, run_outputs
+    from .runtime import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
         raise UsageError(f"unknown quantization mode {mode!r}", "use --mode static or --mode dynamic")

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from .errors import EdgekdError
-from .options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
+from ..errors import EdgekdError
+from .render import console, render_bench, render_distill, render_export, render_quantize, table
+from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 
 JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
 
@@ -62,105 +63,6 @@ def _emit(obj: Any, as_json: bool, render) -> None:
         click.echo(json.dumps(obj, default=str))
     else:
         render(obj)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]):
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c, justify="right" if c not in columns[:1] else "left")
-    for r in rows:
-        t.add_row(*["–" if v is None else str(v) for v in r])
-    return t
-
-
-def _pct(v: float | None) -> str | None:
-    return None if v is None else f"{v:.2%}"
-
-
-def _render_distill(d: dict) -> None:
-    c = _console()
-    c.print(_table(f"distilled into {d['run']} ({d['method']})", ["", "params", "MFLOPs", "test accuracy"], [
-        ["teacher", f"{d['teacher_params']:,}", f"{d['teacher_flops'] / 1e6:.2f}", _pct(d["teacher_accuracy"])],
-        [f"student {d['student']['family']} {d['student']['kwargs']}", f"{d['student_params']:,}",
-         f"{d['student_flops'] / 1e6:.2f}", _pct(d["student_accuracy"])]]))
-    retention = f"retention {d['retention']:.2%}, " if d["retention"] is not None else ""
-    c.print(f"{d['param_ratio']:.1f}x fewer parameters, {retention}agreement with the teacher "
-            f"{d['agreement']:.2%}, {d['epochs']} epochs in {d['seconds']:.1f} s (teacher cache: {d['cache']}). "
-            f"Next: edgekd export {d['run']}")
-
-
-def _render_export(d: dict) -> None:
-    rows = []
-    for name, m in d["models"].items():
-        if "error" in m:
-            rows.append([name, None, None, None, m["error"]])
-            continue
-        p = m.get("parity") or {}
-        agree = f", {p['agreement_metric']} {p['agreement']:.2%}" if p.get("agreement") is not None else ""
-        rows.append([name, m["path"], f"{m['size_bytes'] / 1024:.1f} KB",
-                     None if not p else f"{p['max_abs_diff']:.2e}",
-                     "ran once" if not p else ("ok" if p["passed"] else "FAILED") + agree])
-    c = _console()
-    c.print(_table(f"exported {d['target']}", ["model", "file", "size", "max |diff|", "parity"], rows))
-    for m in d["models"].values():
-        if "io" in m:
-            c.print(_io_lines(m))
-
-
-def _io_lines(m: dict) -> str:
-    """A plain model's inputs and outputs, one per line, as `export MODEL.onnx` found them."""
-    lines = [f"opset {m['opset']}, batch {m['batch']}"]
-    for t in m["io"]["inputs"]:
-        ran = m["ran_with"].get(t["name"])
-        lines.append(f"  input  {t['name']}: {t['dtype']} {tuple(t['shape'])}"
-                     + (f", ran with {tuple(ran)} per sample" if ran is not None else ""))
-    for t in m["io"]["outputs"]:
-        lines.append(f"  output {t['name']}: {t['dtype']} {tuple(t['shape'])} ({t['kind']}), "
-                     f"got {tuple(m['output_shapes'].get(t['name'], []))}")
-    return "\n".join(lines)
-
-
-def _render_quantize(d: dict) -> None:
-    x = d["details"]
-    rows = [[a["name"], _pct(a.get("accuracy")), _pct(a.get("agreement_with_fp32")),
-             _pct(a.get("drop")), a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x["attempts"]]
-    c = _console()
-    c.print(_table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']})",
-                   ["attempt", "accuracy", "agreement", "drop", "gate"], rows))
-    c.print(f"wrote {d['output']}: {d['size_bytes'] / 1024:.1f} KB "
-            f"({d['size_bytes'] / d['fp32_size_bytes']:.0%} of fp32), fp32 accuracy {_pct(x['fp32_accuracy'])}")
-
-
-def _render_bench(report: dict) -> None:
-    rows = []
-    for name, m in report["models"].items():
-        lat, mem = m["latency_ms"], m.get("memory") or {}
-        rows.append([name, m["runtime"], f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
-                     f"{m['size_bytes'] / 1024:.1f}", mem.get("peak_rss_mb"), _pct(m["accuracy"]),
-                     _pct(m["retention"]), _pct(m["agreement"])])
-    s = report["settings"]
-    c = _console()
-    c.print(_table(f"bench: batch {s['batch']}, {s['threads']} thread(s)",
-                   ["model", "runtime", "p50 ms", "p90 ms", "p99 ms", "size KB", "peak RSS MB", "accuracy",
-                    "retention", "agreement"], rows))
-    pred = report.get("prediction")
-    if pred:
-        for name, m in report["models"].items():
-            if "predicted_ms" in m:
-                err = f" ({m['prediction_error']:+.0%} vs measured p50)" if "prediction_error" in m else ""
-                c.print(f"{name}: predicted {m['predicted_ms']:.3f} ms on {pred['profile']}{err}")
-        if pred["note"]:
-            c.print(pred["note"])
-    if report["summary"]:
-        c.print("  ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None))
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,12 +118,12 @@ def distill(teacher, data, out, as_json, **kw) -> None:
     the student is sized first: the largest candidate whose predicted latency and memory fit the budgets.
     Writes OUT/student.pt, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
     """
-    from .steps import distill as run
+    from ..api.distill import distill as run
 
     res = run(teacher, data, out, **kw)
     if res is not None:  # under torchrun only rank 0 reports
         _warn(res.notes)
-        _emit(res.to_dict(), as_json, _render_distill)
+        _emit(res.to_dict(), as_json, render_distill)
 
 
 @cli.command()
@@ -234,12 +136,12 @@ def export(target, as_json, **kw) -> None:
     TARGET is a run directory, or a plain .onnx file: it is loaded and run once in onnxruntime (on generated
     inputs of the right dtypes and shapes; --shape fixes symbolic dims) and its inputs and outputs are listed.
     """
-    from .steps import export as run
+    from ..api.export import export as run
 
     res = run(target, **kw)
     for m in res.models.values():
         _warn(m.get("notes"))
-    _emit(res.to_dict(), as_json, _render_export)
+    _emit(res.to_dict(), as_json, render_export)
 
 
 @cli.command()
@@ -248,11 +150,11 @@ def export(target, as_json, **kw) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def quantize(target, as_json, **kw) -> None:
     """Quantize RUN's student.onnx (or a plain .onnx) to int8 with onnxruntime, accuracy-gated."""
-    from .steps import quantize as run
+    from ..api.quantize import quantize as run
 
     res = run(target, **kw)
     _warn(res.details.get("notes"))
-    _emit(res.to_dict(), as_json, _render_quantize)
+    _emit(res.to_dict(), as_json, render_quantize)
 
 
 @cli.command()
@@ -263,11 +165,11 @@ def bench(target, as_json, **kw) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
     accuracy, retention and agreement, all on the same real inputs. TARGET is a run directory (writes
     RUN/bench.json and RUN/report.md) or a plain .onnx file (with --data, or generated inputs)."""
-    from .steps import bench as run
+    from ..api.bench import bench as run
 
     res = run(target, **kw)
     _warn(res.report.get("notes"))
-    _emit(res.report, as_json, _render_bench)
+    _emit(res.report, as_json, render_bench)
 
 
 @cli.command()
@@ -276,12 +178,12 @@ def bench(target, as_json, **kw) -> None:
 def pipeline(teacher, data, out, as_json, **kw) -> None:
     """distill (sized to --profile unless --student has knobs), export, quantize and bench into OUT: every
     option of each step, once (--threads is the device's, for sizing and the benchmark)."""
-    from .workflow import run_pipeline
+    from ..api.pipeline import run_pipeline
 
     res = run_pipeline(teacher, data, out, **kw)
     _warn(res["distill"].get("notes"))
     _warn(res["bench"].get("notes"))
-    _emit(res, as_json, lambda r: _render_bench(r["bench"]))
+    _emit(res, as_json, lambda r: render_bench(r["bench"]))
 
 
 @cli.command()
@@ -292,13 +194,13 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
 def demo(out, profile, epochs, as_json) -> None:
     """The whole job on scikit-learn's bundled digits: train (or reuse) a CNN teacher, distil a >10x smaller
     student, export, quantize to int8 and benchmark all of them."""
-    from .workflow import run_demo
+    from ..api.pipeline import run_demo
 
     res = run_demo(out, profile=profile, epochs=epochs)
 
     def render(r):
-        _render_bench(r["bench"])
-        _console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
+        render_bench(r["bench"])
+        console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
                          f"student.int8.onnx, bench.json, report.md)")
     _emit(res, as_json, render)
 
@@ -317,8 +219,8 @@ def size(teacher, data, profile, as_json, **kw) -> None:
     Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
     planned, and its latency and peak memory predicted on the profile; the one with the most FLOPs that
     fits every budget is chosen."""
-    from .progress import step_progress
-    from .steps import size as run
+    from ..progress import step_progress
+    from ..api.size import size as run
 
     if profile is None:
         raise click.UsageError("Missing option '--profile': sizing needs a device profile")
@@ -328,8 +230,8 @@ def size(teacher, data, profile, as_json, **kw) -> None:
         click.echo(f"Warning: {w}", err=True)
 
     def render(r):
-        c = _console()
-        c.print(_table(f"{r['family']} candidates on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; "
+        c = console()
+        c.print(table(f"{r['family']} candidates on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; "
                        f"budgets {r['budget_ms']:g} ms, {r['memory_mb']:g} MB, margin {r['margin']:.0%})",
                        ["student", "params", "MFLOPs", "predicted ms", "peak MB", "fits"],
                        [[x["spec"], f"{x['params']:,}", f"{x['flops'] / 1e6:.2f}", f"{x['predicted_ms']:.3f}",
@@ -350,12 +252,12 @@ def profiles() -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def profiles_list(as_json) -> None:
     """List the built-in device profiles."""
-    from .profiles import list_profiles
+    from ..profiles import list_profiles
 
     rows = [p.summary() for p in list_profiles()]
 
     def render(rs):
-        _console().print(_table("device profiles", ["name", "aliases", "title", "cores", "int8 preset",
+        console().print(table("device profiles", ["name", "aliases", "title", "cores", "int8 preset",
                                                     "budget ms", "budget MB"],
                                 [[r["name"], ", ".join(r["aliases"]), r["title"], r["cores"], r["int8_preset"],
                                   r["latency_budget_ms"], r["memory_budget_mb"]] for r in rs]))
@@ -367,16 +269,16 @@ def profiles_list(as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def profiles_show(name, as_json) -> None:
     """Show every field of profile NAME (a built-in name, an alias, or a .toml path) with its source."""
-    from .profiles import FIELDS, load
+    from ..profiles import FIELDS, load
 
     p = load(name)
     out = {**p.data, "resolved_from_alias": name if p.is_alias else None, "path": str(p.path)}
 
     def render(_):
-        c = _console()
+        c = console()
         if p.is_alias:
             c.print(f"{name!r} is an alias of {p.name!r}")
-        c.print(_table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
+        c.print(table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
                        [[f, p.get(f), p.source(f)] for f in FIELDS]))
         kernels = p.data.get("kernels", {})
         tables = {k: len(v["dims"]) for k, v in kernels.items() if isinstance(v, dict) and "dims" in v}
@@ -421,8 +323,8 @@ def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     over 0.25-32 MB of weights give what streaming weights costs at each footprint: a model whose weights
     outgrow a cache pays for it. The whole graphs are timed twice, and calibrate warns when this machine's
     timings did not repeat (a busy or shared machine): predictions can be no closer than that."""
-    from .latency.calibrate import calibrate
-    from .progress import step_progress
+    from ..latency.calibrate import calibrate
+    from ..progress import step_progress
 
     with step_progress("calibrate") as progress:
         res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick, progress=progress)
@@ -434,7 +336,7 @@ def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
                    "(on a VM, ask for dedicated cores) and calibrate again.", err=True)
 
     def render(r):
-        _console().print(f"wrote {r['path']}: {r['points']} measurements ({r['kernels']} of kernels timed alone) "
+        console().print(f"wrote {r['path']}: {r['points']} measurements ({r['kernels']} of kernels timed alone) "
                          f"in {r['seconds']} s; whole chains and blocks predicted from kernels measured elsewhere: "
                          f"median error {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)"
                          + (f"; timed twice, {r['repeat_within_20']:.0%} of them agreed within 20%"
@@ -455,8 +357,8 @@ def predict(model, profile, threads, batch, shape, top, as_json) -> None:
 
     The graph is fused as onnxruntime would, FLOPs and bytes are counted per node, and a per-op-class
     roofline with the profile's efficiencies, overheads and thread scaling prices each node."""
-    from .latency.graph import parse_shapes
-    from .latency.predictor import predict_latency
+    from ..latency.graph import parse_shapes
+    from ..latency.predictor import predict_latency
 
     res = predict_latency(model, profile, threads=threads, batch=batch, shapes=parse_shapes(shape), top=top)
     if res.unknown_ops:
@@ -464,8 +366,8 @@ def predict(model, profile, threads, batch, shape, top, as_json) -> None:
                    "bandwidth-bound nodes", err=True)
 
     def render(r):
-        c = _console()
-        c.print(_table(f"costliest nodes on {r['profile']} ({r['threads']} thread(s), batch {r['batch']})",
+        c = console()
+        c.print(table(f"costliest nodes on {r['profile']} ({r['threads']} thread(s), batch {r['batch']})",
                        ["node", "op", "class", "dtype", "ms", "share", "MFLOPs", "KB"],
                        [[n["name"][:40], n["op_type"], n["class"], n["dtype"], f"{n['ms']:.4f}", f"{n['share']:.1%}",
                          f"{n['mflops']:.2f}", f"{n['kbytes']:.1f}"] for n in r["top_nodes"]]))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgekdError
+from ..errors import EdgekdError
 
 OPSET = 18
 PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-4
@@ -40,7 +40,7 @@ def to_onnx(model, sample, path: str | os.PathLike, exporter: str = "dynamo", op
     export or parity check leaves nothing behind."""
     import torch
 
-    from .data import n_samples, take
+    from ..data import n_samples, take
 
     model = model.eval()
     named = sample if isinstance(sample, dict) else {"input": sample}
@@ -89,10 +89,10 @@ def _reason(e: Exception) -> str:
 def parity(model, onnx_path: str | os.PathLike, x) -> dict:
     """Compare ONNX Runtime with PyTorch on `x`: max abs/rel diff and agreement (top-1 for logits)."""
     from .measure import fidelity
-    from .models.inference import predict
-    from .models.io import ModelIO, bind
-    from .data import arrays
-    from .onnxutil import open_session, run_outputs
+    from ..models.inference import predict
+    from ..models.io import ModelIO, bind
+    from ..data import arrays
+    from .runtime import open_session, run_outputs
 
     ref = predict(model, x)
     io = ModelIO.from_onnx(onnx_path)

@@ -44,7 +44,7 @@ def _timed(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> dict
 
 def feeds_for_timing(io, feeds, batch: int, count: int = 16) -> list[dict[str, np.ndarray]]:
     """Up to `count` feed dicts of `batch` real samples each, with the shapes the accuracy run used."""
-    from .models.io import timing_feed
+    from ..models.io import timing_feed
 
     n = max(1, min(count, len(feeds) // batch or 1))
     return [timing_feed(io, feeds, batch, i) for i in range(n)]
@@ -84,7 +84,7 @@ def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarra
         feed_path = Path(td) / "feed.npz"
         np.savez(feed_path, **feed)
         try:
-            res = subprocess.run([sys.executable, "-m", "edgekd.memprobe", str(path), str(threads), str(feed_path)],
+            res = subprocess.run([sys.executable, "-m", "edgekd.deploy.memprobe", str(path), str(threads), str(feed_path)],
                                  capture_output=True, text=True, timeout=120, check=True)
             return json.loads(res.stdout.strip().splitlines()[-1])
         except (subprocess.SubprocessError, ValueError, IndexError) as e:

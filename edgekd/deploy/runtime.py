@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgekdError, UsageError
+from ..errors import EdgekdError, UsageError
 
 
 def check_onnx_file(path: str | os.PathLike):
@@ -68,7 +68,7 @@ def run_outputs(sess, io, feeds, names: list[str] | None = None, batch_size: int
     """Outputs `names` (default: all) of `sess` over every sample of `feeds`, batch by batch (one fixed batch
     at a time for a fixed-batch model). Outputs with a sample axis are concatenated; others (a final state)
     are the last batch's."""
-    from .models.io import batches
+    from ..models.io import batches
 
     names = names or io.output_names
     per_sample = {t.name: io.has_batch_axis(t) or (t.rank and isinstance(t.shape[0], str)) for t in io.outputs}

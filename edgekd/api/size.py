@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .. import data as data_mod
+from ..errors import UsageError
 
 # The grids: width x depth (or layers x hidden for transformers)
 GRIDS: dict[str, list[dict]] = {
@@ -25,7 +26,7 @@ GRIDS: dict[str, list[dict]] = {
     "resnet": [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)],
     "transformer": [{"layers": n, "hidden": h, "heads": 4} for n in (1, 2, 4) for h in (32, 64, 128, 256)],
 }
-ORT_SESSION_MB = 30.0  # onnxruntime's own footprint in a session (edgekd.memprobe: session_mb on x86-64 and arm64)
+ORT_SESSION_MB = 30.0  # onnxruntime's own footprint in a session (edgekd.deploy.memprobe: session_mb on x86-64 and arm64)
 
 
 @dataclass
@@ -45,7 +46,7 @@ def default_family(input_shape: tuple[int, ...]) -> str:
 
 def family_of(student: str | None, input_shape) -> str:
     """The family to size: --student FAMILY (no knobs), or the default for the input shape."""
-    from .models.students import FAMILIES, is_entrypoint
+    from ..models.students import FAMILIES, is_entrypoint
 
     if student is None:
         return default_family(tuple(input_shape))
@@ -65,7 +66,7 @@ def _spec(family: str, knobs: dict) -> str:
 
 def _peak_mb(model_path: Path, params: int, dtype_bytes: int, batch: int, input_shape) -> float:
     """Weights + the two largest activations live at once + onnxruntime's own footprint."""
-    from .latency.graph import analyze
+    from ..latency.graph import analyze
 
     cost = analyze(model_path, batch=batch)
     acts = sorted((math.prod(n.shape) * 4 for n in cost.nodes if n.shape), reverse=True)[:2]
@@ -78,10 +79,10 @@ def candidates(family: str, input_shape, num_classes: int, profile, threads: int
     """Build, export, (quantize) and price every candidate of the family on the profile."""
     import torch
 
-    from .int8 import Attempt, quantize_file
-    from .latency.predictor import predict_latency
-    from .models import students
-    from .onnx_export import to_onnx
+    from ..deploy.quantize import Attempt, quantize_file
+    from ..latency.predictor import predict_latency
+    from ..models import students
+    from ..deploy.export import to_onnx
 
     preset = profile.get("runtime.int8_preset")
     if preset not in ("s8s8", "u8s8", "u8s8-reduce-range", "u8u8"):
@@ -130,7 +131,7 @@ class SizeResult:
         return asdict(self)
 
 
-def size(input_shape, num_classes: int, profile, *, family: str, budget_ms: float | None = None,
+def choose(input_shape, num_classes: int, profile, *, family: str, budget_ms: float | None = None,
          memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
          calib_x: np.ndarray | None = None, teacher_params: int | None = None, margin: float | None = None,
          progress=None) -> SizeResult:
@@ -211,3 +212,33 @@ def init_from_teacher(student, teacher) -> str:
             if s.bias is not None and b is not None:
                 s.bias.copy_(b)
     return f"teacher: layers {[t_lin.index(t) for t in picked]} of {len(t_lin)}, largest-norm units"
+
+
+# ---------------------------------------------------------------- the step
+
+def size(teacher: str, data: str, profile: str, *, arch: str | None = None, student: str | None = None,
+         budget_ms: float | None = None, memory_mb: float | None = None, quantize: str = "int8",
+         threads: int | None = None, data_options: data_mod.DataOptions | None = None,
+         margin: float | None = None, output: str | None = None, progress=None):
+    """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
+    from ..models.inference import fit_teacher, single_input
+    from ..models.teachers import load_teacher
+    from .target import load_profile
+
+    prof = load_profile(profile)
+    ds = data_mod.load(data, data_options or data_mod.DataOptions())
+    tmodel, _ = load_teacher(teacher, arch)
+    tmodel, t_out, _ = fit_teacher(tmodel, ds, output)
+    single_input(ds, student or "sizing")
+    return search(ds, tmodel, ds.num_classes or t_out.shape[1], prof, student, budget_ms=budget_ms,
+                   memory_mb=memory_mb, quantize=quantize, threads=threads, margin=margin, progress=progress)
+
+
+def search(ds: data_mod.Dataset, teacher, num_classes: int, prof, student: str | None, **kw):
+    """Size a student of `student`'s family (or the input's default) for `prof`, smaller than the teacher."""
+    from ..models.students import count_params
+
+    if kw.get("threads") is not None and kw["threads"] < 1:
+        raise UsageError(f"--threads must be >= 1, got {kw['threads']}", "e.g. --threads 1")
+    return choose(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape),
+                calib_x=ds.x_train[:64], teacher_params=count_params(teacher), **kw)

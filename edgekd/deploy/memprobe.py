@@ -1,6 +1,6 @@
 """Peak memory of one ONNX model, measured in a fresh process (ORT's arena never shrinks).
 
-Run as `python -m edgekd.memprobe MODEL.onnx THREADS FEED.npz` (the arrays the timed runs feed, by input
+Run as `python -m edgekd.deploy.memprobe MODEL.onnx THREADS FEED.npz` (the arrays the timed runs feed, by input
 name); prints one JSON object. Needs only onnxruntime and numpy, so it also runs on a device without torch.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _status_mb(field: str) -> float:
 def probe(path: str, threads: int, feed_path: str, runs: int = 20) -> dict:
     import numpy as np
 
-    from edgekd.onnxutil import session
+    from edgekd.deploy.runtime import session
 
     with np.load(feed_path, allow_pickle=False) as f:
         feed = {k: f[k] for k in f.files}

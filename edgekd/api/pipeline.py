@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 from .rundir import atomic_path, sha256, write_json
 
 DEMO_ARCH = "edgekd.models.zoo:DigitsCNN"
@@ -16,9 +16,9 @@ def demo_teacher(out: str | os.PathLike, show_progress: bool = True) -> tuple[Pa
     """Train the digits teacher into OUT/teacher/teacher.pt, or reuse it when its config is unchanged."""
     import torch
 
-    from . import data
-    from .kd.trainer import TrainConfig, accuracy, predict_logits, seed_everything, train
-    from .models.zoo import DigitsCNN
+    from .. import data
+    from ..kd.trainer import TrainConfig, accuracy, predict_logits, seed_everything, train
+    from ..models.zoo import DigitsCNN
 
     folder = Path(out) / "teacher"
     weights, meta = folder / "teacher.pt", folder / "teacher.json"
@@ -51,8 +51,10 @@ def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi"
 def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
                  **options) -> dict:
     """distill -> export -> quantize -> bench into one run directory. Takes every option of each step
-    (`edgekd.options`); a name two steps share (threads, profile, shape) goes to both."""
-    from . import steps
+    (`edgekd.api.options`); a name two steps share (threads, profile, shape) goes to both."""
+    from .bench import bench
+    from .distill import distill
+    from .export import export
     from .options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, names
 
     known = names(DistillOptions) | names(ExportOptions) | names(QuantizeOptions) | names(BenchOptions)
@@ -62,8 +64,10 @@ def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progre
 
     def only(cls, **fixed):
         return {**{k: v for k, v in options.items() if k in names(cls)}, **fixed}
-    d = steps.distill(teacher, data, out, show_progress=show_progress, **only(DistillOptions))
-    e = steps.export(out, **only(ExportOptions))
-    q = steps.quantize(out, **only(QuantizeOptions))
-    b = steps.bench(out, **only(BenchOptions, threads=options.get("threads") or 1))
+    from .quantize import quantize
+
+    d = distill(teacher, data, out, show_progress=show_progress, **only(DistillOptions))
+    e = export(out, **only(ExportOptions))
+    q = quantize(out, **only(QuantizeOptions))
+    b = bench(out, **only(BenchOptions, threads=options.get("threads") or 1))
     return {"distill": d.to_dict(), "export": e.to_dict(), "quantize": q.to_dict(), "bench": b.report}

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None,

@@ -1,0 +1,173 @@
+"""`edgekd bench`: every model of a run (or one .onnx) timed side by side on the same real inputs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EdgekdError
+from .options import BenchOptions
+from .rundir import now, write_json, write_text
+from .target import Result, bind_data, generated_note, load_profile, model_data, resolve, run_teacher
+
+
+@dataclass
+class BenchResult(Result):
+    target: str
+    report: dict = field(default_factory=dict)
+
+
+def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3.0, **options) -> BenchResult:
+    """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) side by side on ORT CPU, on
+    the same real inputs for accuracy, timing and memory (options: see `BenchOptions`).
+    With a profile, each ONNX model also gets its predicted latency; when the profile was calibrated on
+    this machine, the prediction's error against the measurement too. spin=False turns onnxruntime's
+    idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
+    from ..deploy import measure as B
+    from ..latency.graph import parse_shapes
+    from ..models.io import ModelIO
+    from ..deploy.runtime import open_session, run_outputs
+    from .options import build
+
+    o = build(BenchOptions, options)
+    t = resolve(target)
+    shapes = parse_shapes(o.shape)
+    run = t.run
+    onnx_models: dict[str, Path] = {}
+    teacher, notes = None, []
+    if run is None:
+        onnx_models["model"] = t.path
+    else:
+        dist = run.step("distill")
+        onnx_models["student_fp32"] = run.verify("student.onnx", "export")
+        if (run / "teacher.onnx").is_file():
+            onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
+        if (run / "student.int8.onnx").is_file():
+            onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
+        try:
+            teacher = run_teacher(dist["teacher"])
+        except EdgekdError as e:
+            notes.append(f"teacher_pytorch left out: {e.one_line()}")
+    md = model_data(t, o.data)
+    labels = md.labels if md else None
+    common = {"threads": o.threads, "batch": o.batch}
+    models: dict[str, dict] = {}
+    ref_out, teacher_acc, student_fp32_out = None, None, None
+    if teacher is not None:
+        ref_io = ModelIO.from_onnx(onnx_models["student_fp32"])
+        feeds = bind_data(ref_io, md, shapes)
+        logits = _torch_predict(teacher, feeds)
+        ref_out = logits
+        teacher_acc = B.score(logits, "logits", labels, None, None)["accuracy"]
+        timing = B.feeds_for_timing(ref_io, feeds, o.batch)
+        models["teacher_pytorch"] = {"runtime": "pytorch", **common,
+                                     "latency_ms": B.torch_latency(teacher, timing, o.threads, warmup, o.runs,
+                                                                   max_seconds),
+                                     "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
+                                     **B.score(logits, "logits", labels, ref_out, teacher_acc)}
+    for key, path in onnx_models.items():
+        check_path = path
+        io = ModelIO.from_onnx(check_path)
+        feeds = bind_data(io, md, shapes)
+        notes += generated_note(feeds, path)
+        if io.batch:
+            notes.append(f"{path.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time")
+        sess = open_session(path, o.threads, spin=o.spin)  # one session scores and times the model
+        outs = run_outputs(sess, io, feeds)
+        io = io.observed(outs)
+        spec = io.primary()
+        out = outs[spec.name]
+        timing = B.feeds_for_timing(io, feeds, o.batch)
+        lat = B.onnx_latency(sess, timing, warmup, o.runs, max_seconds)
+        if lat["runs"] < o.runs:
+            notes.append(f"{key}: {lat['runs']} timed runs (the {max_seconds:g} s cap)")
+        row = {"runtime": "onnxruntime", "path": str(path), "provider": lat.pop("provider"), **common,
+               "inputs": {k: list(v.shape) for k, v in timing[0].items()}, "output": spec.name,
+               "output_kind": spec.kind, "latency_ms": lat, "size_bytes": os.path.getsize(path),
+               **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
+        if key == "student_fp32":
+            student_fp32_out = out
+        if key == "student_int8" and student_fp32_out is not None:
+            f = B.fidelity(student_fp32_out, out, spec.kind)
+            row["agreement_with_student_fp32"] = f[1] if f else None
+        if o.memory:
+            row["memory"] = B.peak_memory(path, o.threads, timing[0])
+        models[key] = row
+    if "teacher_pytorch" in models:
+        models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
+    prediction = _predictions(o.profile, onnx_models, models, o.threads, o.batch, shapes) if o.profile else None
+    report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
+              "host": B.host_info(), "settings": {**common, "runs": o.runs, "warmup": warmup, "spin": o.spin},
+              "data": md.source if md else None, "models": models, "summary": _summary(models),
+              "prediction": prediction, "notes": notes}
+    if run is not None:
+        write_json(run / "bench.json", report)
+        write_text(run / "report.md", render_markdown(report))
+        run.record("bench", {"settings": report["settings"], "summary": report["summary"], "notes": notes})
+    return BenchResult(str(target), report)
+
+
+def _torch_predict(model, feeds) -> np.ndarray:
+    """A PyTorch model's output over bound feeds (its inputs in the ONNX model's order)."""
+    from ..models.inference import predict
+
+    return predict(model, dict(feeds.samples) if len(feeds.samples) > 1 else next(iter(feeds.samples.values())))
+
+
+def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: int, shapes: dict) -> dict:
+    """Predicted latency per ONNX model; the error vs measured only when the profile is this machine."""
+    import platform
+
+    from ..latency.predictor import predict_latency
+
+    prof = load_profile(profile)
+    host = (prof.data.get("calibration") or {}).get("host")
+    here = host is not None and host == platform.node()
+    for key, path in paths.items():
+        inputs = {k: v for k, v in models[key].get("inputs", {}).items()}
+        pred = predict_latency(str(path), prof, threads=threads, batch=batch, shapes=inputs or shapes).latency_ms
+        models[key]["predicted_ms"] = pred
+        if here:
+            models[key]["prediction_error"] = pred / models[key]["latency_ms"]["p50"] - 1
+    return {"profile": prof.name, "is_this_machine": here,
+            "note": None if here else f"{prof.name} is not this machine: compare the predictions with "
+                                      "measurements taken on the device (edgekd bench there)"}
+
+
+def _summary(models: dict) -> dict:
+    """Headline ratios: student vs teacher (ONNX), int8 vs fp32."""
+    out: dict[str, Any] = {}
+    t, s, q = models.get("teacher_onnx"), models.get("student_fp32"), models.get("student_int8")
+    best = q or s
+    if t and best:
+        out["size_ratio_vs_teacher"] = best["size_bytes"] / t["size_bytes"]
+        out["speedup_vs_teacher_p50"] = t["latency_ms"]["p50"] / best["latency_ms"]["p50"]
+        out["retention"] = best.get("retention")
+    if s and q:
+        out["int8_size_ratio"] = q["size_bytes"] / s["size_bytes"]
+        out["int8_speedup_p50"] = s["latency_ms"]["p50"] / q["latency_ms"]["p50"]
+        out["int8_agreement_with_fp32"] = q.get("agreement_with_student_fp32")
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = [f"# edgekd benchmark: {report['target']}", "",
+             f"Host: {report['host'].get('cpu', '?')} ({report['host'].get('cpu_count')} CPUs), onnxruntime "
+             f"{report['host']['onnxruntime']}; batch {s['batch']}, {s['threads']} thread(s), {s['warmup']} warm-up, "
+             f"up to {s['runs']} timed runs. Created {report['created']}.", "",
+             "| model | runtime | p50 ms | p90 ms | p99 ms | size KB | peak RSS MB | accuracy | retention | agreement |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f="{:.2%}": "–" if v is None else f.format(v)  # noqa: E731
+    for name, m in report["models"].items():
+        lat = m["latency_ms"]
+        peak = (m.get("memory") or {}).get("peak_rss_mb")
+        lines.append(f"| {name} | {m['runtime']} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
+                     f"{m['size_bytes'] / 1024:.1f} | {fmt(peak, '{:.0f}')} | {fmt(m['accuracy'])} | "
+                     f"{fmt(m['retention'])} | {fmt(m['agreement'])} |")
+    if report["summary"]:
+        lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""`edgekd distill`: a teacher and data in, a trained student (RUN/student.pt) and its eval set out."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as data_mod
+from ..errors import UsageError
+from .options import DistillOptions
+from .rundir import RunDir, atomic_path, sha256
+from .target import Result, load_profile
+
+
+DEFAULT_STUDENT = "mlp:hidden=160"
+
+
+@dataclass
+class DistillResult(Result):
+    run: str
+    student: dict
+    student_params: int
+    teacher_params: int
+    param_ratio: float
+    teacher_accuracy: float | None
+    student_accuracy: float | None
+    retention: float | None
+    agreement: float
+    epochs: int
+    seconds: float
+    profile: str | None = None
+    method: str = "kd"
+    student_flops: int = 0
+    teacher_flops: int = 0
+    cache: str = "off"
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
+    init: str = "random"
+    sizing: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _save_student(path: Path, model, spec: dict) -> None:
+    import torch
+
+    from ..models.inference import unwrap
+
+    with atomic_path(path) as tmp:
+        torch.save({"spec": spec, "state_dict": unwrap(model).state_dict()}, str(tmp))
+
+
+EVAL_LIMIT_BYTES = 64 * 2**20  # test inputs kept in RUN/eval.npz (the first samples up to this size)
+
+
+CALIB_KEPT = 512               # random training samples kept there for int8 calibration
+
+
+def _save_eval(run: RunDir, ds: data_mod.Dataset, seed: int) -> str:
+    """RUN/eval.npz: the test split, its labels and calibration samples, so that export, quantize and bench
+    need neither the data nor the code that read it (and the run can be moved or sent)."""
+    from ..data import arrays, n_samples, take
+
+    test = arrays(ds.x_test)
+    per = sum(v[:1].nbytes for v in test.values()) or 1
+    n = min(n_samples(ds.x_test), max(1, EVAL_LIMIT_BYTES // per))
+    order = np.random.default_rng(seed).permutation(n_samples(ds.x_train))[:CALIB_KEPT]
+    calib = arrays(take(ds.x_train, order))
+    blob = {**{f"test:{k}": v[:n] for k, v in test.items()}, **{f"calib:{k}": v for k, v in calib.items()},
+            **{f"const:{k}": v for k, v in ds.constants.items()}}
+    if ds.y_test is not None:
+        blob["labels"] = ds.y_test[:n]
+    with atomic_path(run / "eval.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **blob)
+    return sha256(run / "eval.npz")
+
+
+def _abs_spec(spec: str) -> str:
+    """A teacher or data SPEC with its file made absolute, so the manifest survives moving the run."""
+    path, sep, attr = spec.rpartition(":") if spec.count(":") == 1 and not Path(spec).exists() else (spec, "", "")
+    p = Path(path)
+    if p.exists():
+        return str(p.resolve()) + sep + attr
+    return spec
+
+
+def _data_options(o: DistillOptions) -> data_mod.DataOptions:
+    def floats(name):
+        try:
+            return tuple(float(v) for v in getattr(o, name).split(","))
+        except ValueError:
+            raise UsageError(f"--{name} must be comma-separated numbers, got {getattr(o, name)!r}",
+                             f"e.g. --{name} 0.485,0.456,0.406") from None
+    return data_mod.DataOptions(val_split=o.val_split, label_column=o.label_column, image_size=o.image_size,
+                                channels=int(o.channels), mean=floats("mean"), std=floats("std"),
+                                unlabeled=o.unlabeled)
+
+
+def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
+            **options) -> DistillResult:
+    """Distil `teacher` into a small student on `data` (options: see `DistillOptions`, e.g. method="kd",
+    student="mlp:hidden=64"); write RUN/student.pt, eval.npz, metrics.jsonl, checkpoints/ and the manifest.
+
+    With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
+    first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
+    from ..kd.methods import parse
+    from ..kd.trainer import Distiller, TrainConfig, accuracy, seed_everything
+    from ..models import students
+    from ..models.inference import (adapt, check_student_fits, fit_teacher, predict, single_input, student_output,
+                                    unwrap)
+    from .size import search
+    from ..models.io import ModelIO
+    from ..models.teachers import load_teacher
+    from .options import build
+
+    o = build(DistillOptions, options)
+    parse(o.method)
+    prof = load_profile(o.profile)
+    opts = _data_options(o)
+    ds = data_mod.load(data, opts)
+    traw, trec = load_teacher(teacher, o.arch)
+    tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
+    num_classes = ds.num_classes or t_out.shape[1]
+    sized = None
+    if prof is not None and (o.student is None or o.student in students.FAMILIES):
+        single_input(ds, o.student or "sizing")
+        sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
+                        quantize=o.quantize, threads=o.threads, margin=o.margin)
+    student = sized.chosen["spec"] if sized else (o.student or DEFAULT_STUDENT)
+    if not students.is_entrypoint(student):
+        single_input(ds, student)
+    rec = students.record(student, ds.input_shape, num_classes)
+    seed_everything(o.seed)
+    smodel = students.build(rec)
+    s_output = student_output(smodel, ds)
+    rec.update({"input_names": ds.input_names, "output": s_output})
+    smodel = adapt(smodel, ds.input_names, s_output, ds.constants)
+    check_student_fits(smodel, ds, t_out.shape[1])
+    from .size import init_from_teacher
+    init_used = init_from_teacher(unwrap(smodel), unwrap(tmodel)) if o.init == "auto" else "random"
+
+    augment = ds.kind == "image" if o.augment is None else o.augment
+    cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
+                      seed=o.seed, method=o.method, feature_map=list(o.feature_map), patience=o.patience,
+                      augment=augment, cache=o.cache, device=o.device)
+    run = RunDir.create(out)
+    if not o.resume:
+        removed = run.invalidate("distill", o.force)
+        if removed:
+            ds.notes.append(f"removed the old student's later steps: {', '.join(removed)}")
+        (run / "metrics.jsonl").unlink(missing_ok=True)
+    val = (ds.x_val, ds.y_val) if ds.x_val is not None else None
+    test = (ds.x_test, ds.y_test)
+    trec = {**trec, "spec": _abs_spec(trec["spec"]), "input_names": ds.input_names, "output": t_output}
+    if trec.get("arch"):
+        trec["arch"] = _abs_spec(trec["arch"])
+    fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
+    trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
+                        label="distil", show_progress=show_progress, fingerprint=fingerprint)
+    res = trainer.fit(resume=o.resume)
+    if trainer.rank != 0:
+        return None  # type: ignore[return-value]  (rank 0 writes the artifacts)
+    _save_student(run / "student.pt", smodel, rec)
+    eval_sha = _save_eval(run, ds, o.seed)
+
+    s_logits, t_logits = predict(smodel, ds.x_test), predict(tmodel, ds.x_test)
+    has_labels = ds.y_test is not None
+    teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
+    student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
+    sp, tp = students.count_params(smodel), students.count_params(tmodel)
+    sf, tf = (students.count_flops(m, ds.input_shape) if not ds.input_names else 0 for m in (smodel, tmodel))
+    io = ModelIO.from_arrays(data_mod.arrays(data_mod.take(ds.x_test, slice(0, 2))) if ds.input_names
+                             else {"input": ds.x_test[:2]}, {s_output or "logits": s_logits[:2]})
+    result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
+                           param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
+                           retention=(student_acc / teacher_acc) if teacher_acc else None,
+                           agreement=float((s_logits.argmax(-1) == t_logits.argmax(-1)).mean()),
+                           epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
+                           method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
+                           best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from,
+                           init=init_used, sizing=sized.to_dict() if sized else None, notes=list(ds.notes))
+    data_rec = {**ds.summary(), "spec": _abs_spec(ds.spec)}
+    run.record("distill", {"teacher": trec, "data": data_rec, "data_options": asdict(opts), "notes": ds.notes,
+                           "student": rec, "io": io.to_dict(), "init": init_used,
+                           "sizing": sized.to_dict() if sized else None,
+                           "profile": prof.summary() if prof else None, "options": asdict(o), "config": asdict(cfg),
+                           "feature_map": res.feature_map, "figures": result.to_dict(),
+                           "sha256": {"student.pt": sha256(run / "student.pt"), "eval.npz": eval_sha}})
+    return result

@@ -1,0 +1,142 @@
+"""What a step works on, resolved once: a run directory or a plain .onnx file, with the data to run it.
+
+A run directory holds what earlier steps made and recorded (manifest.json, student.pt, eval.npz: the test
+split, its labels and calibration samples), so later steps need neither the user's data nor the code that
+read it; a plain .onnx file takes `--data` (arrays named after its inputs) or generated inputs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as data_mod
+from ..errors import UsageError
+from ..models.inference import adapt
+from .rundir import RunDir
+
+
+@dataclass
+class Result:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Target:
+    """What a step works on, resolved once: a run directory, or a plain .onnx file (with its data)."""
+
+    path: Path
+    run: RunDir | None = None
+
+    @property
+    def is_run(self) -> bool:
+        return self.run is not None
+
+
+def resolve(target: str | os.PathLike) -> Target:
+    """A run directory (it has manifest.json) or an .onnx file; anything else is a one-line usage error."""
+    from ..deploy.runtime import check_onnx_file
+
+    path = Path(target)
+    if path.is_dir() or not path.suffix:
+        return Target(path, RunDir.open(path))
+    if path.suffix.lower() != ".onnx" and path.is_file():
+        raise UsageError(f"{path} is neither a run directory nor an .onnx file",
+                         "pass a directory made by `edgekd distill --out DIR` or a model.onnx")
+    check_onnx_file(path)
+    return Target(path)
+
+
+def run_teacher(rec: dict):
+    """The teacher as distill used it (its chosen output, its inputs in the data's order)."""
+    from ..models.teachers import load_teacher
+
+    model = load_teacher(rec["spec"], rec.get("arch"))[0]
+    return adapt(model, rec.get("input_names"), rec.get("output"), {})
+
+
+def load_student(run: RunDir):
+    import torch
+
+    from ..models import students
+
+    path = run.verify("student.pt", "distill")
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+        model = students.build(blob["spec"])
+        model.load_state_dict(blob["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError) as e:
+        raise UsageError(f"{path} cannot be loaded as an edgekd student ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else ''})",
+                         f"rerun `edgekd distill ... --out {run.path}`") from None
+    spec = blob["spec"]
+    return adapt(model.eval(), spec.get("input_names"), spec.get("output"), read_eval(run)[2]).eval(), spec
+
+
+def read_eval(run: RunDir) -> tuple[dict, np.ndarray | None, dict, dict]:
+    """(test inputs, labels, constants, calibration inputs) from RUN/eval.npz."""
+    path = run.verify("eval.npz", "distill")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            blob = {k: f[k] for k in f.files}
+    except Exception as e:
+        raise UsageError(f"{path} is not a readable .npz ({type(e).__name__})", "rerun edgekd distill") from None
+
+    def part(prefix):
+        return {k.split(":", 1)[1]: v for k, v in blob.items() if k.startswith(prefix + ":")}
+    return part("test"), blob.get("labels"), part("const"), part("calib")
+
+
+def as_inputs(named: dict):
+    """Named arrays back to what models take: one array for a single `x`, else the dict."""
+    return named["x"] if list(named) == ["x"] else named
+
+
+def load_profile(name: str | None):
+    if name is None:
+        return None
+    from .. import profiles
+
+    return profiles.load(name)
+
+
+@dataclass
+class ModelData:
+    """Inputs for running a model: arrays by name (test split), labels, calibration arrays, and where they
+    came from."""
+
+    test: dict
+    labels: np.ndarray | None
+    calib: dict | None
+    source: str
+
+
+def model_data(target: Target, data: str | None) -> ModelData | None:
+    """--data when given, else the run's own eval.npz (None for a plain .onnx without --data)."""
+    if data is not None:
+        ds = data_mod.load(data)
+        return ModelData(ds.test_arrays(), ds.y_test, ds.train_arrays(), data)
+    if target.run is None:
+        return None
+    test, labels, consts, calib = read_eval(target.run)
+    return ModelData({**test, **consts}, labels, {**calib, **consts}, str(target.run / "eval.npz"))
+
+
+def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):
+    """Feeds for `io`; without data every input is generated (and named in `feeds.generated`)."""
+    from ..models.io import bind
+
+    arrays = {} if md is None else (md.test if what == "test" else md.calib or {})
+    return bind(io, arrays, shapes=shapes, source=md.source if md else "generated inputs")
+
+
+def generated_note(feeds, path) -> list[str]:
+    if not feeds.generated:
+        return []
+    shapes = feeds.shapes()
+    return [f"{Path(path).name}: no data for input(s) " + ", ".join(
+        f"{n} ({'x'.join(map(str, shapes[n]))})" for n in feeds.generated) +
+        "; generated values of the right dtype and shape were fed (pass --data for real ones)"]
