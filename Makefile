@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(BIN)/edgekd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ demo: $(BIN)/edgekd
 
 test: $(BIN)/edgekd
 	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/edgekd  # leaves out the tests marked slow (CI runs them all)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(BIN)/edgekd
+	$(BIN)/ruff check edgekd tests benchmarks
+
+format: $(BIN)/edgekd
+	$(BIN)/ruff format edgekd tests benchmarks
 
 bench: $(BIN)/edgekd
 	$(BIN)/python benchmarks/demo_figures.py

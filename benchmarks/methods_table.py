@@ -13,9 +13,9 @@ import argparse
 import statistics
 
 import numpy as np
+from common import ARCH, OUT, demo_teacher, write_result
 
 import edgekd
-from common import ARCH, OUT, demo_teacher, write_result
 from edgekd.data import DataOptions, load
 
 STUDENT = "mobilenet:width=0.5,depth=0.5,expand=3"
@@ -58,7 +58,8 @@ def main() -> None:
                    "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accuracies": accs,
                    "teacher_accuracy": last.teacher_accuracy,
                    "retention": statistics.mean(accs) / last.teacher_accuracy, "param_ratio": last.param_ratio,
-                   "flops_ratio": last.teacher_flops / max(1, last.student_flops), "student_params": last.student_params}
+                   "flops_ratio": last.teacher_flops / max(1, last.student_flops),
+                   "student_params": last.student_params}
             table.append(row)
             print(f"{task:13s} {label:15s} {row['accuracy_mean']:.4f} +- {row['accuracy_std']:.4f} "
                   f"retention {row['retention']:.4f}", flush=True)

@@ -35,10 +35,10 @@ sys.path.insert(0, str(HERE))
 from common import write_result  # noqa: E402
 from zoo import bert_encoder, mobilenet_v2  # noqa: E402
 
+from edgekd.deploy.quantize import host_preset  # noqa: E402
+from edgekd.deploy.runtime import session  # noqa: E402
 from edgekd.latency.calibrate import calibrate, measure_interleaved  # noqa: E402
 from edgekd.latency.predictor import predict_latency  # noqa: E402
-from edgekd.deploy.runtime import session  # noqa: E402
-from edgekd.deploy.quantize import host_preset  # noqa: E402
 from edgekd.profiles import Profile, load  # noqa: E402
 
 

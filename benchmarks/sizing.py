@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import edgekd
 from common import ARCH, OUT, demo_teacher, write_result
+
+import edgekd
 
 
 def main() -> None:

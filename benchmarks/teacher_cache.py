@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import statistics
 
-import edgekd
 from common import ARCH, OUT, demo_teacher, write_result
+
+import edgekd
 
 
 def main() -> None:

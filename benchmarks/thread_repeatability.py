@@ -24,9 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import write_result  # noqa: E402
 
+from edgekd.deploy.runtime import session  # noqa: E402
 from edgekd.latency.calibrate import Bound, measure_interleaved  # noqa: E402
 from edgekd.latency.micro import conv, nothing  # noqa: E402
-from edgekd.deploy.runtime import session  # noqa: E402
 
 SHAPES = [(32, 32, 32, 3, 8), (32, 160, 28, 3, 4), (256, 160, 16, 1, 8), (64, 128, 56, 1, 4), (16, 16, 32, 3, 4)]
 

@@ -8,13 +8,15 @@ the expected and the actual value.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from .errors import UsageError
+from .latency.roofline import COMPUTE_CLASSES
 
 KNOWN_ISA = {"neon", "fp16", "dotprod", "i8mm", "sve", "sve2", "sme", "bf16",
              "sse4_2", "avx", "avx2", "fma", "avx512", "avx512_vnni", "avx_vnni", "amx"}
@@ -22,7 +24,6 @@ KNOWN_EPS = {"CPUExecutionProvider", "XnnpackExecutionProvider", "NnapiExecution
              "QNNExecutionProvider", "CoreMLExecutionProvider", "CUDAExecutionProvider",
              "TensorrtExecutionProvider", "OpenVINOExecutionProvider", "DmlExecutionProvider"}
 INT8_PRESETS = {"s8s8", "u8s8", "u8s8-reduce-range", "u8u8"}
-COMPUTE_CLASSES = ("conv", "dwconv", "gemm")  # FLOP-bound op classes; the rest are bandwidth-bound
 
 _POS = (0.0, None, False)   # (min, max, min inclusive)
 _NONNEG = (0.0, None, True)
@@ -68,6 +69,57 @@ class Profile:
     def name(self) -> str:
         return self.data["name"]
 
+    # typed accessors: what the rest of edgekd reads (validated by `parse`)
+    @property
+    def cores(self) -> int:
+        return int(self.get("cpu.cores"))
+
+    @property
+    def arch(self) -> str:
+        return self.get("cpu.arch")
+
+    @property
+    def isa(self) -> list[str]:
+        return list(self.get("cpu.isa"))
+
+    @property
+    def ram_mb(self) -> float:
+        return float(self.get("memory.ram_mb"))
+
+    @property
+    def int8_preset(self) -> str:
+        return self.get("runtime.int8_preset")
+
+    @property
+    def execution_providers(self) -> list[str]:
+        return list(self.get("runtime.execution_providers"))
+
+    @property
+    def latency_budget_ms(self) -> float:
+        return float(self.get("budgets.latency_ms"))
+
+    @property
+    def memory_budget_mb(self) -> float:
+        return float(self.get("budgets.memory_mb"))
+
+    @property
+    def calibration(self) -> dict:
+        """The `[calibration]` section of a profile measured by `edgekd profiles calibrate` ({} if none)."""
+        return self.data.get("calibration") or {}
+
+    @property
+    def calibrated(self) -> bool:
+        return "median_abs_error" in self.calibration
+
+    @property
+    def median_error(self) -> float:
+        """The calibration's median relative error (0 for a datasheet profile: unknown, not zero)."""
+        return float(self.calibration.get("median_abs_error", 0.0))
+
+    @property
+    def kernels(self) -> dict:
+        return self.data.get("kernels") or {}
+
     @property
     def is_alias(self) -> bool:
         return self.requested is not None and self.requested != self.name
@@ -84,11 +136,9 @@ class Profile:
 
     def summary(self) -> dict:
         return {"name": self.name, "title": self.data["title"], "aliases": self.data.get("aliases", []),
-                "cores": self.get("cpu.cores"), "isa": self.get("cpu.isa"),
-                "execution_providers": self.get("runtime.execution_providers"),
-                "int8_preset": self.get("runtime.int8_preset"),
-                "latency_budget_ms": self.get("budgets.latency_ms"),
-                "memory_budget_mb": self.get("budgets.memory_mb"), "path": str(self.path)}
+                "cores": self.cores, "isa": self.isa, "execution_providers": self.execution_providers,
+                "int8_preset": self.int8_preset, "latency_budget_ms": self.latency_budget_ms,
+                "memory_budget_mb": self.memory_budget_mb, "path": str(self.path)}
 
 
 def _builtin_dir():

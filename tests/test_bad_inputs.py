@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import invoke
 
 
@@ -46,7 +45,8 @@ def test_bad_teacher(project, runner, tmp_path, teacher, needle):
 ])
 def test_npz_without_x(project, runner, tmp_path, arrays, needle):
     np.savez(tmp_path / "bad.npz", **arrays)
-    code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "bad.npz")}))
+    args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "bad.npz")})
+    code, o, e = invoke(runner, "distill", *args)
     assert_usage_error(code, o, e, "bad.npz", needle)
     assert not (tmp_path / "run").exists()
 
@@ -63,7 +63,8 @@ def test_npz_without_y_needs_a_teacher_method(project, runner, tmp_path):
 def test_data_that_does_not_fit_the_teacher(project, runner, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "wide.npz", x=rng.normal(size=(50, 20)).astype(np.float32), y=rng.integers(0, 3, 50))
-    code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "wide.npz")}))
+    args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "wide.npz")})
+    code, o, e = invoke(runner, "distill", *args)
     assert_usage_error(code, o, e, "(N, 20)")
 
 
@@ -133,5 +134,6 @@ def test_data_with_nan_and_bad_labels(project, runner, tmp_path):
              "empty.npz": (x[:0], np.zeros(0, np.int64), "N > 0")}
     for name, (xx, yy, needle) in cases.items():
         np.savez(tmp_path / name, x=xx, y=yy)
-        code, o, e = invoke(runner, "distill", *distill_args(project, tmp_path / "r", **{"--data": str(tmp_path / name)}))
+        args = distill_args(project, tmp_path / "r", **{"--data": str(tmp_path / name)})
+        code, o, e = invoke(runner, "distill", *args)
         assert_usage_error(code, o, e, needle)

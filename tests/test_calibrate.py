@@ -3,10 +3,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import invoke
+
 from edgekd import profiles
 
 
+@pytest.mark.slow
 def test_calibrate_without_torch_keeps_base_facts(tmp_path):
     out = tmp_path / "pi.toml"
     code = (f"import sys; from edgekd.latency.calibrate import calibrate; "
@@ -31,6 +34,7 @@ def test_repeatability_is_the_share_of_graphs_whose_two_timings_agree():
     assert repeatability([]) == {}
 
 
+@pytest.mark.slow
 def test_cli_calibrate_warns_when_the_machine_did_not_repeat_itself(tmp_path, runner, monkeypatch):
     """A profile calibrated while the machine's speed moved is still written, but the user is told why its
     predictions cannot be trusted more closely than that, and what to do."""
@@ -50,6 +54,7 @@ def test_cli_calibrate_warns_when_the_machine_did_not_repeat_itself(tmp_path, ru
     assert "calibrate again" in err
 
 
+@pytest.mark.slow
 def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     out = tmp_path / "host.toml"
     code, stdout, err = invoke(runner, "profiles", "calibrate", "-o", out, "--quick", "--threads", "1", "--json")
@@ -62,6 +67,7 @@ def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     assert prof.source("memory.bandwidth_gbps").startswith("measured")
 
 
+@pytest.mark.slow
 def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_path):
     """The calibrated profile carries per-family kernel tables; predictions read them (they differ from the
     profile's roofline alone), and a damaged table is a one-line error naming it."""
@@ -109,10 +115,10 @@ def test_each_kernel_runs_alone_as_the_graph_runs_it(tmp_path):
     import onnx
 
     from edgekd.deploy.quantize import host_preset
+    from edgekd.deploy.runtime import session
     from edgekd.latency import micro
     from edgekd.latency.calibrate import _quantize
     from edgekd.latency.graph import analyze, isolate
-    from edgekd.deploy.runtime import session
 
     m = micro.inverted_residual(16, 8, 3)
     fp32, int8 = tmp_path / "ir.onnx", tmp_path / "ir.int8.onnx"
@@ -142,8 +148,8 @@ def test_isolated_kernels_of_an_exported_encoder_all_run(tmp_path):
     import torch
     import torch.nn as nn
 
-    from edgekd.latency.graph import isolate
     from edgekd.deploy.runtime import session
+    from edgekd.latency.graph import isolate
 
     layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
     encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).eval()
@@ -233,9 +239,9 @@ def test_bound_runs_compute_into_preallocated_buffers(tmp_path):
     import numpy as np
     import onnx
 
+    from edgekd.deploy.runtime import session
     from edgekd.latency import micro
     from edgekd.latency.calibrate import Bound, measure_interleaved
-    from edgekd.deploy.runtime import session
 
     m = micro.conv(8, 16, 8, 3, act="Clip")
     onnx.save(m.model, str(tmp_path / "c.onnx"))

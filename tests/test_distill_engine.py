@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
@@ -131,6 +130,7 @@ def test_cache_modes_give_the_same_student(runner, cnn, tmp_path):
     assert (tmp_path / "disk" / "cache" / "teacher_0.npy").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(cnn, tmp_path):
     from sklearn.datasets import load_digits
 
@@ -243,6 +243,7 @@ def test_transformer_student_on_sequences(runner, tmp_path):
     assert e["models"]["student"]["parity"]["passed"]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_single_process(cnn, tmp_path):
     common = ["distill", "--teacher", f"{cnn}/nets.py:teacher", "--data", f"{cnn}/digits.npz", "--student",
               "mlp:hidden=32", "--epochs", "3", "--batch-size", "64", "--json"]

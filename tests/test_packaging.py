@@ -20,6 +20,7 @@ def test_wheel_ships_profiles_and_console_script(tmp_path):
 
 
 def test_help_is_fast_and_imports_no_torch():
-    code = "import sys, edgekd.cli; edgekd.cli.cli.main(['--help'], standalone_mode=False); print('torch' in sys.modules)"
+    code = ("import sys, edgekd.cli; edgekd.cli.cli.main(['--help'], standalone_mode=False); "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")

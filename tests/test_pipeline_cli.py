@@ -5,7 +5,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-
 from conftest import invoke, invoke_json
 
 

@@ -4,9 +4,9 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
+from conftest import invoke
 from onnx import TensorProto, helper
 
-from conftest import invoke
 from edgekd.errors import UsageError
 from edgekd.latency.graph import analyze, parse_shapes
 from edgekd.latency.predictor import predict_latency

@@ -1,7 +1,6 @@
 """Property tests: no TOML text, and no mutation of a valid profile, crashes the loader with anything but
 the one-line UsageError."""
 import tomllib
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,8 +1,8 @@
 """Profiles load by name, alias or path; bad files fail with one line naming the file and the field."""
 
 import pytest
-
 from conftest import invoke, invoke_json
+
 from edgekd import profiles
 from edgekd.errors import UsageError
 

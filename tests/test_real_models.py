@@ -6,7 +6,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-
 import real_models
 from conftest import invoke, invoke_json
 from test_bad_inputs import assert_usage_error

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-
 from conftest import invoke, invoke_json
-from edgekd.api.size import init_from_teacher
 from test_bad_inputs import assert_usage_error
+
+from edgekd.api.size import init_from_teacher
 
 
 def size_args(project, *extra):
@@ -80,6 +80,7 @@ def test_init_keeps_every_kth_layer_and_the_largest_units():
     assert init_from_teacher(student, cnn) == "random"
 
 
+@pytest.mark.slow
 def test_bench_reports_predicted_vs_measured_on_a_host_profile(project, runner, tmp_path):
     run = tmp_path / "r"
     invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",

@@ -8,7 +8,6 @@ import threading
 import numpy as np
 import onnx
 import pytest
-
 from conftest import invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
@@ -64,6 +63,7 @@ def distill_text(runner, root, out, *extra):
                        "--lr", "0.02", "--out", out, *extra)
 
 
+@pytest.mark.slow
 def test_multi_input_dict_output_teacher_through_every_step(text_project, runner, tmp_path):
     run = tmp_path / "run"
     d = distill_text(runner, text_project, run)

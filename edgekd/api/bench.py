@@ -27,9 +27,9 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     this machine, the prediction's error against the measurement too. spin=False turns onnxruntime's
     idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
     from ..deploy import measure as B
+    from ..deploy.runtime import open_session, run_outputs
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO
-    from ..deploy.runtime import open_session, run_outputs
     from .options import build
 
     o = build(BenchOptions, options)
@@ -124,7 +124,7 @@ def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: i
     from ..latency.predictor import predict_latency
 
     prof = load_profile(profile)
-    host = (prof.data.get("calibration") or {}).get("host")
+    host = prof.calibration.get("host")
     here = host is not None and host == platform.node()
     for key, path in paths.items():
         inputs = {k: v for k, v in models[key].get("inputs", {}).items()}
@@ -159,7 +159,8 @@ def render_markdown(report: dict) -> str:
              f"Host: {report['host'].get('cpu', '?')} ({report['host'].get('cpu_count')} CPUs), onnxruntime "
              f"{report['host']['onnxruntime']}; batch {s['batch']}, {s['threads']} thread(s), {s['warmup']} warm-up, "
              f"up to {s['runs']} timed runs. Created {report['created']}.", "",
-             "| model | runtime | p50 ms | p90 ms | p99 ms | size KB | peak RSS MB | accuracy | retention | agreement |",
+             "| model | runtime | p50 ms | p90 ms | p99 ms | size KB | peak RSS MB | accuracy | retention "
+             "| agreement |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, f="{:.2%}": "–" if v is None else f.format(v)  # noqa: E731
     for name, m in report["models"].items():

@@ -13,7 +13,6 @@ from .options import DistillOptions
 from .rundir import RunDir, atomic_path, sha256
 from .target import Result, load_profile
 
-
 DEFAULT_STUDENT = "mlp:hidden=160"
 
 
@@ -109,12 +108,11 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     from ..kd.methods import parse
     from ..kd.trainer import Distiller, TrainConfig, accuracy, seed_everything
     from ..models import students
-    from ..models.inference import (adapt, check_student_fits, fit_teacher, predict, single_input, student_output,
-                                    unwrap)
-    from .size import search
+    from ..models.inference import adapt, check_student_fits, fit_teacher, predict, single_input, student_output, unwrap
     from ..models.io import ModelIO
     from ..models.teachers import load_teacher
     from .options import build
+    from .size import search
 
     o = build(DistillOptions, options)
     parse(o.method)

@@ -10,7 +10,6 @@ from .options import ExportOptions
 from .rundir import atomic_path, sha256
 from .target import Result, as_inputs, bind_data, load_student, read_eval, resolve, run_teacher
 
-
 PARITY_SAMPLES = 256
 
 
@@ -52,8 +51,8 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
 
 
 def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:
-    from ..models.io import ModelIO
     from ..deploy.runtime import open_session, run_outputs
+    from ..models.io import ModelIO
 
     io = ModelIO.from_onnx(path)
     feeds = bind_data(io, None, shapes)

@@ -13,8 +13,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import EdgekdError, StepMissingError, UsageError
 
@@ -108,7 +109,7 @@ class RunDir:
         return self.path / name
 
     @classmethod
-    def create(cls, path: str | os.PathLike) -> "RunDir":
+    def create(cls, path: str | os.PathLike) -> RunDir:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UsageError(f"--out {run.path} is a file", "pass a directory for the run")
@@ -121,7 +122,7 @@ class RunDir:
         return run
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RunDir":
+    def open(cls, path: str | os.PathLike) -> RunDir:
         """Open an existing run; a missing directory or manifest is a usage error."""
         run = cls(path)
         if not run.path.is_dir():

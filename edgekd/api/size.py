@@ -19,14 +19,8 @@ import numpy as np
 from .. import data as data_mod
 from ..errors import UsageError
 
-# The grids: width x depth (or layers x hidden for transformers)
-GRIDS: dict[str, list[dict]] = {
-    "mlp": [{"hidden": h, "depth": d} for d in (1, 2, 3) for h in (16, 32, 64, 128, 256, 512, 1024)],
-    "mobilenet": [{"width": w, "depth": d} for d in (0.5, 1.0) for w in (0.25, 0.35, 0.5, 0.75, 1.0, 1.4, 2.0)],
-    "resnet": [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)],
-    "transformer": [{"layers": n, "hidden": h, "heads": 4} for n in (1, 2, 4) for h in (32, 64, 128, 256)],
-}
-ORT_SESSION_MB = 30.0  # onnxruntime's own footprint in a session (edgekd.deploy.memprobe: session_mb on x86-64 and arm64)
+# onnxruntime's own footprint in a session (edgekd.deploy.memprobe: session_mb on x86-64 and arm64)
+ORT_SESSION_MB = 30.0
 
 
 @dataclass
@@ -40,13 +34,9 @@ class Candidate:
     why_not: str = ""
 
 
-def default_family(input_shape: tuple[int, ...]) -> str:
-    return {3: "mobilenet", 2: "transformer"}.get(len(input_shape), "mlp")
-
-
 def family_of(student: str | None, input_shape) -> str:
     """The family to size: --student FAMILY (no knobs), or the default for the input shape."""
-    from ..models.students import FAMILIES, is_entrypoint
+    from ..models.students import FAMILIES, default_family, is_entrypoint
 
     if student is None:
         return default_family(tuple(input_shape))
@@ -79,16 +69,16 @@ def candidates(family: str, input_shape, num_classes: int, profile, threads: int
     """Build, export, (quantize) and price every candidate of the family on the profile."""
     import torch
 
+    from ..deploy.export import to_onnx
     from ..deploy.quantize import Attempt, quantize_file
     from ..latency.predictor import predict_latency
     from ..models import students
-    from ..deploy.export import to_onnx
 
-    preset = profile.get("runtime.int8_preset")
+    preset = profile.int8_preset
     if preset not in ("s8s8", "u8s8", "u8s8-reduce-range", "u8u8"):
         preset = "s8s8"
     out: list[Candidate] = []
-    grid = GRIDS[family]
+    grid = students.FAMILIES[family].grid
     with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, knobs in enumerate(grid):
@@ -142,20 +132,20 @@ def choose(input_shape, num_classes: int, profile, *, family: str, budget_ms: fl
     profile's median prediction error (0 for a datasheet profile, whose error is unknown)."""
     if quantize not in ("int8", "none"):
         raise UsageError(f"--quantize must be int8 or none, got {quantize!r}", "e.g. --quantize int8")
-    budget_ms = profile.get("budgets.latency_ms") if budget_ms is None else budget_ms
-    memory_mb = profile.get("budgets.memory_mb") if memory_mb is None else memory_mb
+    budget_ms = profile.latency_budget_ms if budget_ms is None else budget_ms
+    memory_mb = profile.memory_budget_mb if memory_mb is None else memory_mb
     if budget_ms <= 0 or memory_mb <= 0:
         raise UsageError(f"budgets must be > 0 (got --budget-ms {budget_ms}, --memory-mb {memory_mb})",
                          "e.g. --budget-ms 5 --memory-mb 256")
     if margin is None:
-        margin = float((profile.data.get("calibration") or {}).get("median_abs_error", 0.0))
+        margin = profile.median_error
     if margin < 0:
         raise UsageError(f"--margin must be >= 0, got {margin}", "e.g. --margin 0.1 keeps 10% headroom")
     notes = []
-    ram = profile.get("memory.ram_mb")
+    ram = profile.ram_mb
     if memory_mb > ram:
         notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({ram:g} MB)")
-    threads = threads or int(profile.get("cpu.cores"))
+    threads = threads or profile.cores
     if calib_x is None:
         calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
     cands = candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress=progress)

@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
+from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 from ..errors import EdgekdError
 from .render import console, render_bench, render_distill, render_export, render_quantize, table
-from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 
 JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
 
@@ -219,8 +219,8 @@ def size(teacher, data, profile, as_json, **kw) -> None:
     Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
     planned, and its latency and peak memory predicted on the profile; the one with the most FLOPs that
     fits every budget is chosen."""
-    from ..progress import step_progress
     from ..api.size import size as run
+    from ..progress import step_progress
 
     if profile is None:
         raise click.UsageError("Missing option '--profile': sizing needs a device profile")
@@ -280,9 +280,9 @@ def profiles_show(name, as_json) -> None:
             c.print(f"{name!r} is an alias of {p.name!r}")
         c.print(table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
                        [[f, p.get(f), p.source(f)] for f in FIELDS]))
-        kernels = p.data.get("kernels", {})
+        kernels = p.kernels
         tables = {k: len(v["dims"]) for k, v in kernels.items() if isinstance(v, dict) and "dims" in v}
-        cal = p.data.get("calibration") or {}
+        cal = p.calibration
         if tables:
             c.print(f"kernel tables ({sum(tables.values())} measured kernels): "
                     + ", ".join(f"{k} {n}" for k, n in sorted(tables.items())))

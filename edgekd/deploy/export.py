@@ -88,10 +88,10 @@ def _reason(e: Exception) -> str:
 
 def parity(model, onnx_path: str | os.PathLike, x) -> dict:
     """Compare ONNX Runtime with PyTorch on `x`: max abs/rel diff and agreement (top-1 for logits)."""
-    from .measure import fidelity
+    from ..data import arrays
     from ..models.inference import predict
     from ..models.io import ModelIO, bind
-    from ..data import arrays
+    from .measure import fidelity
     from .runtime import open_session, run_outputs
 
     ref = predict(model, x)

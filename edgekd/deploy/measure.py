@@ -84,7 +84,8 @@ def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarra
         feed_path = Path(td) / "feed.npz"
         np.savez(feed_path, **feed)
         try:
-            res = subprocess.run([sys.executable, "-m", "edgekd.deploy.memprobe", str(path), str(threads), str(feed_path)],
+            cmd = [sys.executable, "-m", "edgekd.deploy.memprobe", str(path), str(threads), str(feed_path)]
+            res = subprocess.run(cmd,
                                  capture_output=True, text=True, timeout=120, check=True)
             return json.loads(res.stdout.strip().splitlines()[-1])
         except (subprocess.SubprocessError, ValueError, IndexError) as e:

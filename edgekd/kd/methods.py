@@ -7,16 +7,45 @@ teacher supplies their targets.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
 
 
+@dataclass
+class Step:
+    """What one training step gives a method's loss: the student's logits and (projected) features, the
+    teacher's logits and features, labels (-1 where the teacher labels), and the run's settings."""
+
+    s_logits: Any
+    t_logits: Any
+    s_feats: list
+    t_feats: list
+    labels: Any
+    temperature: float
+    alpha: float
+    epoch: int
+    epochs: int
+
+    def ce(self):
+        """Cross-entropy on the labelled samples (0 when the batch has none)."""
+        import torch.nn.functional as F
+
+        labeled = self.labels >= 0
+        if not labeled.any():
+            return self.s_logits.sum() * 0
+        return F.cross_entropy(self.s_logits[labeled].float(), self.labels[labeled])
+
+
 @dataclass(frozen=True)
 class Method:
+    """A distillation method: its name, family, its own options (`--method NAME:key=value`) and its loss."""
+
     name: str
     family: str
+    loss: Callable[[Step, dict], Any]
     needs_features: bool = False
     projects: bool = False       # a learned projection maps student features to the teacher's width
     summary: str = ""
@@ -29,16 +58,58 @@ class Term(NamedTuple):
     options: dict
 
 
-METHODS = {m.name: m for m in [
-    Method("ce", "baseline", summary="cross-entropy on labels only (no teacher)"),
-    Method("kd", "response", summary="alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE (Hinton et al. 2015)"),
-    Method("dkd", "response", summary="CE + decoupled KD: alpha * TCKD + beta * NCKD (Zhao et al. 2022)",
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add a method (users may add their own before calling edgekd.distill)."""
+    METHODS[method.name] = method
+    return method
+
+
+def _kd(b: Step, _opts: dict):
+    from . import losses as L
+
+    soft = L.soft_kl(b.s_logits, b.t_logits, b.temperature)
+    return b.alpha * soft + (1 - b.alpha) * b.ce() if b.alpha < 1 else soft
+
+
+def _dkd(b: Step, opts: dict):
+    import torch
+
+    from . import losses as L
+
+    target = torch.where(b.labels >= 0, b.labels, b.t_logits.argmax(-1))
+    warm = min(1.0, b.epoch / max(1, b.epochs // 10))  # warmed up over the first 10% of epochs
+    return b.ce() + warm * L.dkd_loss(b.s_logits, b.t_logits, target, b.temperature, opts["alpha"], opts["beta"])
+
+
+def _per_pair(name: str):
+    """A feature loss averaged over the --feature-map pairs."""
+    def loss(b: Step, _opts: dict):
+        import torch
+
+        from . import losses as L
+
+        fn = getattr(L, f"{name}_loss")
+        return torch.stack([fn(fs, ft) for fs, ft in zip(b.s_feats, b.t_feats)]).mean()
+    return loss
+
+
+for _m in [
+    Method("ce", "baseline", lambda b, _o: b.ce(), summary="cross-entropy on labels only (no teacher)"),
+    Method("kd", "response", _kd, summary="alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE (Hinton et al. 2015)"),
+    Method("dkd", "response", _dkd, summary="CE + decoupled KD: alpha * TCKD + beta * NCKD (Zhao et al. 2022)",
            options={"alpha": 1.0, "beta": 8.0}),
-    Method("hint", "feature", True, True, "FitNets: MSE between projected student and teacher features"),
-    Method("at", "feature", True, False, "attention transfer between CNN feature maps"),
-    Method("cosine", "feature", True, True, "1 - cos between (projected) hidden states (DistilBERT)"),
-    Method("rkd", "relation", True, False, "RKD distance + angle relations of a layer's embeddings"),
-]}
+    Method("hint", "feature", _per_pair("hint"), True, True, "FitNets: MSE between projected student and teacher "
+                                                               "features"),
+    Method("at", "feature", _per_pair("at"), True, False, "attention transfer between CNN feature maps"),
+    Method("cosine", "feature", _per_pair("cosine"), True, True, "1 - cos between (projected) hidden states "
+                                                                   "(DistilBERT)"),
+    Method("rkd", "relation", _per_pair("rkd"), True, False, "RKD distance + angle relations of a layer's "
+                                                              "embeddings"),
+]:
+    register(_m)
 
 
 def parse(spec: str) -> list[Term]:

@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from ..data import n_samples, take
 from ..errors import EdgekdError, UsageError
 from ..models.inference import as_args, predict, unwrap
-from . import losses as L
 from .features import FeatureTap, last_linear, projection
-from .methods import METHODS, needs_features, parse
+from .methods import METHODS, Step, needs_features, parse
 
 CACHE_MEMORY_LIMIT = 512 * 1024 * 1024  # bytes of teacher outputs kept in memory before memory-mapping
 
@@ -225,29 +224,15 @@ class Distiller:
     # ---------------------------------------------------------------- one step
 
     def _terms(self, epoch: int, s_logits, t_out, s_feats, yb) -> dict[str, torch.Tensor]:
-        cfg, out = self.cfg, {}
-        labeled = yb >= 0
-        t_logits = t_out[0] if t_out else None
-
-        def ce() -> torch.Tensor:
-            return F.cross_entropy(s_logits[labeled].float(), yb[labeled]) if labeled.any() else s_logits.sum() * 0
-
+        """Each method's weighted loss term (the methods own their losses: kd.methods)."""
+        cfg = self.cfg
+        projected = [p(fs) for p, fs in zip(self.proj, s_feats)]
+        out = {}
         for name, w, opts in self.terms:
-            if name == "ce":
-                v = ce()
-            elif name == "kd":
-                soft = L.soft_kl(s_logits, t_logits, cfg.temperature)
-                v = cfg.alpha * soft + (1 - cfg.alpha) * ce() if cfg.alpha < 1 else soft
-            elif name == "dkd":
-                target = torch.where(labeled, yb, t_logits.argmax(-1))
-                warm = min(1.0, epoch / max(1, cfg.epochs // 10))
-                v = ce() + warm * L.dkd_loss(s_logits, t_logits, target, cfg.temperature, opts["alpha"], opts["beta"])
-            else:
-                fn = {"hint": L.hint_loss, "at": L.at_loss, "cosine": L.cosine_loss, "rkd": L.rkd_loss}[name]
-                parts = [fn(p(fs) if METHODS[name].projects else fs, ft)
-                         for p, fs, ft in zip(self.proj, s_feats, t_out[1:])]
-                v = torch.stack(parts).mean()
-            out[name] = w * v
+            method = METHODS[name]
+            step = Step(s_logits, t_out[0] if t_out else None, projected if method.projects else s_feats,
+                        t_out[1:] if t_out else [], yb, cfg.temperature, cfg.alpha, epoch, cfg.epochs)
+            out[name] = w * method.loss(step, opts)
         return out
 
     # ---------------------------------------------------------------- checkpoints

@@ -24,11 +24,11 @@ import numpy as np
 
 from .. import profiles
 from ..errors import UsageError
-from ..profiles import COMPUTE_CLASSES
-from .graph import GraphCost
 from . import kernels as kern
+from .graph import GraphCost
 from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
-from .predictor import MEMORY_TERMS, Params, graph_kind, is_int8, total_seconds
+from .predictor import graph_kind, total_seconds
+from .roofline import COMPUTE_CLASSES, MEMORY_TERMS, Params, is_int8
 
 TINY_CHAINS = (1, 17, 33, 65)  # chain lengths whose times' slope (least squares) is the per-node overhead
 SUITE_SCALE = 1  # 184 graphs, ~1,140 distinct kernels, fp32 + int8, 1 and N threads: ~90 s on 2 cores
@@ -479,14 +479,14 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     from .tomlw import dumps
 
     base_prof = profiles.load(base) if base else None
-    cores = int(base_prof.get("cpu.cores")) if base_prof else (os.cpu_count() or 1)
+    cores = base_prof.cores if base_prof else (os.cpu_count() or 1)
     threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))
     if threads_list[0] < 1:
         raise UsageError(f"--threads must be >= 1, got {threads_list[0]}", "e.g. --threads 1 --threads 4")
     if 1 not in threads_list:
         threads_list = [1, *threads_list]
     from ..deploy.quantize import host_preset
-    preset = base_prof.get("runtime.int8_preset") if base_prof else host_preset()
+    preset = base_prof.int8_preset if base_prof else host_preset()
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
     kernel_points, graph_points, alongside_s, overheads = run_suite(threads_list, preset, quick, progress, alongside)

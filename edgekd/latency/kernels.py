@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .graph import NodeCost
-from .predictor import Params, is_int8, single_thread_s
+from .roofline import Params, is_int8, single_thread_s
 
 FORMAT = 3  # the [kernels] layout; 2: conv dims end with the kernel variant (graph._variant); 3: stream curve,
 #             composition per kind of graph
@@ -71,7 +71,7 @@ class Table:
         self.fastest_ns = float(np.min(np.exp(self.y) * np.exp2(self.x[:, -1])))  # last dim: the prior in ns
 
     @classmethod
-    def from_rows(cls, dims, ratios, speedups) -> "Table":
+    def from_rows(cls, dims, ratios, speedups) -> Table:
         """A table from raw rows (as calibration fits them and the profile stores them)."""
         return cls(np.array([_features(d) for d in dims], float), np.log(np.asarray(ratios, float)),
                    np.asarray(speedups, float))

@@ -3,9 +3,8 @@ shapes sampled like edge models' layers — dense/1x1/depthwise convs, GEMMs, ba
 softmax, norms, pools, transposes — in fp32, plus int8 versions made by onnxruntime's own quantizer."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -206,7 +205,8 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         if hw >= k and 6e7 < 2 * b * cout * hw ** 2 * cin * k * k <= 4e8:
             out.append(conv(cin, cout, hw, k, 1, act=_pick(forms, DENSE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("conv1x1")]) < 24 * count:  # pointwise: mobile nets' workhorse
-        cin, cout, hw, b = _pick(rng, chans[2:]), _pick(rng, chans[2:]), _pick(rng, hws[1:]), _pick(rng, [1, 1, 2, 4, 8])
+        cin, cout = _pick(rng, chans[2:]), _pick(rng, chans[2:])
+        hw, b = _pick(rng, hws[1:]), _pick(rng, [1, 1, 2, 4, 8])
         if 2 * b * cout * hw ** 2 * cin <= 2e8:
             out.append(conv(cin, cout, hw, 1, 1, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 14 * count:
@@ -215,7 +215,8 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         if hw >= k and budget(2 * b * c * (hw // s) ** 2 * k * k, 1e7):
             out.append(conv(c, c, hw, k, s, group=c, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("dwconv")]) < 20 * count:  # large
-        c, hw, s_, b = _pick(rng, [32, 64, 128, 256, 384]), _pick(rng, hws[5:]), _pick(rng, [1, 1, 2]), _pick(rng, [4, 8])
+        c, hw = _pick(rng, [32, 64, 128, 256, 384]), _pick(rng, hws[5:])
+        s_, b = _pick(rng, [1, 1, 2]), _pick(rng, [4, 8])
         if 1e7 < 2 * b * c * (hw // s_) ** 2 * 9 <= 8e7:
             out.append(conv(c, c, hw, 3, s_, group=c, act=_pick(forms, MOBILE_ACTS), batch=b))
     while len([m for m in out if m.name.startswith("gemm")]) < 24 * count:
@@ -234,7 +235,7 @@ def sampled(count: int = 1, seed: int = 0) -> list[Micro]:
         n = _pick(rng, [k, m_])
         if budget(2 * b * m_ * k * n, 2e7):
             out.append(matmul(b, m_, k, n))
-    for i in range(4 * count):  # memory-bound ops over sizes from a few values to a few MB
+    for _ in range(4 * count):  # memory-bound ops over sizes from a few values to a few MB
         elems = int(2 ** rng.uniform(2, 20))
         c = _pick(rng, [8, 16, 32, 64])
         hw = max(2, int(math.sqrt(max(elems // c, 4))))

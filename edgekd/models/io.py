@@ -11,8 +11,8 @@ Needs only numpy (and onnx for `from_onnx`), so the runtime side runs on a devic
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class ModelIO:
     # ------------------------------------------------------------ reading
 
     @classmethod
-    def from_onnx(cls, model_or_path) -> "ModelIO":
+    def from_onnx(cls, model_or_path) -> ModelIO:
         """Read the graph's inputs (initializers excluded) and outputs."""
         import onnx
 
@@ -80,7 +80,7 @@ class ModelIO:
 
     @classmethod
     def from_arrays(cls, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
-                    batched: set[str] | None = None) -> "ModelIO":
+                    batched: set[str] | None = None) -> ModelIO:
         """From an example batch and the model's outputs on it (PyTorch models): the sample axis of every
         batched input and of every output is symbolic ("batch"); the other dims are as seen."""
         batched = set(inputs) if batched is None else batched
@@ -95,7 +95,7 @@ class ModelIO:
         return cls(ins, _with_kinds(outs), None)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelIO":
+    def from_dict(cls, d: dict) -> ModelIO:
         def spec(x):
             return TensorSpec(x["name"], x["dtype"], tuple(x["shape"]), x.get("kind", ""))
         return cls(tuple(spec(x) for x in d["inputs"]), tuple(spec(x) for x in d["outputs"]), d.get("batch"))
@@ -147,7 +147,7 @@ class ModelIO:
             return False
         return isinstance(t.shape[0], str) or (self.batch is not None and t.rank >= 2 and t.shape[0] == self.batch)
 
-    def observed(self, outputs: dict[str, np.ndarray]) -> "ModelIO":
+    def observed(self, outputs: dict[str, np.ndarray]) -> ModelIO:
         """Output kinds re-read from outputs seen on a real run: a symbolic dim (a concatenation's, say) hides
         what an output holds until its size is known."""
         def seen(t: TensorSpec) -> TensorSpec:
@@ -229,7 +229,7 @@ class Feeds:
     def __len__(self) -> int:
         return len(next(iter(self.samples.values()))) if self.samples else 1
 
-    def take(self, idx) -> "Feeds":
+    def take(self, idx) -> Feeds:
         """Samples `idx` (a slice or an index array); constants unchanged."""
         return Feeds({k: v[idx] for k, v in self.samples.items()}, self.constants, self.generated)
 

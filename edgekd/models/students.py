@@ -6,7 +6,9 @@ from that record, so `student.pt` holds only a state dict and JSON (loadable wit
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import UsageError
 
@@ -130,12 +132,43 @@ def _transformer(input_shape, num_classes, hidden: int = 64, layers: int = 2, he
     return Encoder()
 
 
-FAMILIES: dict[str, Callable[..., Any]] = {"mlp": _mlp, "mobilenet": _mobilenet, "resnet": _resnet,
-                                           "transformer": _transformer}
-KNOBS = {"mlp": {"hidden": int, "depth": int, "dropout": float},
-         "mobilenet": {"width": float, "depth": float, "expand": int},
-         "resnet": {"width": float, "depth": int},
-         "transformer": {"hidden": int, "layers": int, "heads": int, "ff": int}}
+@dataclass(frozen=True)
+class Family:
+    """A student family: how to build one, its knobs (name -> type), the width x depth grid that sizing
+    searches, and the input rank it takes by default (3: images, 2: sequences, else flat features)."""
+
+    name: str
+    build: Callable[..., Any]
+    knobs: dict[str, type]
+    grid: list[dict]
+    default_for_rank: int | None = None
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a student family (users may add their own; `--student NAME:knob=...` then builds it)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+for _f in [
+    Family("mlp", _mlp, {"hidden": int, "depth": int, "dropout": float},
+           [{"hidden": h, "depth": d} for d in (1, 2, 3) for h in (16, 32, 64, 128, 256, 512, 1024)]),
+    Family("mobilenet", _mobilenet, {"width": float, "depth": float, "expand": int},
+           [{"width": w, "depth": d} for d in (0.5, 1.0) for w in (0.25, 0.35, 0.5, 0.75, 1.0, 1.4, 2.0)], 3),
+    Family("resnet", _resnet, {"width": float, "depth": int},
+           [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)]),
+    Family("transformer", _transformer, {"hidden": int, "layers": int, "heads": int, "ff": int},
+           [{"layers": n, "hidden": h, "heads": 4} for n in (1, 2, 4) for h in (32, 64, 128, 256)], 2),
+]:
+    register(_f)
+
+
+def default_family(input_shape: tuple[int, ...]) -> str:
+    """The family for an input shape: the one registered for its rank, else mlp."""
+    return next((f.name for f in FAMILIES.values() if f.default_for_rank == len(input_shape)), "mlp")
 
 
 def is_entrypoint(spec: str) -> bool:
@@ -154,13 +187,14 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
         key = key.strip()
-        if not eq or key not in KNOBS[family]:
-            raise UsageError(f"student option {part!r} is not a {family} knob (knobs: {', '.join(KNOBS[family])})",
-                             f"write {family}:{next(iter(KNOBS[family]))}=VALUE")
+        knobs = FAMILIES[family].knobs
+        if not eq or key not in knobs:
+            raise UsageError(f"student option {part!r} is not a {family} knob (knobs: {', '.join(knobs)})",
+                             f"write {family}:{next(iter(knobs))}=VALUE")
         try:
-            kwargs[key] = KNOBS[family][key](value)
+            kwargs[key] = knobs[key](value)
         except ValueError:
-            raise UsageError(f"student option {key}={value!r} is not a {KNOBS[family][key].__name__}",
+            raise UsageError(f"student option {key}={value!r} is not a {knobs[key].__name__}",
                              f"e.g. {family}:{key}=2") from None
         if kwargs[key] < 0 or (kwargs[key] == 0 and key != "dropout"):
             raise UsageError(f"student option {key}={value} must be positive", "use a value > 0")
@@ -187,7 +221,7 @@ def build(rec: dict):
             raise UsageError(f"student {rec['kwargs']['spec']} returned {type(model).__name__}, not an nn.Module",
                              "make the factory return an untrained nn.Module")
         return model
-    return FAMILIES[rec["family"]](tuple(rec["input_shape"]), rec["num_classes"], **rec["kwargs"])
+    return FAMILIES[rec["family"]].build(tuple(rec["input_shape"]), rec["num_classes"], **rec["kwargs"])
 
 
 def count_flops(model, input_shape) -> int:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UsageError
 
@@ -58,26 +60,50 @@ def _as_module(obj: Any, spec: str):
     return obj
 
 
+@dataclass(frozen=True)
+class Loader:
+    """A way to load a teacher: `matches(spec, arch)` says whether it applies, `load(spec, arch)` returns
+    (model in eval mode, a JSON-able record of how it was loaded). The first loader that matches wins."""
+
+    name: str
+    matches: Callable[[str, str | None], bool]
+    load: Callable[[str, str | None], tuple[Any, dict]]
+
+
+LOADERS: list[Loader] = []
+
+
+def register(loader: Loader, first: bool = False) -> Loader:
+    """Add a teacher loader (users may add their own; `first` puts it before the built-in ones)."""
+    LOADERS.insert(0, loader) if first else LOADERS.append(loader)
+    return loader
+
+
 def load_teacher(spec: str, arch: str | None = None) -> tuple[Any, dict]:
-    """Return (teacher in eval mode, a JSON-able record of how it was loaded)."""
+    """Return (teacher in eval mode, a JSON-able record of how it was loaded), by the first matching loader."""
+    for loader in LOADERS:
+        if loader.matches(spec, arch):
+            return loader.load(spec, arch)
+    raise UsageError(f"teacher {spec!r} does not exist",
+                     "pass file.py:factory, package.module:factory, or a TorchScript .pt file")
+
+
+def _torchscript_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
     import torch
 
     path = Path(spec)
-    if arch is not None:
-        return _state_dict_teacher(path, arch)
-    if path.suffix.lower() in TORCHSCRIPT_SUFFIXES:
-        if not path.is_file():
-            raise UsageError(f"teacher file {path} does not exist", "check the path passed to --teacher")
-        try:
-            model = torch.jit.load(str(path), map_location="cpu")
-        except Exception as e:
-            raise UsageError(f"{path} is not a TorchScript file ({type(e).__name__})",
-                             "for a state dict pass --arch file.py:Net too; "
-                             "otherwise save with torch.jit.script(model).save(path)") from None
-        return model.eval(), {"kind": "torchscript", "spec": spec}
-    if ":" not in spec and not path.exists():
-        raise UsageError(f"teacher {spec!r} does not exist",
-                         "pass file.py:factory, package.module:factory, or a TorchScript .pt file")
+    if not path.is_file():
+        raise UsageError(f"teacher file {path} does not exist", "check the path passed to --teacher")
+    try:
+        model = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise UsageError(f"{path} is not a TorchScript file ({type(e).__name__})",
+                         "for a state dict pass --arch file.py:Net too; "
+                         "otherwise save with torch.jit.script(model).save(path)") from None
+    return model.eval(), {"kind": "torchscript", "spec": spec}
+
+
+def _entrypoint_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
     fn = resolve_entrypoint(spec)
     try:
         model = fn()
@@ -87,9 +113,10 @@ def load_teacher(spec: str, arch: str | None = None) -> tuple[Any, dict]:
     return _as_module(model, spec).eval(), {"kind": "entrypoint", "spec": spec}
 
 
-def _state_dict_teacher(path: Path, arch: str) -> tuple[Any, dict]:
+def _state_dict_teacher(spec: str, arch: str) -> tuple[Any, dict]:
     import torch
 
+    path = Path(spec)
     if not path.is_file():
         raise UsageError(f"teacher weights {path} do not exist", "check the path passed to --teacher")
     fn = resolve_entrypoint(arch, what="architecture")
@@ -113,3 +140,9 @@ def _state_dict_teacher(path: Path, arch: str) -> tuple[Any, dict]:
         raise UsageError(f"weights in {path} do not fit {arch}: {first}",
                          "pass the --arch the weights were trained with") from None
     return model.eval(), {"kind": "state_dict", "spec": str(path), "arch": arch}
+
+
+register(Loader("state_dict", lambda spec, arch: arch is not None, _state_dict_teacher))
+register(Loader("torchscript", lambda spec, arch: Path(spec).suffix.lower() in TORCHSCRIPT_SUFFIXES,
+                _torchscript_teacher))
+register(Loader("entrypoint", lambda spec, arch: ":" in spec or Path(spec).exists(), _entrypoint_teacher))
