@@ -1,0 +1,122 @@
+"""Every command in the README's command table, and its Python API block, run the way a user would run
+them, on tiny data: a README command that crashes fails CI."""
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import invoke, invoke_json
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# commands run elsewhere (too slow to run twice): the test that runs each
+ELSEWHERE = {"profiles calibrate": "test_calibrate.py::test_cli_calibrate_writes_host_profile_usable_by_predict"}
+
+
+def table_commands() -> list[str]:
+    """`distill`, `profiles show`, ... : the commands the README's command table documents."""
+    text = README.read_text()
+    table = text[text.index("| command | what it does |"):].split("\n\n")[0]
+    found = []
+    for cell in re.findall(r"^\| (.+?) \| ", table, flags=re.M)[1:]:
+        for cmd in re.findall(r"`edgekd ((?:profiles )?[a-z]+)", cell):
+            found.append(cmd)
+    return list(dict.fromkeys(found))
+
+
+def run_dir(project, runner, tmp_path) -> Path:
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "2", "--out", run)
+    return run
+
+
+RUNS = {
+    "distill": lambda p, r, t: invoke_json(r, "distill", "--teacher", f"{p}/teacher.py:build", "--data",
+                                           f"{p}/data.npz", "--student", "mlp:hidden=8", "--epochs", "1",
+                                           "--method", "kd+hint:0.5", "--out", t / "d"),
+    "size": lambda p, r, t: invoke_json(r, "size", "--teacher", f"{p}/teacher.py:build", "--data", f"{p}/data.npz",
+                                        "--profile", "raspberry-pi-4", "--student", "mlp", "--budget-ms", "5"),
+    "profiles list": lambda p, r, t: invoke_json(r, "profiles", "list"),
+    "profiles show": lambda p, r, t: invoke_json(r, "profiles", "show", "raspberry-pi"),
+}
+
+
+@pytest.mark.parametrize("command", [c for c in table_commands() if c not in ELSEWHERE])
+def test_every_readme_command_runs(project, runner, tmp_path, command):
+    if command in RUNS:
+        assert RUNS[command](project, runner, tmp_path)
+        return
+    if command == "pipeline":  # test_readme_pipeline_on_digits runs the README's own example
+        r = invoke_json(runner, "pipeline", "--teacher", f"{project}/teacher.py:build", "--data",
+                        f"{project}/data.npz", "--student", "mlp:hidden=8", "--epochs", "1", "--runs", "5",
+                        "--max-drop", "0.5", "--out", tmp_path / "p")
+        assert set(r) == {"distill", "export", "quantize", "bench"}
+        return
+    run = run_dir(project, runner, tmp_path)
+    invoke_json(runner, "export", run)
+    if command == "export":
+        assert (run / "student.onnx").is_file()
+    elif command == "quantize":
+        assert invoke_json(runner, "quantize", run, "--max-drop", "0.5")["size_bytes"] > 0
+    elif command == "bench":
+        invoke_json(runner, "quantize", run, "--max-drop", "0.5")
+        assert len(invoke_json(runner, "bench", run, "--runs", "5")["models"]) == 4
+    elif command == "predict":
+        assert invoke_json(runner, "predict", run / "student.onnx", "--profile", "raspberry-pi-4",
+                           "--threads", "4")["latency_ms"] > 0
+    else:
+        pytest.fail(f"the README documents `edgekd {command}` but no test runs it: add it here")
+
+
+def test_the_table_is_what_the_cli_has(runner):
+    """Every documented command exists, and every command the CLI has is documented."""
+    from edgekd.cli import cli
+
+    documented = set(table_commands())
+    have = {n for n in cli.commands if n not in ("profiles", "demo")} | {f"profiles {n}" for n in
+                                                                          cli.commands["profiles"].commands}
+    assert documented == have, (documented ^ have)
+
+
+@pytest.mark.slow
+def test_readme_pipeline_on_digits(runner, tmp_path):
+    """`edgekd pipeline --teacher ... --data digits --profile raspberry-pi-4`, end to end, with a digits
+    teacher saved as a state dict (what the demo trains)."""
+    from edgekd.api.pipeline import DEMO_ARCH, demo_teacher
+
+    weights, _ = demo_teacher(tmp_path, show_progress=False)
+    r = invoke_json(runner, "pipeline", "--teacher", weights, "--arch", DEMO_ARCH, "--data", "digits",
+                    "--profile", "raspberry-pi-4", "--epochs", "2", "--runs", "5", "--no-memory",
+                    "--out", tmp_path / "run")
+    assert r["distill"]["sizing"]["profile"] == "raspberry-pi-4"
+    assert r["bench"]["models"]["student_int8"]["accuracy"] > 0.5
+
+
+def test_readme_python_api(project, tmp_path):
+    """The README's Python API block, verbatim, in a folder with the teacher.py and data.npz it names."""
+    text = README.read_text()
+    block = text[text.index("## Python API"):].split("```python\n", 1)[1].split("```", 1)[0]
+    for name in ("teacher.py", "teacher_weights.pt", "data.npz"):
+        shutil.copy(project / name, tmp_path / name)
+    block = block.replace("epochs=30", "epochs=2")  # the one change: a quick run
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "runs" / "x" / "bench.json").is_file()
+
+
+def test_help_of_every_command_lists_its_declared_options(runner):
+    """Options are declared once: each step's dataclass fields are its CLI options."""
+    from edgekd.api.options import BenchOptions, DistillOptions, QuantizeOptions, fields
+
+    for cmd, cls in (("distill", DistillOptions), ("quantize", QuantizeOptions), ("bench", BenchOptions)):
+        code, out, _ = invoke(runner, cmd, "--help")
+        assert code == 0
+        for f in fields(cls):
+            flag = f.metadata.get("flag")
+            name = ("--" + flag.split("/")[0]) if flag else "--" + f.name.replace("_", "-")
+            assert name in out, (cmd, name)
