@@ -24,3 +24,19 @@ def test_help_is_fast_and_imports_no_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_bench_and_predict_of_a_plain_onnx_need_no_torch(tmp_path):
+    """The runtime side (bench, predict, export of a plain .onnx) runs where torch cannot be imported."""
+    from onnx import TensorProto, helper, save
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    for args in (["bench", "m.onnx", "--runs", "3"], ["predict", "m.onnx", "--profile", "raspberry-pi-4"],
+                 ["export", "m.onnx"]):
+        code = ("import sys; sys.modules['torch'] = None; from edgekd.cli import cli; "
+                f"cli.main({args!r}, prog_name='edgekd')")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+        assert res.returncode == 0, (args, res.stderr[-800:])

@@ -187,3 +187,39 @@ def test_library_and_click_failures_are_one_line(project, runner, tmp_path):
     assert_usage_error(code, o, e, "Missing argument 'TARGET'", "bench --help")
     code, o, e = invoke(runner, "bench", path, "--threads", "0")
     assert_usage_error(code, o, e, "--threads")
+
+
+AUDIO_PY = textwrap.dedent('''
+    import torch, torch.nn as nn
+
+    class Audio(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.enc, self.head = nn.Linear(64, width), nn.Linear(width, 3)
+
+        def forward(self, audio, sr):  # sr: an int64 scalar, the same for every sample
+            return self.head(torch.relu(self.enc(audio * (sr.float() / 16000))))
+
+    def teacher():
+        torch.manual_seed(0)
+        return Audio(64)
+
+    def student():
+        return Audio(8)
+''')
+
+
+def test_a_constant_input_reaches_teacher_and_student_in_every_step(runner, tmp_path):
+    """`sr` has no sample axis in the npz: it is fed as it is to the teacher in distill, export and bench,
+    and built into the exported student."""
+    (tmp_path / "audio.py").write_text(AUDIO_PY)
+    x = np.random.default_rng(0).normal(size=(120, 64)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", audio=x, sr=np.array(16000, np.int64), y=(x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0))
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{tmp_path}/audio.py:teacher", "--student",
+                f"{tmp_path}/audio.py:student", "--data", tmp_path / "a.npz", "--epochs", "2", "--out", run)
+    e = invoke_json(runner, "export", run)
+    assert "parity" in e["models"]["teacher"], e["models"]["teacher"]
+    b = invoke_json(runner, "bench", run, "--runs", "3", "--no-memory")
+    assert b["models"]["teacher_pytorch"]["accuracy"] == b["models"]["teacher_onnx"]["accuracy"]
+    assert b["models"]["student_fp32"]["inputs"] == {"audio": [1, 64]}

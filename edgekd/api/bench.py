@@ -41,14 +41,14 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     if run is None:
         onnx_models["model"] = t.path
     else:
-        dist = run.step("distill")
+        run.step("distill")  # a run that was distilled
         onnx_models["student_fp32"] = run.verify("student.onnx", "export")
         if (run / "teacher.onnx").is_file():
             onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
         if (run / "student.int8.onnx").is_file():
             onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
         try:
-            teacher = run_teacher(dist["teacher"])
+            teacher = run_teacher(run)
         except EdgekdError as e:
             notes.append(f"teacher_pytorch left out: {e.one_line()}")
     md = model_data(t, o.data)

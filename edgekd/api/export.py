@@ -31,14 +31,14 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
     if not t.is_run:
         return _check_plain_onnx(t.path, parse_shapes(o.shape))
     run = t.run
-    dist = run.step("distill")
+    run.step("distill")  # a run that was distilled
     student, spec = load_student(run)
     test, _, _, calib = read_eval(run)
     x, sample = as_inputs({k: v[:PARITY_SAMPLES] for k, v in test.items()}), as_inputs(calib)
     out_name = spec.get("output") or "logits"
     models = {"student": _export_checked(student, sample, x, run / "student.onnx", o.exporter, out_name)}
     try:  # the teacher is only needed for the benchmark: a teacher that will not load or export is a note
-        teacher = run_teacher(dist["teacher"])
+        teacher = run_teacher(run)
         try:
             models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx", o.exporter, out_name)
         except EdgekdError:

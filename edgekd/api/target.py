@@ -7,14 +7,13 @@ read it; a plain .onnx file takes `--data` (arrays named after its inputs) or ge
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import data as data_mod
 from ..errors import UsageError
-from ..models.inference import adapt
 from .rundir import RunDir
 
 
@@ -50,18 +49,21 @@ def resolve(target: str | os.PathLike) -> Target:
     return Target(path)
 
 
-def run_teacher(rec: dict):
-    """The teacher as distill used it (its chosen output, its inputs in the data's order)."""
+def run_teacher(run: RunDir):
+    """The teacher as distill used it (its chosen output, its inputs in the data's order, its constants)."""
+    from ..models.inference import adapt
     from ..models.teachers import load_teacher
 
+    rec = run.step("distill")["teacher"]
     model = load_teacher(rec["spec"], rec.get("arch"))[0]
-    return adapt(model, rec.get("input_names"), rec.get("output"), {})
+    return adapt(model, rec.get("input_names"), rec.get("output"), read_eval(run)[2])
 
 
 def load_student(run: RunDir):
     import torch
 
     from ..models import students
+    from ..models.inference import adapt
 
     path = run.verify("student.pt", "distill")
     try:
@@ -105,13 +107,14 @@ def load_profile(name: str | None):
 
 @dataclass
 class ModelData:
-    """Inputs for running a model: arrays by name (test split), labels, calibration arrays, and where they
-    came from."""
+    """Inputs for running a model: arrays by name (test split), labels, calibration arrays, constants (fed to
+    the models that take them: a student exported by edgekd has them built in), and where they came from."""
 
     test: dict
     labels: np.ndarray | None
     calib: dict | None
     source: str
+    constants: dict = field(default_factory=dict)
 
 
 def model_data(target: Target, data: str | None) -> ModelData | None:
@@ -122,7 +125,7 @@ def model_data(target: Target, data: str | None) -> ModelData | None:
     if target.run is None:
         return None
     test, labels, consts, calib = read_eval(target.run)
-    return ModelData({**test, **consts}, labels, {**calib, **consts}, str(target.run / "eval.npz"))
+    return ModelData(test, labels, calib, str(target.run / "eval.npz"), consts)
 
 
 def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):
@@ -130,6 +133,8 @@ def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):
     from ..models.io import bind
 
     arrays = {} if md is None else (md.test if what == "test" else md.calib or {})
+    if md is not None:
+        arrays = {**arrays, **{k: v for k, v in md.constants.items() if k in io.input_names}}
     return bind(io, arrays, shapes=shapes, source=md.source if md else "generated inputs")
 
 

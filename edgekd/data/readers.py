@@ -244,6 +244,8 @@ def labels(path, name: str, y: np.ndarray, n: int, check_classes: bool = True) -
     if y.ndim != 1 or len(y) != n:
         raise UsageError(f"{path}: `{name}` must be a 1-D array of {n} labels, got shape {y.shape}",
                          "give one integer class id per sample")
+    if y.dtype == np.bool_:  # a binary task saved as booleans
+        y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
             y = y.astype(np.int64)
