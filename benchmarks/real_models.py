@@ -24,7 +24,7 @@ import real_models  # noqa: E402
 import edgekd  # noqa: E402
 from edgekd.deploy.measure import host_info, onnx_latency  # noqa: E402
 from edgekd.deploy.runtime import session  # noqa: E402
-from edgekd.models.io import ModelIO, bind  # noqa: E402
+from edgekd.models.io import ModelIO, bind, timing_feed  # noqa: E402
 
 SHAPES = {"segmenter": ["pixels=1x3x320x320"], "text": ["input_ids=1x16"]}
 
@@ -45,48 +45,49 @@ def interleaved(paths: dict[str, Path], feeds: dict[str, dict], rounds: int = 5,
     return {k: float(np.median(v)) for k, v in per.items()}
 
 
-def main() -> None:
-    rows = {}
-    with tempfile.TemporaryDirectory() as td:
-        root = Path(td)
-        for name, build in real_models.BUILDERS.items():
-            path, data = build(root)
-            shape = SHAPES.get(name, [])
-            row: dict = {}
-            _, row["export_s"] = _timed(lambda: edgekd.export(path, shape=shape))
-            pred, row["predict_s"] = _timed(lambda: edgekd.predict_latency(
-                str(path), "raspberry-pi-4", shapes={s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")]
-                                                     for s in shape}))
-            row["predicted_pi4_ms"] = pred.latency_ms
-            b, row["bench_s"] = _timed(lambda: edgekd.bench(path, data=str(data), runs=50).report)
-            m = b["models"]["model"]
-            row.update(bench_p50_ms=m["latency_ms"]["p50"], inputs=m["inputs"], output_kind=m["output_kind"],
-                       peak_rss_mb=(m.get("memory") or {}).get("peak_rss_mb"))
-            q_path = root / f"{name}.int8.onnx"
-            q, row["quantize_s"] = _timed(lambda: edgekd.quantize(path, data=str(data), max_drop=0.2,
-                                                                  output=str(q_path)).details)
-            row.update(gate_metric=q["metric"], gate_drop=q["accuracy_drop"], chosen=q["chosen"])
-            io = ModelIO.from_onnx(path)
-            with np.load(data) as f:
-                arrays = {k: f[k] for k in f.files if k != "y"}
-            feeds = bind(io, arrays, shapes={s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")]
-                                             for s in shape} if name == "segmenter" else {})
-            from edgekd.models.io import timing_feed
+def _shapes(specs: list[str]) -> dict[str, list[int]]:
+    return {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in specs}
 
-            feed = timing_feed(io, feeds, 1)
-            if name == "segmenter":
-                feed = {"pixels": np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)}
-            t = interleaved({"fp32": path, "int8": q_path}, {"fp32": feed, "int8": feed})
-            row.update(fp32_p50_ms=t["fp32"], int8_p50_ms=t["int8"], int8_speedup=t["fp32"] / t["int8"])
-            if name == "segmenter":
-                tiny = {"pixels": np.zeros((1, 3, 1, 1), np.float32)}
-                s = interleaved({"real": path, "dummy": path}, {"real": feed, "dummy": tiny})
-                row.update(real_320_p50_ms=s["real"], dummy_1x1_p50_ms=s["dummy"])
-            rows[name] = row
-            print(f"{name}: export {row['export_s']:.2f} s, predict {row['predict_s']:.2f} s, bench "
-                  f"{row['bench_s']:.2f} s, quantize {row['quantize_s']:.2f} s; fp32 {row['fp32_p50_ms']:.3f} ms, "
-                  f"int8 {row['int8_p50_ms']:.3f} ms (x{row['int8_speedup']:.2f}), gate {row['gate_metric']} "
-                  f"drop {row['gate_drop']:.4f}", flush=True)
+
+def one(name: str, build, root: Path) -> dict:
+    """Every step on one model, then fp32 against int8 side by side."""
+    path, data = build(root)
+    shape = SHAPES.get(name, [])
+    row: dict = {}
+    _, row["export_s"] = _timed(lambda: edgekd.export(path, shape=shape))
+    pred, row["predict_s"] = _timed(lambda: edgekd.predict_latency(str(path), "raspberry-pi-4",
+                                                                   shapes=_shapes(shape)))
+    row["predicted_pi4_ms"] = pred.latency_ms
+    b, row["bench_s"] = _timed(lambda: edgekd.bench(path, data=str(data), runs=50).report)
+    m = b["models"]["model"]
+    row.update(bench_p50_ms=m["latency_ms"]["p50"], inputs=m["inputs"], output_kind=m["output_kind"],
+               peak_rss_mb=(m.get("memory") or {}).get("peak_rss_mb"))
+    q_path = root / f"{name}.int8.onnx"
+    q, row["quantize_s"] = _timed(lambda: edgekd.quantize(path, data=str(data), max_drop=0.2,
+                                                          output=str(q_path)).details)
+    row.update(gate_metric=q["metric"], gate_drop=q["accuracy_drop"], chosen=q["chosen"])
+    io = ModelIO.from_onnx(path)
+    with np.load(data) as f:
+        arrays = {k: f[k] for k in f.files if k != "y"}
+    feed = timing_feed(io, bind(io, arrays), 1)
+    if name == "segmenter":
+        feed = {"pixels": np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)}
+    t = interleaved({"fp32": path, "int8": q_path}, {"fp32": feed, "int8": feed})
+    row.update(fp32_p50_ms=t["fp32"], int8_p50_ms=t["int8"], int8_speedup=t["fp32"] / t["int8"])
+    if name == "segmenter":
+        tiny = {"pixels": np.zeros((1, 3, 1, 1), np.float32)}
+        s = interleaved({"real": path, "dummy": path}, {"real": feed, "dummy": tiny})
+        row.update(real_320_p50_ms=s["real"], dummy_1x1_p50_ms=s["dummy"])
+    print(f"{name}: export {row['export_s']:.2f} s, predict {row['predict_s']:.2f} s, bench "
+          f"{row['bench_s']:.2f} s, quantize {row['quantize_s']:.2f} s; fp32 {row['fp32_p50_ms']:.3f} ms, "
+          f"int8 {row['int8_p50_ms']:.3f} ms (x{row['int8_speedup']:.2f}), gate {row['gate_metric']} "
+          f"drop {row['gate_drop']:.4f}", flush=True)
+    return row
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as td:
+        rows = {name: one(name, build, Path(td)) for name, build in real_models.BUILDERS.items()}
     if "segmenter" in rows:
         r = rows["segmenter"]
         print(f"segmenter at its real 320x320: {r['real_320_p50_ms']:.2f} ms; at the 1x1 dummy bench used to feed "

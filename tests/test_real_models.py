@@ -131,3 +131,16 @@ def test_bad_shapes_and_outputs(zoo, runner, tmp_path):
     (tmp_path / "dir.onnx").mkdir()
     code, o, e = invoke(runner, "quantize", path, "--data", data, "--output", tmp_path / "dir.onnx")
     assert_usage_error(code, o, e, "is a directory")
+
+
+@pytest.mark.parametrize("name, shape, kind", [
+    ("logits", ("batch", 10), "logits"), ("output0", ("batch", 84, 8400), "boxes"),
+    ("last_hidden_state", ("batch", "seq", 384), "embedding"), ("pooler_output", ("batch", 768), "embedding"),
+    ("new_state", ("batch", 2, 32), "state"), ("hn", (1, "batch", 64), "state"),
+    ("mask", ("batch", 3, "h", "w"), "dense"), ("prob", ("batch", 1), "other"),
+])
+def test_output_kinds(name, shape, kind):
+    from edgekd.models.io import ModelIO, TensorSpec
+
+    io = ModelIO((TensorSpec("x", "float32", ("batch", 4)),), (TensorSpec(name, "float32", shape),))
+    assert ModelIO.from_dict(io.to_dict()).outputs[0].kind == kind  # and it survives the manifest

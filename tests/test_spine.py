@@ -214,7 +214,8 @@ def test_a_constant_input_reaches_teacher_and_student_in_every_step(runner, tmp_
     and built into the exported student."""
     (tmp_path / "audio.py").write_text(AUDIO_PY)
     x = np.random.default_rng(0).normal(size=(120, 64)).astype(np.float32)
-    np.savez(tmp_path / "a.npz", audio=x, sr=np.array(16000, np.int64), y=(x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0))
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    np.savez(tmp_path / "a.npz", audio=x, sr=np.array(16000, np.int64), y=y)
     run = tmp_path / "run"
     invoke_json(runner, "distill", "--teacher", f"{tmp_path}/audio.py:teacher", "--student",
                 f"{tmp_path}/audio.py:student", "--data", tmp_path / "a.npz", "--epochs", "2", "--out", run)

@@ -160,9 +160,11 @@ def _misfit(ds: Dataset, e: Exception) -> UsageError:
 
 
 def single_input(ds: Dataset, student: str) -> None:
+    """Built-in student families take one input array: refuse named inputs and constants clearly."""
     if ds.input_names:
-        raise UsageError(f"the built-in student families take one input, but the data has {len(ds.input_names)} "
-                         f"({', '.join(ds.input_names)}); cannot use --student {student}",
+        names = [*ds.input_names, *ds.constants]
+        raise UsageError(f"the built-in student families take one input, but the data has {len(names)} "
+                         f"({', '.join(names)}); cannot use --student {student}",
                          "pass --student file.py:factory returning a model that takes those inputs")
 
 

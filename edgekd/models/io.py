@@ -98,7 +98,8 @@ class ModelIO:
     def from_dict(cls, d: dict) -> ModelIO:
         def spec(x):
             return TensorSpec(x["name"], x["dtype"], tuple(x["shape"]), x.get("kind", ""))
-        return cls(tuple(spec(x) for x in d["inputs"]), tuple(spec(x) for x in d["outputs"]), d.get("batch"))
+        return cls(tuple(spec(x) for x in d["inputs"]), _with_kinds(tuple(spec(x) for x in d["outputs"])),
+                   d.get("batch"))
 
     def to_dict(self) -> dict:
         return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
@@ -191,7 +192,7 @@ def _fixed_batch(inputs: tuple[TensorSpec, ...]) -> int | None:
 def _kind(t: TensorSpec) -> str:
     """What an output holds, from its name and shape (a guess that a user can override with --output)."""
     name = t.name.lower()
-    if _STATE.search(name) and "logit" not in name:
+    if _STATE.search(name) and not _EMBED.search(name) and "logit" not in name:
         return "state"
     if "box" in name or "det" in name or "bbox" in name:
         return "boxes"
