@@ -224,3 +224,32 @@ def test_a_constant_input_reaches_teacher_and_student_in_every_step(runner, tmp_
     b = invoke_json(runner, "bench", run, "--runs", "3", "--no-memory")
     assert b["models"]["teacher_pytorch"]["accuracy"] == b["models"]["teacher_onnx"]["accuracy"]
     assert b["models"]["student_fp32"]["inputs"] == {"audio": [1, 64]}
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 48 KB tmpfs (a full disk in the making), read-only on request; skipped where mount is not allowed."""
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_and_read_only_disks_are_one_line(project, runner, small_disk):
+    import subprocess
+
+    args = ["distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz", "--student",
+            "mlp:hidden=8", "--epochs", "1"]
+    (small_disk / "filler").write_bytes(b"\0" * 30_000)
+    code, o, e = invoke(runner, *args, "--out", small_disk / "run")
+    lines = [ln for ln in e.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and "disk is full" in lines[0] and "hint:" in lines[0], e
+    assert not list((small_disk / "run").glob(".*.tmp"))  # no half-written artifact left behind
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, o, e = invoke(runner, *args, "--out", small_disk / "other")
+    lines = [ln for ln in e.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and "read-only" in lines[0], e

@@ -45,7 +45,8 @@ def fs_error(e: OSError, path) -> EdgekdError:
            errno.EISDIR: ("it is a directory", "pass a file path"),
            errno.ENOTDIR: ("a part of the path is not a directory", "check the path")}
     what, hint = why.get(e.errno, (e.strerror or type(e).__name__, "check the path and the disk"))
-    return EdgekdError(f"cannot write {path}: {what}", hint)
+    verb = "read" if e.errno == errno.ENOENT else "write"
+    return EdgekdError(f"cannot {verb} {path}: {what}", hint)
 
 
 @contextlib.contextmanager
@@ -67,9 +68,22 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, final)
     except OSError as e:
         raise fs_error(e, final) from None
+    except Exception:  # a writer that reports a full disk in its own words (torch.save: "unexpected pos")
+        if _disk_full(final.parent):
+            raise fs_error(OSError(errno.ENOSPC, "No space left on device"), final) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -135,7 +135,7 @@ def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):
     arrays = {} if md is None else (md.test if what == "test" else md.calib or {})
     if md is not None:
         arrays = {**arrays, **{k: v for k, v in md.constants.items() if k in io.input_names}}
-    return bind(io, arrays, shapes=shapes, source=md.source if md else "generated inputs")
+    return bind(io, arrays, shapes=shapes, source=md.source if md else "generated inputs", complete=md is not None)
 
 
 def generated_note(feeds, path) -> list[str]:

@@ -49,7 +49,14 @@ class _Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
             ctx.exit(130)
-        except Exception as e:  # the boundary: a library's or the OS's failure, as one line
+        except OSError as e:  # the file system: which file, why, what to do
+            if _debug(ctx):
+                raise
+            from ..api.rundir import fs_error
+
+            click.echo(f"Error: {fs_error(e, e.filename or '?').one_line()}", err=True)
+            ctx.exit(1)
+        except Exception as e:  # the boundary: a library's failure, as one line
             if _debug(ctx):
                 raise
             where = f" on {e.filename}" if isinstance(e, OSError) and e.filename else ""

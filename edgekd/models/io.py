@@ -246,14 +246,15 @@ def _np_dtype(name: str):
 
 
 def bind(io: ModelIO, arrays: dict[str, np.ndarray], *, shapes: dict[str, list[int]] | None = None,
-         source: str = "--data", generate: int = 64, seed: int = 0) -> Feeds:
+         source: str = "--data", generate: int = 64, seed: int = 0, complete: bool = False) -> Feeds:
     """Match named arrays to the model's inputs, with dtypes and shapes checked per input.
 
     An array holding the input's full rank is per-sample data (axis 0 the samples); one of rank - 1 on a
     model with a batch axis is a per-sample constant (it gets the batch axis added); a rank-0 input, or an
     array that equals a fully fixed input's shape, is a constant. A single unnamed array (`x`) feeds a
     single-input model. Inputs without data get generated values of the right dtype and shape (`generated`
-    says which); a symbolic dim they need comes from `shapes` (`--shape NAME=1x3x320x320`)."""
+    says which; with `complete`, data was given and a missing input is an error); a symbolic dim they need
+    comes from `shapes` (`--shape NAME=1x3x320x320`)."""
     shapes = shapes or {}
     io.check_shapes(shapes)
     arrays = dict(arrays)
@@ -294,6 +295,10 @@ def bind(io: ModelIO, arrays: dict[str, np.ndarray], *, shapes: dict[str, list[i
     n = next(iter(lengths.values()), generate)
     samples.update({k: np.broadcast_to(v, (n, *v.shape)) for k, v in shared.items()})
     generated = [t.name for t in io.inputs if t.name not in samples and t.name not in constants]
+    if complete and generated:  # data was given: a missing input is a mistake, not something to make up
+        raise UsageError(f"{source} has no array for input {generated[0]!r} (the model's inputs: "
+                         f"{', '.join(f'{t.name} {t.dtype} {t.shape_str()}' for t in io.inputs)})",
+                         f"add {generated[0]!r} to the .npz, or leave --data out to run on generated inputs")
     rng = np.random.default_rng(seed)
     for name in generated:
         t = io.input(name)
