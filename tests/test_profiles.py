@@ -54,3 +54,20 @@ def test_bad_profile_files(tmp_path, runner, old, new, needle):
     assert needle in e.value.message and "bad.toml" in e.value.message
     code, out, err = invoke(runner, "profiles", "show", path)
     assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+def test_every_source_a_profile_cites_can_be_opened():
+    """A public URL, or a section of profiles/SOURCES.md (shipped in the repo and the package) that exists."""
+    import re
+    from pathlib import Path
+
+    from edgekd import profiles
+
+    root = Path(__file__).resolve().parents[1]
+    anchors = {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-"))
+               for h in re.findall(r"^## (.+)$", (root / "profiles" / "SOURCES.md").read_text(), flags=re.M)}
+    for p in profiles.list_profiles():
+        for field, source in p.data["sources"].items():
+            refs = re.findall(r"profiles/SOURCES\.md#([a-z0-9-]+)", source)
+            assert refs or "http" in source or source.startswith("measured:"), (p.name, field, source)
+            assert set(refs) <= anchors, (p.name, field, set(refs) - anchors)

@@ -14,6 +14,7 @@ from .rundir import RunDir, atomic_path, sha256
 from .target import Result, load_profile
 
 DEFAULT_STUDENT = "mlp:hidden=160"
+DEFAULT_TOKEN_STUDENT = "transformer:hidden=64,layers=2"  # never an MLP over raw token ids
 
 
 @dataclass
@@ -98,6 +99,12 @@ def _data_options(o: DistillOptions) -> data_mod.DataOptions:
                                 unlabeled=o.unlabeled)
 
 
+def _default_student(ds: data_mod.Dataset) -> str:
+    from ..models.students import token_ids
+
+    return DEFAULT_TOKEN_STUDENT if token_ids(ds.x_train) else DEFAULT_STUDENT
+
+
 def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
             **options) -> DistillResult:
     """Distil `teacher` into a small student on `data` (options: see `DistillOptions`, e.g. method="kd",
@@ -127,9 +134,10 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         single_input(ds, o.student or "sizing")
         sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
                         quantize=o.quantize, threads=o.threads, margin=o.margin)
-    student = sized.chosen["spec"] if sized else (o.student or DEFAULT_STUDENT)
+    student = sized.chosen["spec"] if sized else (o.student or _default_student(ds))
     if not students.is_entrypoint(student):
         single_input(ds, student)
+        student = students.with_vocab(student, students.vocab_of(ds.x_train, ds.x_test))
     rec = students.record(student, ds.input_shape, num_classes)
     seed_everything(o.seed)
     smodel = students.build(rec)

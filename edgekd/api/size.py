@@ -34,12 +34,12 @@ class Candidate:
     why_not: str = ""
 
 
-def family_of(student: str | None, input_shape) -> str:
+def family_of(student: str | None, input_shape, token_ids: bool = False) -> str:
     """The family to size: --student FAMILY (no knobs), or the default for the input shape."""
     from ..models.students import FAMILIES, default_family, is_entrypoint
 
     if student is None:
-        return default_family(tuple(input_shape))
+        return default_family(tuple(input_shape), token_ids)
     if is_entrypoint(student):
         raise UsageError(f"cannot size {student}: a user entrypoint has no width/depth knobs",
                          "pass a built-in family (--student mlp|mobilenet|resnet|transformer) or a student "
@@ -64,41 +64,62 @@ def _peak_mb(model_path: Path, params: int, dtype_bytes: int, batch: int, input_
     return ORT_SESSION_MB + (params * dtype_bytes + sum(acts) + inp) / 2**20
 
 
-def candidates(family: str, input_shape, num_classes: int, profile, threads: int, quantize: str,
-               calib_x: np.ndarray, batch: int = 1, progress=None) -> list[Candidate]:
-    """Build, export, (quantize) and price every candidate of the family on the profile."""
-    import torch
-
+def _price(model, calib_x: np.ndarray, profile, threads: int, quantize: str, preset: str, path: Path,
+           input_shape) -> tuple[float, float]:
+    """(predicted ms, predicted peak MB) of a PyTorch model on the profile, at the planned precision."""
     from ..deploy.export import to_onnx
     from ..deploy.quantize import Attempt, quantize_file
     from ..latency.predictor import predict_latency
-    from ..models import students
+    from ..models.students import count_params
 
+    to_onnx(model, calib_x[:2], path, exporter="torchscript")
+    if quantize == "int8":
+        q = path.with_suffix(".int8.onnx")
+        quantize_file(path, q, Attempt(preset, preset), "static", calib_x[:32])
+        path = q
+    pred = predict_latency(str(path), profile, threads=threads, batch=1)
+    return pred.latency_ms, _peak_mb(path, count_params(model), 1 if quantize == "int8" else 4, 1, input_shape)
+
+
+def _preset(profile) -> str:
     preset = profile.int8_preset
-    if preset not in ("s8s8", "u8s8", "u8s8-reduce-range", "u8u8"):
-        preset = "s8s8"
-    out: list[Candidate] = []
-    grid = students.FAMILIES[family].grid
+    return preset if preset in ("s8s8", "u8s8", "u8s8-reduce-range", "u8u8") else "s8s8"
+
+
+def price_teacher(teacher, input_shape, profile, threads: int, quantize: str, calib_x: np.ndarray) -> Candidate:
+    """The teacher priced exactly as the candidates are (same profile, threads and precision): the row every
+    student is compared with."""
+    from ..models.students import count_flops, count_params
+
     with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, knobs in enumerate(grid):
-            spec = _spec(family, knobs)
+        ms, mb = _price(teacher, calib_x, profile, threads, quantize, _preset(profile), Path(td) / "teacher.onnx",
+                        input_shape)
+    return Candidate("teacher", count_params(teacher), count_flops(teacher, input_shape), ms, mb)
+
+
+def candidates(family: str, input_shape, num_classes: int, profile, threads: int, quantize: str,
+               calib_x: np.ndarray, progress=None, vocab: int | None = None) -> list[Candidate]:
+    """Build, export, (quantize) and price every candidate of the family (or families: `mobilenet+resnet`)."""
+    import torch
+
+    from ..models import students
+
+    out: list[Candidate] = []
+    grid = [(f, knobs) for f in family.split("+") for knobs in students.FAMILIES[f].grid]
+    with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, (fam, knobs) in enumerate(grid):
+            spec = students.with_vocab(_spec(fam, knobs), vocab)
             rec = students.record(spec, input_shape, num_classes)
             torch.manual_seed(0)
             try:
                 model = students.build(rec).eval()
             except UsageError:
                 continue  # e.g. a width that does not divide into the heads
-            fp32 = Path(td) / f"c{i}.onnx"
-            to_onnx(model, calib_x[:2], fp32, exporter="torchscript")
-            path = fp32
-            if quantize == "int8":
-                path = Path(td) / f"c{i}.int8.onnx"
-                quantize_file(fp32, path, Attempt(preset, preset), "static", calib_x[:32])
-            pred = predict_latency(str(path), profile, threads=threads, batch=batch)
-            params = students.count_params(model)
-            out.append(Candidate(spec, params, students.count_flops(model, input_shape), pred.latency_ms,
-                                 _peak_mb(path, params, 1 if quantize == "int8" else 4, batch, input_shape)))
+            ms, mb = _price(model, calib_x, profile, threads, quantize, _preset(profile), Path(td) / f"c{i}.onnx",
+                            input_shape)
+            out.append(Candidate(spec, students.count_params(model), students.count_flops(model, input_shape), ms, mb))
             if progress:
                 progress(i + 1, len(grid), spec)
     return out
@@ -114,19 +135,29 @@ class SizeResult:
     memory_mb: float
     margin: float
     chosen: dict
+    teacher: dict
     candidates: list[dict]
     warnings: list[str]
+    min_compression: float = 2.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def speedup(self) -> float:
+        """The chosen student's predicted speed-up over the teacher."""
+        return self.teacher["predicted_ms"] / self.chosen["predicted_ms"]
 
-def choose(input_shape, num_classes: int, profile, *, family: str, budget_ms: float | None = None,
-         memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
-         calib_x: np.ndarray | None = None, teacher_params: int | None = None, margin: float | None = None,
-         progress=None) -> SizeResult:
-    """Choose the candidate with the most capacity that fits the latency and memory budgets (and is
-    smaller than the teacher: a student as large as its teacher compresses nothing).
+
+MIN_COMPRESSION = 2.0  # a student must have at most half the teacher's parameters: less compresses too little
+
+
+def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budget_ms: float | None = None,
+           memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
+           calib_x: np.ndarray | None = None, margin: float | None = None, progress=None,
+           vocab: int | None = None) -> SizeResult:
+    """Choose the candidate with the most capacity that fits the latency and memory budgets and is worth
+    distilling: predicted faster than the teacher (priced the same way) and at least 2x smaller.
 
     A candidate fits when predicted_ms * (1 + margin) <= budget. The default margin is the calibrated
     profile's median prediction error (0 for a datasheet profile, whose error is unknown)."""
@@ -137,36 +168,68 @@ def choose(input_shape, num_classes: int, profile, *, family: str, budget_ms: fl
     if budget_ms <= 0 or memory_mb <= 0:
         raise UsageError(f"budgets must be > 0 (got --budget-ms {budget_ms}, --memory-mb {memory_mb})",
                          "e.g. --budget-ms 5 --memory-mb 256")
-    if margin is None:
-        margin = profile.median_error
+    margin = profile.median_error if margin is None else margin
     if margin < 0:
         raise UsageError(f"--margin must be >= 0, got {margin}", "e.g. --margin 0.1 keeps 10% headroom")
     notes = []
-    ram = profile.ram_mb
-    if memory_mb > ram:
-        notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({ram:g} MB)")
+    if memory_mb > profile.ram_mb:
+        notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({profile.ram_mb:g} MB)")
     threads = threads or profile.cores
     if calib_x is None:
         calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
-    cands = candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress=progress)
+    t = price_teacher(teacher, input_shape, profile, threads, quantize, calib_x)
+    if t.predicted_ms * (1 + margin) <= budget_ms and t.predicted_peak_mb <= memory_mb:
+        notes.append(f"the teacher already fits the budget on {profile.name} ({t.predicted_ms:.3g} ms <= "
+                     f"{budget_ms:g} ms): shipping the teacher is an option; the student below is what a smaller, "
+                     "faster model would gain")
+    cands = candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress, vocab)
     for c in cands:
-        over = [f"{c.predicted_ms:.3g} ms{f' (+{margin:.0%})' if margin else ''} > {budget_ms:g} ms"] \
-            if c.predicted_ms * (1 + margin) > budget_ms else []
-        over += [f"{c.predicted_peak_mb:.3g} MB > {memory_mb:g} MB"] if c.predicted_peak_mb > memory_mb else []
-        over += ["not smaller than the teacher"] if teacher_params and c.params >= teacher_params else []
-        c.fits, c.why_not = not over, "; ".join(over)
+        c.fits, c.why_not = _verdict(c, t, budget_ms, memory_mb, margin)
     fitting = [c for c in cands if c.fits]
     if not fitting:
-        smallest = min(cands, key=lambda c: c.predicted_ms)
-        raise UsageError(f"no {family} student fits {profile.name}: the smallest ({smallest.spec}) is predicted at "
-                         f"{smallest.predicted_ms:.3g} ms and {smallest.predicted_peak_mb:.3g} MB against budgets of "
-                         f"{budget_ms:g} ms and {memory_mb:g} MB",
-                         f"raise --budget-ms to at least {smallest.predicted_ms * (1 + margin) * 1.05:.3g} "
-                         f"(and --memory-mb to {max(memory_mb, smallest.predicted_peak_mb * 1.05):.3g}), "
-                         "or try another --student family")
+        raise _nothing_fits(family, profile, cands, t, budget_ms, memory_mb, margin)
     best = max(fitting, key=lambda c: (c.flops, c.params))
-    return SizeResult(family, profile.name, threads, quantize, budget_ms, memory_mb, margin, asdict(best),
-                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes)
+    t.fits, t.why_not = t.predicted_ms * (1 + margin) <= budget_ms, "the teacher"
+    return SizeResult(family, profile.name, threads, quantize, budget_ms, memory_mb, margin, asdict(best), asdict(t),
+                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes, MIN_COMPRESSION)
+
+
+def _verdict(c: Candidate, t: Candidate, budget_ms: float, memory_mb: float, margin: float) -> tuple[bool, str]:
+    over = []
+    if c.predicted_ms * (1 + margin) > budget_ms:
+        over.append(f"{c.predicted_ms:.3g} ms{f' (+{margin:.0%})' if margin else ''} > {budget_ms:g} ms")
+    if c.predicted_peak_mb > memory_mb:
+        over.append(f"{c.predicted_peak_mb:.3g} MB > {memory_mb:g} MB")
+    if c.predicted_ms >= t.predicted_ms:
+        over.append(f"not faster than the teacher ({c.predicted_ms:.3g} >= {t.predicted_ms:.3g} ms)")
+    if c.params * MIN_COMPRESSION > t.params:
+        over.append(f"not {MIN_COMPRESSION:g}x smaller than the teacher")
+    return not over, "; ".join(over)
+
+
+def _nothing_fits(family, profile, cands, t: Candidate, budget_ms, memory_mb, margin) -> UsageError:
+    """Why no candidate fits, with the numbers that decide it and what would help."""
+    worth = [c for c in cands if c.predicted_ms < t.predicted_ms and c.params * MIN_COMPRESSION <= t.params]
+    if not worth:
+        fastest = min(cands, key=lambda c: c.predicted_ms)
+        return UsageError(f"no {family} student is both faster than the teacher and {MIN_COMPRESSION:g}x smaller on "
+                          f"{profile.name}: the teacher is predicted at {t.predicted_ms:.3g} ms ({t.params:,} "
+                          f"params), the fastest {family} candidate ({fastest.spec}) at {fastest.predicted_ms:.3g} ms "
+                          f"({fastest.params:,} params)",
+                          f"try another --student family ({_others(family)}), or ship the teacher")
+    smallest = min(worth, key=lambda c: c.predicted_ms)
+    return UsageError(f"no {family} student fits {profile.name}: the fastest worth distilling ({smallest.spec}) is "
+                      f"predicted at {smallest.predicted_ms:.3g} ms and {smallest.predicted_peak_mb:.3g} MB against "
+                      f"budgets of {budget_ms:g} ms and {memory_mb:g} MB (the teacher: {t.predicted_ms:.3g} ms)",
+                      f"raise --budget-ms to at least {smallest.predicted_ms * (1 + margin) * 1.05:.3g} "
+                      f"(and --memory-mb to {max(memory_mb, smallest.predicted_peak_mb * 1.05):.3g}), "
+                      f"or try another --student family ({_others(family)})")
+
+
+def _others(family: str) -> str:
+    from ..models.students import FAMILIES
+
+    return ", ".join(f for f in FAMILIES if f not in family.split("+"))
 
 
 def init_from_teacher(student, teacher) -> str:
@@ -225,10 +288,11 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
 
 
 def search(ds: data_mod.Dataset, teacher, num_classes: int, prof, student: str | None, **kw):
-    """Size a student of `student`'s family (or the input's default) for `prof`, smaller than the teacher."""
-    from ..models.students import count_params
+    """Size a student of `student`'s family (or the data's default) for `prof`, against the teacher."""
+    from ..models.students import token_ids, vocab_of
 
     if kw.get("threads") is not None and kw["threads"] < 1:
         raise UsageError(f"--threads must be >= 1, got {kw['threads']}", "e.g. --threads 1")
-    return choose(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape),
-                calib_x=ds.x_train[:64], teacher_params=count_params(teacher), **kw)
+    return choose(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape,
+                                                                      token_ids(ds.x_train)),
+                  teacher=teacher, calib_x=ds.x_train[:64], vocab=vocab_of(ds.x_train, ds.x_test), **kw)

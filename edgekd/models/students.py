@@ -101,23 +101,27 @@ def _resnet(input_shape, num_classes, width: float = 1.0, depth: int = 1):
     return nn.Sequential(*layers)
 
 
-def _transformer(input_shape, num_classes, hidden: int = 64, layers: int = 2, heads: int = 4, ff: int = 0):
-    """A transformer encoder for (seq, features) inputs: linear embedding, learned positions, pre-norm
-    layers, mean pooling, linear head."""
+def _transformer(input_shape, num_classes, hidden: int = 64, layers: int = 2, heads: int = 4, ff: int = 0,
+                 vocab: int = 0):
+    """A transformer encoder: for (seq, features) float inputs a linear embedding, for (seq,) token ids an
+    embedding table of `vocab` ids; learned positions, pre-norm layers, mean pooling, linear head."""
     import torch
     import torch.nn as nn
 
-    if len(input_shape) != 2:
-        raise UsageError(f"transformer students need (seq, features) inputs, got {tuple(input_shape)}",
-                         "use --student mlp or a CNN family for other inputs")
+    if len(input_shape) not in (1, 2):
+        raise UsageError(f"transformer students need (seq, features) inputs or (seq,) token ids, got "
+                         f"{tuple(input_shape)}", "use --student mlp or a CNN family for other inputs")
+    if len(input_shape) == 1 and vocab < 1:
+        raise UsageError("a transformer student over token ids needs vocab=N (the largest id + 1)",
+                         "e.g. --student transformer:hidden=64,vocab=30522")
     if hidden % heads:
         raise UsageError(f"transformer hidden={hidden} must be a multiple of heads={heads}", "e.g. hidden=64,heads=4")
 
     class Encoder(nn.Module):
         def __init__(self):
             super().__init__()
-            seq, feat = input_shape
-            self.embed = nn.Linear(feat, hidden)
+            seq = input_shape[0]
+            self.embed = nn.Embedding(vocab, hidden) if len(input_shape) == 1 else nn.Linear(input_shape[1], hidden)
             self.pos = nn.Parameter(torch.zeros(1, seq, hidden))
             block = nn.TransformerEncoderLayer(hidden, heads, ff or 4 * hidden, dropout=0.0, batch_first=True,
                                                norm_first=True)
@@ -159,16 +163,41 @@ for _f in [
     Family("mobilenet", _mobilenet, {"width": float, "depth": float, "expand": int},
            [{"width": w, "depth": d} for d in (0.5, 1.0) for w in (0.25, 0.35, 0.5, 0.75, 1.0, 1.4, 2.0)], 3),
     Family("resnet", _resnet, {"width": float, "depth": int},
-           [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)]),
-    Family("transformer", _transformer, {"hidden": int, "layers": int, "heads": int, "ff": int},
+           [{"width": w, "depth": d} for d in (1, 2) for w in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)], 3),
+    Family("transformer", _transformer, {"hidden": int, "layers": int, "heads": int, "ff": int, "vocab": int},
            [{"layers": n, "hidden": h, "heads": 4} for n in (1, 2, 4) for h in (32, 64, 128, 256)], 2),
 ]:
     register(_f)
 
 
-def default_family(input_shape: tuple[int, ...]) -> str:
-    """The family for an input shape: the one registered for its rank, else mlp."""
-    return next((f.name for f in FAMILIES.values() if f.default_for_rank == len(input_shape)), "mlp")
+def default_family(input_shape: tuple[int, ...], token_ids: bool = False) -> str:
+    """The families to search for the data: token ids get a transformer (never an MLP over raw ids), else
+    those registered for the input's rank, joined by + (images: the CNN families; (seq, features): a
+    transformer), else mlp."""
+    if token_ids:
+        return "transformer"
+    return "+".join(f.name for f in FAMILIES.values() if f.default_for_rank == len(input_shape)) or "mlp"
+
+
+def token_ids(x) -> bool:
+    """Integer (seq,) samples: token ids, not features."""
+    import numpy as np
+
+    return isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.integer)
+
+
+def with_vocab(spec: str, vocab: int | None) -> str:
+    """A transformer spec over token ids gets `vocab` (the largest id + 1) unless it names one."""
+    if vocab is None or spec.partition(":")[0] != "transformer" or "vocab=" in spec:
+        return spec
+    return f"{spec}{',' if ':' in spec else ':'}vocab={vocab}"
+
+
+def vocab_of(*arrays) -> int | None:
+    """The vocabulary a transformer needs for token-id data (None for other data)."""
+    if not arrays or not token_ids(arrays[0]):
+        return None
+    return int(max(int(a.max()) for a in arrays if a is not None)) + 1
 
 
 def is_entrypoint(spec: str) -> bool:
