@@ -4,6 +4,7 @@ import json
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 from conftest import invoke, invoke_json
 
@@ -48,12 +49,33 @@ def test_distill_export_quantize_bench(project, runner, tmp_path):
                                                                              "bench"}
 
 
-def test_human_output_renders_a_table(project, runner, tmp_path):
+@pytest.mark.parametrize("columns", ["80", "20", "", "abc"])
+def test_human_output_is_readable_at_80_columns(project, runner, tmp_path, monkeypatch, columns):
+    """Tables fit 80 columns (COLUMNS tiny, unset or junk still renders), the student prints as its spec,
+    names are whole, the verdict is in words and `Next:` is a command that runs as printed."""
+    monkeypatch.setenv("COLUMNS", columns)
+    run = tmp_path / "r"
     code, out, err = invoke(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data",
-                            f"{project}/data.npz", "--student", "mlp:hidden=8", "--epochs", "2",
-                            "--out", tmp_path / "r")
+                            f"{project}/data.npz", "--student", "mlp:hidden=8", "--epochs", "2", "--out", run)
     assert code == 0, err
-    assert "retention" in out and "edgekd export" in out
+    words = " ".join(out.split())  # the verdict wraps at the width
+    assert "mlp:hidden=8" in out and "fewer parameters than the teacher" in words and "of its accuracy" in words
+    nxt = [ln for ln in out.splitlines() if ln.startswith("Next: ")]
+    assert nxt == [f"Next: edgekd export {run}"]
+    code, out, err = invoke(runner, *nxt[0].split()[2:])  # the hint, as printed
+    assert code == 0, err
+    invoke(runner, "quantize", run, "--max-drop", "0.5")
+    code, out, err = invoke(runner, "bench", run, "--runs", "5", "--no-memory")
+    assert code == 0, err
+    for name in ("teacher_pytorch", "teacher_onnx", "student_fp32", "student_int8"):
+        assert name in out
+    words = " ".join(out.split())
+    assert "faster than fp32" in words or "slower than fp32" in words
+    wide = max(80, int(columns)) if columns.isdigit() else 80
+    assert all(len(ln) <= max(wide, 60) for ln in out.splitlines()), out
+    code, out, err = invoke(runner, "profiles", "list")
+    for name in ("raspberry-pi-4", "android-snapdragon-8-gen-2", "x86-server-avx512-vnni"):
+        assert name in out
 
 
 def test_plain_onnx_paths(project, runner, tmp_path):

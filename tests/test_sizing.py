@@ -51,7 +51,7 @@ def test_family_without_knobs_cannot_be_sized(project, runner, tmp_path):
 
 def test_memory_budget_above_device_ram_warns(project, runner):
     code, out, err = invoke(runner, *size_args(project, "--memory-mb", "999999", "--json"))
-    assert code == 0 and "Warning:" in err and "RAM" in err
+    assert code == 0 and "Note:" in err and "RAM" in err
     assert json.loads(out)["warnings"]
 
 

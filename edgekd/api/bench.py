@@ -103,6 +103,7 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
               "host": B.host_info(), "settings": {**common, "runs": o.runs, "warmup": warmup, "spin": o.spin},
               "data": md.source if md else None, "models": models, "summary": _summary(models),
               "prediction": prediction, "notes": notes}
+    report["verdict"] = verdict(models, report["summary"], prediction)
     if run is not None:
         write_json(run / "bench.json", report)
         write_text(run / "report.md", render_markdown(report))
@@ -153,6 +154,35 @@ def _summary(models: dict) -> dict:
     return out
 
 
+def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list[str]:
+    """The benchmark in words: which model to ship and why, against the teacher and against fp32."""
+    lines = []
+    t, s, q = models.get("teacher_onnx"), models.get("student_fp32"), models.get("student_int8")
+    int8_wins = bool(s and q and summary.get("int8_speedup_p50", 0) >= 1)
+    if s and q:
+        sp = summary["int8_speedup_p50"]
+        agree = q.get("agreement_with_student_fp32")
+        kept = f" with {agree:.1%} agreement" if agree is not None else ""
+        lines.append(f"int8 is {sp:.2f}x faster than fp32 here{kept}: ship student.int8.onnx" if int8_wins else
+                     f"int8 is {1 - sp:.0%} slower than fp32 on this host: ship student.onnx")
+    name, ship = ("student_int8", q) if int8_wins or not s else ("student_fp32", s)
+    if t and ship:
+        ratio = t["latency_ms"]["p50"] / ship["latency_ms"]["p50"]
+        speed = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x SLOWER than"
+        kept = f", {ship['retention']:.1%} of its accuracy" if ship.get("retention") is not None else (
+            f", {ship['agreement']:.1%} agreement with it" if ship.get("agreement") is not None else "")
+        lines.append(f"{name}: {speed} the teacher (ONNX) here{kept}, "
+                     f"{ship['size_bytes'] / t['size_bytes']:.0%} of its size")
+    if prediction and t and ship and "predicted_ms" in ship and "predicted_ms" in t:
+        lines.append(f"predicted on {prediction['profile']}: {name} {t['predicted_ms'] / ship['predicted_ms']:.1f}x "
+                     "as fast as the teacher")
+    if not lines and "model" in models:
+        m = models["model"]
+        lines.append(f"model: p50 {m['latency_ms']['p50']:.3g} ms, p99 {m['latency_ms']['p99']:.3g} ms at batch "
+                     f"{m['batch']} on {m['threads']} thread(s)")
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     s = report["settings"]
     lines = [f"# edgekd benchmark: {report['target']}", "",
@@ -171,4 +201,5 @@ def render_markdown(report: dict) -> str:
                      f"{fmt(m['retention'])} | {fmt(m['agreement'])} |")
     if report["summary"]:
         lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
+    lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,29 @@ class DistillResult(Result):
     init: str = "random"
     sizing: dict | None = None
     notes: list[str] = field(default_factory=list)
+    verdict: str = ""
+    next: str = ""
+
+
+RETENTION_BAR = 0.97  # DistilBERT kept 97% of BERT's quality: the bar a student should clear
+
+
+def verdict(r: DistillResult) -> str:
+    """One line in words: how much smaller (and, when sized, faster) the student is, at what retention."""
+    from ..models.students import spec_of
+
+    parts = [f"student {spec_of(r.student)}: {r.param_ratio:.1f}x fewer parameters than the teacher"]
+    if r.sizing:
+        t, c = r.sizing["teacher"]["predicted_ms"], r.sizing["chosen"]["predicted_ms"]
+        parts.append(f"{t / c:.1f}x faster on {r.sizing['profile']} (predicted {c:.3g} vs {t:.3g} ms)")
+    if r.retention is not None:
+        parts.append(f"{r.retention:.1%} of its accuracy")
+    else:
+        parts.append(f"{r.agreement:.1%} top-1 agreement with it (no labels)")
+    line = ", ".join(parts)
+    if r.retention is not None and r.retention < RETENTION_BAR:
+        line += f"; below the {RETENTION_BAR:.0%} to aim for: more --epochs, or a larger --student"
+    return line
 
 
 def _save_student(path: Path, model, spec: dict) -> None:
@@ -132,8 +156,13 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     sized = None
     if prof is not None and (o.student is None or o.student in students.FAMILIES):
         single_input(ds, o.student or "sizing")
-        sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
-                        quantize=o.quantize, threads=o.threads, margin=o.margin)
+        from ..progress import step_progress
+
+        with step_progress("sizing") as progress:
+            sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
+                           quantize=o.quantize, threads=o.threads, margin=o.margin,
+                           progress=progress if show_progress else None)
+        ds.notes.extend(sized.warnings)
     student = sized.chosen["spec"] if sized else (o.student or _default_student(ds))
     if not students.is_entrypoint(student):
         single_input(ds, student)
@@ -187,7 +216,9 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                            epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
                            method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
                            best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from,
-                           init=init_used, sizing=sized.to_dict() if sized else None, notes=list(ds.notes))
+                           init=init_used, sizing=sized.to_dict() if sized else None, notes=list(ds.notes),
+                           next=f"edgekd export {shlex.quote(str(run.path))}")
+    result.verdict = verdict(result)
     data_rec = {**ds.summary(), "spec": _abs_spec(ds.spec)}
     run.record("distill", {"teacher": trec, "data": data_rec, "data_options": asdict(opts), "notes": ds.notes,
                            "student": rec, "io": io.to_dict(), "init": init_used,

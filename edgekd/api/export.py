@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ PARITY_SAMPLES = 256
 class ExportResult(Result):
     target: str
     models: dict[str, dict]
+    verdict: str = ""
+    next: str = ""
 
 
 def export(target: str | os.PathLike, **options) -> ExportResult:
@@ -47,7 +50,12 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
         models["teacher"] = {"error": e.one_line()}
     shas = {f"{k}.onnx": m["sha256"] for k, m in models.items() if "sha256" in m}
     run.record("export", {"exporter": o.exporter, "models": models, "sha256": shas})
-    return ExportResult(str(run.path), models)
+    st = models["student"]
+    teacher = models["teacher"]
+    line = (f"student.onnx ({st['size_bytes'] / 1024:.1f} KB) matches PyTorch to {st['parity']['max_abs_diff']:.1e}; "
+            + ("teacher.onnx too" if "parity" in teacher else "the teacher did not export, so bench will time "
+               "only PyTorch's"))
+    return ExportResult(str(run.path), models, line, f"edgekd quantize {shlex.quote(str(run.path))}")
 
 
 def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:

@@ -61,6 +61,10 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     details["notes"] = generated_note(eval_feeds, src) + (
         [f"{src.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time"] if io.batch else [])
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
+    drop = (f"{details['accuracy_drop'] * 100:.2f} accuracy points" if details["metric"] == "accuracy" else
+            f"{details['agreement_with_fp32']:.2%} {details['agreement_metric']} with fp32")
+    details["verdict"] = (f"int8 ({details['chosen']}): {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, "
+                          f"{drop} (gate {details['max_drop']:g}); `edgekd bench` measures whether it is faster")
     if run is not None:
         run.record("quantize", {**res.to_dict(), "output": run.rel(dst), "calib_samples": int(len(calib_feeds)),
                                 "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"

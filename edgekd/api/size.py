@@ -139,6 +139,7 @@ class SizeResult:
     candidates: list[dict]
     warnings: list[str]
     min_compression: float = 2.0
+    verdict: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,8 +191,11 @@ def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budg
         raise _nothing_fits(family, profile, cands, t, budget_ms, memory_mb, margin)
     best = max(fitting, key=lambda c: (c.flops, c.params))
     t.fits, t.why_not = t.predicted_ms * (1 + margin) <= budget_ms, "the teacher"
+    line = (f"{best.spec}: predicted {t.predicted_ms / best.predicted_ms:.1f}x faster than the teacher on "
+            f"{profile.name} ({best.predicted_ms:.3g} vs {t.predicted_ms:.3g} ms, {threads} thread(s), {quantize}), "
+            f"{t.params / best.params:.1f}x fewer parameters")
     return SizeResult(family, profile.name, threads, quantize, budget_ms, memory_mb, margin, asdict(best), asdict(t),
-                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes, MIN_COMPRESSION)
+                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes, MIN_COMPRESSION, line)
 
 
 def _verdict(c: Candidate, t: Candidate, budget_ms: float, memory_mb: float, margin: float) -> tuple[bool, str]:

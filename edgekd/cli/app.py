@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from typing import Any
 
@@ -16,7 +17,8 @@ import click
 
 from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 from ..errors import EdgekdError
-from .render import console, render_bench, render_distill, render_export, render_quantize, table
+from . import render
+from .render import console, table
 
 JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
 
@@ -130,7 +132,7 @@ def distill(teacher, data, out, as_json, **kw) -> None:
     res = run(teacher, data, out, **kw)
     if res is not None:  # under torchrun only rank 0 reports
         _warn(res.notes)
-        _emit(res.to_dict(), as_json, render_distill)
+        _emit(res.to_dict(), as_json, render.render_distill)
 
 
 @cli.command()
@@ -148,7 +150,7 @@ def export(target, as_json, **kw) -> None:
     res = run(target, **kw)
     for m in res.models.values():
         _warn(m.get("notes"))
-    _emit(res.to_dict(), as_json, render_export)
+    _emit(res.to_dict(), as_json, render.render_export)
 
 
 @cli.command()
@@ -161,7 +163,7 @@ def quantize(target, as_json, **kw) -> None:
 
     res = run(target, **kw)
     _warn(res.details.get("notes"))
-    _emit(res.to_dict(), as_json, render_quantize)
+    _emit(res.to_dict(), as_json, render.render_quantize)
 
 
 @cli.command()
@@ -176,7 +178,7 @@ def bench(target, as_json, **kw) -> None:
 
     res = run(target, **kw)
     _warn(res.report.get("notes"))
-    _emit(res.report, as_json, render_bench)
+    _emit(res.report, as_json, render.render_bench)
 
 
 @cli.command()
@@ -190,7 +192,7 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
     res = run_pipeline(teacher, data, out, **kw)
     _warn(res["distill"].get("notes"))
     _warn(res["bench"].get("notes"))
-    _emit(res, as_json, lambda r: render_bench(r["bench"]))
+    _emit(res, as_json, lambda r: render.render_bench(r["bench"]))
 
 
 @cli.command()
@@ -206,7 +208,7 @@ def demo(out, profile, epochs, as_json) -> None:
     res = run_demo(out, profile=profile, epochs=epochs)
 
     def render(r):
-        render_bench(r["bench"])
+        render.render_bench(r["bench"])
         console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
                          f"student.int8.onnx, bench.json, report.md)")
     _emit(res, as_json, render)
@@ -234,20 +236,10 @@ def size(teacher, data, profile, as_json, **kw) -> None:
     with step_progress("size") as progress:
         res = run(teacher, data, profile, progress=progress, **kw)
     for w in res.warnings:
-        click.echo(f"Warning: {w}", err=True)
-
-    def render(r):
-        c = console()
-        c.print(table(f"{r['family']} candidates on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; "
-                       f"budgets {r['budget_ms']:g} ms, {r['memory_mb']:g} MB, margin {r['margin']:.0%})",
-                       ["student", "params", "MFLOPs", "predicted ms", "peak MB", "fits"],
-                       [[x["spec"], f"{x['params']:,}", f"{x['flops'] / 1e6:.2f}", f"{x['predicted_ms']:.3f}",
-                         f"{x['predicted_peak_mb']:.1f}", "yes" if x["fits"] else x["why_not"]]
-                        for x in r["candidates"]]))
-        ch = r["chosen"]
-        c.print(f"chosen: {ch['spec']} ({ch['params']:,} params, predicted {ch['predicted_ms']:.3f} ms). "
-                f"Next: edgekd distill --student {ch['spec']} ...")
-    _emit(res.to_dict(), as_json, render)
+        click.echo(f"Note: {w}", err=True)
+    args = ["edgekd", "distill", "--teacher", teacher, *(["--arch", kw["arch"]] if kw.get("arch") else []),
+            "--data", data, "--student", res.chosen["spec"], "--out", "runs/x"]
+    _emit(res.to_dict(), as_json, lambda r: render.render_size(r, shlex.join(str(a) for a in args)))
 
 
 @cli.group()
@@ -261,14 +253,7 @@ def profiles_list(as_json) -> None:
     """List the built-in device profiles."""
     from ..profiles import list_profiles
 
-    rows = [p.summary() for p in list_profiles()]
-
-    def render(rs):
-        console().print(table("device profiles", ["name", "aliases", "title", "cores", "int8 preset",
-                                                    "budget ms", "budget MB"],
-                                [[r["name"], ", ".join(r["aliases"]), r["title"], r["cores"], r["int8_preset"],
-                                  r["latency_budget_ms"], r["memory_budget_mb"]] for r in rs]))
-    _emit(rows, as_json, render)
+    _emit([p.summary() for p in list_profiles()], as_json, render.render_profiles)
 
 
 @profiles.command("show")
@@ -375,9 +360,9 @@ def predict(model, profile, threads, batch, shape, top, as_json) -> None:
     def render(r):
         c = console()
         c.print(table(f"costliest nodes on {r['profile']} ({r['threads']} thread(s), batch {r['batch']})",
-                       ["node", "op", "class", "dtype", "ms", "share", "MFLOPs", "KB"],
-                       [[n["name"][:40], n["op_type"], n["class"], n["dtype"], f"{n['ms']:.4f}", f"{n['share']:.1%}",
-                         f"{n['mflops']:.2f}", f"{n['kbytes']:.1f}"] for n in r["top_nodes"]]))
+                      ["node", "op", "dtype", "ms", "share", "MFLOPs"],
+                      [[n["name"], n["op_type"], n["dtype"], f"{n['ms']:.4f}", f"{n['share']:.1%}",
+                        f"{n['mflops']:.2f}"] for n in r["top_nodes"]], names=0))
         c.print(f"predicted latency: {r['latency_ms']:.3f} ms (likely {r['low_ms']:.3f}-{r['high_ms']:.3f} ms; "
                 f"{'calibrated' if r['calibrated'] else 'datasheet'} profile), {r['flops'] / 1e6:.1f} MFLOPs, "
                 f"{r['nodes']} nodes")

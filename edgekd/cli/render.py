@@ -1,58 +1,100 @@
-"""Renderers: one per step's result, a rich table (readable at 80 columns) plus a line of verdict."""
+"""Renderers: one per step's result — a table readable at 80 columns, then the verdict in words and the next
+command as it runs.
+
+Names a user must type (models, profiles, student specs, files) are never truncated: they keep their full
+width and the other columns wrap. Off a terminal the width is COLUMNS, else 80; never less than MIN_WIDTH,
+so a tiny or broken COLUMNS still gives whole names (the lines may then be longer than the terminal).
+"""
 from __future__ import annotations
 
+import os
 from typing import Any
+
+MIN_WIDTH = 60
+
+
+def width() -> int | None:
+    """None on a terminal (rich asks it); else COLUMNS when it is a sane number, else 80."""
+    import sys
+
+    try:
+        cols = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        cols = 0
+    if sys.stdout.isatty() and cols == 0:
+        return None
+    return max(MIN_WIDTH, cols or 80)
 
 
 def console():
     from rich.console import Console
 
-    return Console()
+    w = width()
+    if w is None:
+        c = Console()
+        return c if c.width >= MIN_WIDTH else Console(width=MIN_WIDTH)
+    return Console(width=w)
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]):
+def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1):
+    """A compact table whose first `names` columns (what a user types) are never cut; the rest wrap."""
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c, justify="right" if c not in columns[:1] else "left")
-    for r in rows:
-        t.add_row(*["–" if v is None else str(v) for v in r])
+    cells = [["–" if v is None else str(v) for v in r] for r in rows]
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for i, c in enumerate(columns):
+        if i < names:
+            longest = max([len(c), *(len(r[i]) for r in cells)])
+            t.add_column(c, justify="left", no_wrap=True, min_width=longest)
+        else:
+            t.add_column(c, justify="left" if i == 0 else "right", overflow="fold", min_width=len(c))
+    for r in cells:
+        t.add_row(*r)
     return t
 
 
 def pct(v: float | None) -> str | None:
-    return None if v is None else f"{v:.2%}"
+    return None if v is None else f"{v:.1%}"
+
+
+def _closing(c, verdict, next_cmd: str | None = None) -> None:
+    for line in ([verdict] if isinstance(verdict, str) else verdict or []):
+        if line:
+            c.print(line, soft_wrap=False)
+    if next_cmd:
+        c.print(f"Next: {next_cmd}", soft_wrap=True)
 
 
 def render_distill(d: dict) -> None:
+    from ..models.students import spec_of
+
     c = console()
-    c.print(table(f"distilled into {d['run']} ({d['method']})", ["", "params", "MFLOPs", "test accuracy"], [
-        ["teacher", f"{d['teacher_params']:,}", f"{d['teacher_flops'] / 1e6:.2f}", pct(d["teacher_accuracy"])],
-        [f"student {d['student']['family']} {d['student']['kwargs']}", f"{d['student_params']:,}",
-         f"{d['student_flops'] / 1e6:.2f}", pct(d["student_accuracy"])]]))
-    retention = f"retention {d['retention']:.2%}, " if d["retention"] is not None else ""
-    c.print(f"{d['param_ratio']:.1f}x fewer parameters, {retention}agreement with the teacher "
-            f"{d['agreement']:.2%}, {d['epochs']} epochs in {d['seconds']:.1f} s (teacher cache: {d['cache']}). "
-            f"Next: edgekd export {d['run']}")
+    c.print(table(f"distilled into {d['run']} ({d['method']}, {d['epochs']} epochs, {d['seconds']:.1f} s)",
+                  ["model", "params", "MFLOPs", "accuracy"], [
+                      ["teacher", f"{d['teacher_params']:,}", f"{d['teacher_flops'] / 1e6:.2f}",
+                       pct(d["teacher_accuracy"])],
+                      [spec_of(d["student"]), f"{d['student_params']:,}", f"{d['student_flops'] / 1e6:.2f}",
+                       pct(d["student_accuracy"])]]))
+    _closing(c, d.get("verdict"), d.get("next"))
 
 
 def render_export(d: dict) -> None:
     rows = []
     for name, m in d["models"].items():
         if "error" in m:
-            rows.append([name, None, None, None, m["error"]])
+            rows.append([name, None, None, m["error"]])
             continue
         p = m.get("parity") or {}
-        agree = f", {p['agreement_metric']} {p['agreement']:.2%}" if p.get("agreement") is not None else ""
-        rows.append([name, m["path"], f"{m['size_bytes'] / 1024:.1f} KB",
-                     None if not p else f"{p['max_abs_diff']:.2e}",
+        agree = f", {p['agreement']:.1%} agree" if p.get("agreement") is not None else ""
+        rows.append([name, f"{m['size_bytes'] / 1024:.1f}", None if not p else f"{p['max_abs_diff']:.1e}",
                      "ran once" if not p else ("ok" if p["passed"] else "FAILED") + agree])
     c = console()
-    c.print(table(f"exported {d['target']}", ["model", "file", "size", "max |diff|", "parity"], rows))
+    c.print(table(f"exported {d['target']}", ["model", "KB", "max |diff|", "parity"], rows))
     for m in d["models"].values():
         if "io" in m:
-            c.print(io_lines(m))
+            c.print(io_lines(m), soft_wrap=True)
+    _closing(c, d.get("verdict"), d.get("next"))
 
 
 def io_lines(m: dict) -> str:
@@ -70,27 +112,24 @@ def io_lines(m: dict) -> str:
 
 def render_quantize(d: dict) -> None:
     x = d["details"]
-    rows = [[a["name"], pct(a.get("accuracy")), pct(a.get("agreement_with_fp32")),
-             pct(a.get("drop")), a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x["attempts"]]
+    rows = [[a["name"], pct(a.get("accuracy")), pct(a.get("agreement_with_fp32")), pct(a.get("drop")),
+             a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x["attempts"]]
     c = console()
-    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']})",
-                   ["attempt", "accuracy", "agreement", "drop", "gate"], rows))
-    c.print(f"wrote {d['output']}: {d['size_bytes'] / 1024:.1f} KB "
-            f"({d['size_bytes'] / d['fp32_size_bytes']:.0%} of fp32), fp32 accuracy {pct(x['fp32_accuracy'])}")
+    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}; wrote {d['output']})",
+                  ["attempt", "accuracy", "agreement", "drop", "gate"], rows))
+    _closing(c, x.get("verdict"), x.get("next"))
 
 
 def render_bench(report: dict) -> None:
     rows = []
     for name, m in report["models"].items():
         lat, mem = m["latency_ms"], m.get("memory") or {}
-        rows.append([name, m["runtime"], f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
-                     f"{m['size_bytes'] / 1024:.1f}", mem.get("peak_rss_mb"), pct(m["accuracy"]),
-                     pct(m["retention"]), pct(m["agreement"])])
+        rows.append([name, f"{lat['p50']:.3f}", f"{lat['p99']:.3f}", f"{m['size_bytes'] / 1024:.1f}",
+                     mem.get("peak_rss_mb"), pct(m["accuracy"]), pct(m["retention"]), pct(m["agreement"])])
     s = report["settings"]
     c = console()
-    c.print(table(f"bench: batch {s['batch']}, {s['threads']} thread(s)",
-                   ["model", "runtime", "p50 ms", "p90 ms", "p99 ms", "size KB", "peak RSS MB", "accuracy",
-                    "retention", "agreement"], rows))
+    c.print(table(f"bench: batch {s['batch']}, {s['threads']} thread(s), {report['host'].get('cpu', '?')}",
+                  ["model", "p50 ms", "p99 ms", "KB", "peak MB", "accuracy", "retention", "agree"], rows))
     pred = report.get("prediction")
     if pred:
         for name, m in report["models"].items():
@@ -99,5 +138,25 @@ def render_bench(report: dict) -> None:
                 c.print(f"{name}: predicted {m['predicted_ms']:.3f} ms on {pred['profile']}{err}")
         if pred["note"]:
             c.print(pred["note"])
-    if report["summary"]:
-        c.print("  ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None))
+    _closing(c, report.get("verdict"))
+
+
+def render_size(r: dict, next_cmd: str) -> None:
+    c = console()
+    t = r["teacher"]
+    rows = [["teacher", f"{t['params']:,}", f"{t['flops'] / 1e6:.2f}", f"{t['predicted_ms']:.3f}",
+             f"{t['predicted_peak_mb']:.1f}", "the teacher"]]
+    rows += [[x["spec"], f"{x['params']:,}", f"{x['flops'] / 1e6:.2f}", f"{x['predicted_ms']:.3f}",
+              f"{x['predicted_peak_mb']:.1f}", "yes" if x["fits"] else x["why_not"]] for x in r["candidates"]]
+    c.print(table(f"{r['family']} students on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; budgets "
+                  f"{r['budget_ms']:g} ms, {r['memory_mb']:g} MB, margin {r['margin']:.0%})",
+                  ["student", "params", "MFLOPs", "pred ms", "peak MB", "fits"], rows))
+    _closing(c, r.get("verdict"), next_cmd)
+
+
+def render_profiles(rows: list[dict]) -> None:
+    c = console()
+    c.print(table("device profiles", ["name", "aliases", "cores", "int8", "budget ms", "budget MB"],
+                  [[r["name"], ", ".join(r["aliases"]) or None, r["cores"], r["int8_preset"],
+                    f"{r['latency_budget_ms']:g}", f"{r['memory_budget_mb']:g}"] for r in rows]))
+    c.print("Details and sources: edgekd profiles show NAME")

@@ -230,6 +230,13 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return family, kwargs
 
 
+def spec_of(rec: dict) -> str:
+    """A student record as the spec a user types: `mlp:hidden=64,depth=1` (or the entrypoint)."""
+    if rec["family"] == "entrypoint":
+        return rec["kwargs"]["spec"]
+    return rec["family"] + (":" + ",".join(f"{k}={v}" for k, v in rec["kwargs"].items()) if rec["kwargs"] else "")
+
+
 def record(spec: str, input_shape, num_classes: int) -> dict:
     if is_entrypoint(spec):
         return {"family": "entrypoint", "kwargs": {"spec": spec}, "input_shape": list(input_shape),
