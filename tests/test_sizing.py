@@ -96,3 +96,69 @@ def test_bench_reports_predicted_vs_measured_on_a_host_profile(project, runner, 
     b = invoke_json(runner, "bench", run, "--runs", "20", "--no-memory", "--profile", "raspberry-pi")
     assert not b["prediction"]["is_this_machine"] and "not this machine" in b["prediction"]["note"]
     assert "prediction_error" not in b["models"]["student_fp32"]
+
+
+def test_the_teacher_is_priced_first_and_every_fitting_student_beats_it(project, runner):
+    """Priced on the same profile, threads and precision; only students predicted faster and >= 2x smaller
+    fit; a budget the teacher already meets is said."""
+    code, out, err = invoke(runner, "size", "--teacher", f"{project}/teacher.py:build", "--data",
+                            f"{project}/data.npz", "--profile", "raspberry-pi-4", "--student", "mlp", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    t = r["teacher"]
+    assert t["spec"] == "teacher" and t["params"] == 16 * 96 + 96 + 96 * 96 + 96 + 96 * 3 + 3
+    for c in r["candidates"]:
+        if c["fits"]:
+            assert c["predicted_ms"] < t["predicted_ms"] and c["params"] * 2 <= t["params"]
+        elif c["params"] * 2 > t["params"]:
+            assert "2x smaller" in c["why_not"]
+    assert r["chosen"]["predicted_ms"] < t["predicted_ms"]
+    assert "shipping the teacher is an option" in err  # the Pi's 50 ms budget: the teacher fits already
+    code, out, err = invoke(runner, "size", "--teacher", f"{project}/teacher.py:build", "--data",
+                            f"{project}/data.npz", "--profile", "raspberry-pi-4", "--student", "mlp")
+    lines = out.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("teacher"))
+    assert lines[first + 1].startswith("mlp:hidden=16,depth=1")  # the teacher row comes first, names whole
+    assert "faster than the teacher" in " ".join(out.split())
+    nxt = next(ln for ln in lines if ln.startswith("Next: "))
+    assert f"--student {r['chosen']['spec']}" in nxt and "--teacher" in nxt and "--data" in nxt
+
+
+def test_a_family_that_cannot_beat_the_teacher_is_refused_with_both_numbers(runner, tmp_path):
+    """A 3-layer MLP of 16 -> 8 -> 8 -> 3 units: no transformer student over the same features can be both
+    faster and 2x smaller."""
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(80, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "seq.npz", x=x, y=np.arange(80) % 3)
+    (tmp_path / "tiny.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))\n")
+    code, o, e = invoke(runner, "size", "--teacher", f"{tmp_path}/tiny.py:build", "--data", tmp_path / "seq.npz",
+                        "--profile", "raspberry-pi-4", "--student", "transformer")
+    assert_usage_error(code, o, e, "no transformer student is both faster than the teacher and 2x smaller",
+                       "the teacher is predicted at", "ms (", "params)", "ship the teacher")
+
+
+def test_token_ids_get_a_transformer_with_an_embedding_never_an_mlp(runner, tmp_path):
+    import numpy as np
+
+    from edgekd.models.students import default_family, token_ids, vocab_of, with_vocab
+
+    ids = np.random.default_rng(0).integers(0, 50, (10, 12))
+    assert token_ids(ids) and default_family((12,), token_ids=True) == "transformer"
+    assert with_vocab("transformer:hidden=32", vocab_of(ids)) == f"transformer:hidden=32,vocab={ids.max() + 1}"
+    (tmp_path / "t.py").write_text(
+        "import torch, torch.nn as nn\n"
+        "class T(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.e = nn.Embedding(50, 16); self.h = nn.Linear(16, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.h(self.e(x).mean(1))\n"
+        "def build():\n"
+        "    torch.manual_seed(0); return T()\n")
+    np.savez(tmp_path / "ids.npz", x=np.random.default_rng(1).integers(0, 50, (60, 12)), y=np.arange(60) % 2)
+    d = invoke_json(runner, "distill", "--teacher", f"{tmp_path}/t.py:build", "--data", tmp_path / "ids.npz",
+                    "--epochs", "1", "--out", tmp_path / "r")
+    assert d["student"]["family"] == "transformer" and d["student"]["kwargs"]["vocab"] == 50

@@ -17,7 +17,7 @@ import click
 
 from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
 from ..errors import EdgekdError
-from . import render
+from . import render as view
 from .render import console, table
 
 JSON_HELP = "Print one JSON object on stdout (and nothing else there)."
@@ -132,7 +132,7 @@ def distill(teacher, data, out, as_json, **kw) -> None:
     res = run(teacher, data, out, **kw)
     if res is not None:  # under torchrun only rank 0 reports
         _warn(res.notes)
-        _emit(res.to_dict(), as_json, render.render_distill)
+        _emit(res.to_dict(), as_json, view.render_distill)
 
 
 @cli.command()
@@ -150,7 +150,7 @@ def export(target, as_json, **kw) -> None:
     res = run(target, **kw)
     for m in res.models.values():
         _warn(m.get("notes"))
-    _emit(res.to_dict(), as_json, render.render_export)
+    _emit(res.to_dict(), as_json, view.render_export)
 
 
 @cli.command()
@@ -163,7 +163,7 @@ def quantize(target, as_json, **kw) -> None:
 
     res = run(target, **kw)
     _warn(res.details.get("notes"))
-    _emit(res.to_dict(), as_json, render.render_quantize)
+    _emit(res.to_dict(), as_json, view.render_quantize)
 
 
 @cli.command()
@@ -178,7 +178,7 @@ def bench(target, as_json, **kw) -> None:
 
     res = run(target, **kw)
     _warn(res.report.get("notes"))
-    _emit(res.report, as_json, render.render_bench)
+    _emit(res.report, as_json, view.render_bench)
 
 
 @cli.command()
@@ -192,7 +192,7 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
     res = run_pipeline(teacher, data, out, **kw)
     _warn(res["distill"].get("notes"))
     _warn(res["bench"].get("notes"))
-    _emit(res, as_json, lambda r: render.render_bench(r["bench"]))
+    _emit(res, as_json, lambda r: view.render_bench(r["bench"]))
 
 
 @cli.command()
@@ -208,7 +208,7 @@ def demo(out, profile, epochs, as_json) -> None:
     res = run_demo(out, profile=profile, epochs=epochs)
 
     def render(r):
-        render.render_bench(r["bench"])
+        view.render_bench(r["bench"])
         console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
                          f"student.int8.onnx, bench.json, report.md)")
     _emit(res, as_json, render)
@@ -239,7 +239,7 @@ def size(teacher, data, profile, as_json, **kw) -> None:
         click.echo(f"Note: {w}", err=True)
     args = ["edgekd", "distill", "--teacher", teacher, *(["--arch", kw["arch"]] if kw.get("arch") else []),
             "--data", data, "--student", res.chosen["spec"], "--out", "runs/x"]
-    _emit(res.to_dict(), as_json, lambda r: render.render_size(r, shlex.join(str(a) for a in args)))
+    _emit(res.to_dict(), as_json, lambda r: view.render_size(r, shlex.join(str(a) for a in args)))
 
 
 @cli.group()
@@ -253,7 +253,7 @@ def profiles_list(as_json) -> None:
     """List the built-in device profiles."""
     from ..profiles import list_profiles
 
-    _emit([p.summary() for p in list_profiles()], as_json, render.render_profiles)
+    _emit([p.summary() for p in list_profiles()], as_json, view.render_profiles)
 
 
 @profiles.command("show")

@@ -129,7 +129,7 @@ def render_bench(report: dict) -> None:
     s = report["settings"]
     c = console()
     c.print(table(f"bench: batch {s['batch']}, {s['threads']} thread(s), {report['host'].get('cpu', '?')}",
-                  ["model", "p50 ms", "p99 ms", "KB", "peak MB", "accuracy", "retention", "agree"], rows))
+                  ["model", "p50 ms", "p99 ms", "KB", "RSS MB", "acc", "retain", "agree"], rows))
     pred = report.get("prediction")
     if pred:
         for name, m in report["models"].items():
