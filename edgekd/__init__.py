@@ -23,6 +23,7 @@ _API = {
     "predict_latency": ("latency.predictor", "predict_latency"),
     "calibrate": ("latency.calibrate", "calibrate"),
     "ModelIO": ("models.io", "ModelIO"),
+    "SlowerError": ("deploy.quantize", "SlowerError"),
 }
 __all__ = [*_API, "EdgekdError", "UsageError", "__version__"]
 

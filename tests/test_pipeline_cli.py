@@ -28,7 +28,7 @@ def test_distill_export_quantize_bench(project, runner, tmp_path):
     sess = ort.InferenceSession(str(run / "student.onnx"), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": np.zeros((5, 16), np.float32)})[0].shape == (5, 3)
 
-    q = invoke_json(runner, "quantize", run, "--max-drop", "0.05")
+    q = invoke_json(runner, "quantize", run, "--max-drop", "0.05", "--mode", "static", "--allow-slower")
     assert q["output"].endswith("student.int8.onnx")
     ops = {n.op_type for n in onnx.load(run / "student.int8.onnx").graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -64,7 +64,7 @@ def test_human_output_is_readable_at_80_columns(project, runner, tmp_path, monke
     assert nxt == [f"Next: edgekd export {run}"]
     code, out, err = invoke(runner, *nxt[0].split()[2:])  # the hint, as printed
     assert code == 0, err
-    invoke(runner, "quantize", run, "--max-drop", "0.5")
+    invoke(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")
     code, out, err = invoke(runner, "bench", run, "--runs", "5", "--no-memory")
     assert code == 0, err
     for name in ("teacher_pytorch", "teacher_onnx", "student_fp32", "student_int8"):
@@ -86,7 +86,7 @@ def test_plain_onnx_paths(project, runner, tmp_path):
                       dynamic_axes={"x": {0: "b"}})
     e = invoke_json(runner, "export", path)
     assert e["models"]["model"]["input_shape"][1] == 16
-    q = invoke_json(runner, "quantize", path, "--data", f"{project}/data.npz", "--max-drop", "1")
+    q = invoke_json(runner, "quantize", path, "--data", f"{project}/data.npz", "--max-drop", "1", "--allow-slower")
     assert (tmp_path / "mine.int8.onnx").is_file() and q["size_bytes"] > 0
     b = invoke_json(runner, "bench", path, "--runs", "20", "--no-memory")
     assert b["models"]["model"]["accuracy"] is None  # no data given: latency and size only

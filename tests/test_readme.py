@@ -58,9 +58,9 @@ def test_every_readme_command_runs(project, runner, tmp_path, command):
     if command == "export":
         assert (run / "student.onnx").is_file()
     elif command == "quantize":
-        assert invoke_json(runner, "quantize", run, "--max-drop", "0.5")["size_bytes"] > 0
+        assert invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")["size_bytes"] > 0
     elif command == "bench":
-        invoke_json(runner, "quantize", run, "--max-drop", "0.5")
+        invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")
         assert len(invoke_json(runner, "bench", run, "--runs", "5")["models"]) == 4
     elif command == "predict":
         assert invoke_json(runner, "predict", run / "student.onnx", "--profile", "raspberry-pi-4",
@@ -90,7 +90,9 @@ def test_readme_pipeline_on_digits(runner, tmp_path):
                     "--profile", "raspberry-pi-4", "--epochs", "2", "--runs", "5", "--no-memory",
                     "--out", tmp_path / "run")
     assert r["distill"]["sizing"]["profile"] == "raspberry-pi-4"
-    assert r["bench"]["models"]["student_int8"]["accuracy"] > 0.5
+    int8 = r["bench"]["models"].get("student_int8")
+    assert (int8["accuracy"] > 0.5) if int8 else r["quantize"]["written"] is False  # slower int8 is not written
+    assert r["bench"]["models"]["student_fp32"]["accuracy"] > 0.5 and r["bench"]["verdict"]
 
 
 def test_readme_python_api(project, tmp_path):

@@ -77,7 +77,7 @@ def test_multi_input_dict_output_teacher_through_every_step(text_project, runner
     graph = onnx.load(run / "student.onnx").graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64  # never cast to float
-    invoke_json(runner, "quantize", run, "--max-drop", "0.3")
+    invoke_json(runner, "quantize", run, "--max-drop", "0.3", "--allow-slower")
     b = invoke_json(runner, "bench", run, "--runs", "5", "--no-memory")
     assert set(b["models"]) == {"teacher_pytorch", "teacher_onnx", "student_fp32", "student_int8"}
     assert b["models"]["teacher_onnx"]["accuracy"] == 1.0
@@ -115,7 +115,7 @@ def test_steps_check_the_files_they_read_and_the_run_can_move(project, runner, t
     assert invoke(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
                   "--student", "mlp:hidden=8", "--epochs", "2", "--out", run)[0] == 0
     invoke_json(runner, "export", run)
-    invoke_json(runner, "quantize", run, "--max-drop", "0.2")
+    invoke_json(runner, "quantize", run, "--max-drop", "0.2", "--allow-slower")
     code, o, e = invoke(runner, "quantize", run / "student.onnx", "--data", f"{project}/data.npz")
     assert_usage_error(code, o, e, "student.int8.onnx", "would be replaced")
 
@@ -159,7 +159,7 @@ def test_pipeline_takes_every_step_option(project, runner, tmp_path):
     """pipeline's options are distill's, export's, quantize's and bench's; each reaches its step."""
     r = invoke_json(runner, "pipeline", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
                     "--student", "mlp:hidden=8", "--epochs", "2", "--batch-size", "32", "--exporter", "torchscript",
-                    "--max-drop", "0.3", "--calib-samples", "16", "--runs", "7", "--no-memory",
+                    "--max-drop", "0.3", "--calib-samples", "16", "--allow-slower", "--runs", "7", "--no-memory",
                     "--out", tmp_path / "p")
     assert r["export"]["models"]["student"]["exporter"] == "torchscript"
     assert r["quantize"]["details"]["max_drop"] == 0.3

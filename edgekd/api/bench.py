@@ -104,6 +104,9 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
               "data": md.source if md else None, "models": models, "summary": _summary(models),
               "prediction": prediction, "notes": notes}
     report["verdict"] = verdict(models, report["summary"], prediction)
+    q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
+    if q.get("written") is False:
+        report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
     if run is not None:
         write_json(run / "bench.json", report)
         write_text(run / "report.md", render_markdown(report))

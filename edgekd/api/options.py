@@ -88,8 +88,9 @@ class ExportOptions:
 
 @dataclass
 class QuantizeOptions:
-    mode: str = opt("static", "static: QDQ calibrated on training samples; dynamic: weights only.",
-                    choices=("static", "dynamic"))
+    mode: str = opt("auto", "static: QDQ calibrated on training samples; dynamic: weights only; auto: static for "
+                            "conv graphs, dynamic for MatMul/attention and recurrent ones.",
+                    choices=("auto", "static", "dynamic"))
     preset: str | None = opt(None, "s8s8, u8s8, u8s8-reduce-range or u8u8 (default: the profile's, else the "
                                    "host CPU's).")
     data: str | None = opt(None, "Data SPEC for calibration and the gate (default: the run's).")
@@ -99,6 +100,12 @@ class QuantizeOptions:
                                 "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
                                 "outputs); else fallbacks, else fail.", minimum=0)
     output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
+    profile: str | None = opt(None, "The target device: its int8 preset, and int8 vs fp32 predicted on it (when "
+                                    "it is not this machine). Default: the run's profile, else this machine.")
+    threads: int | None = opt(None, "Threads to time or predict int8 vs fp32 with (default: 1 on this machine, "
+                                    "the profile's cores on a profile).", minimum=1)
+    allow_slower: bool = opt(False, "Write the int8 model even when it is slower than fp32 (it says so).",
+                             flag="allow-slower")
 
 
 @dataclass

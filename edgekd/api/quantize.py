@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deploy.quantize import SlowerError
 from ..errors import UsageError
 from .options import QuantizeOptions
 from .rundir import sha256
-from .target import Result, bind_data, generated_note, model_data, resolve
+from .target import Result, bind_data, generated_note, load_profile, model_data, resolve
 
 
 @dataclass
@@ -23,9 +24,10 @@ class QuantizeResult(Result):
 
 
 def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> QuantizeResult:
-    """Quantize the exported student (or a plain .onnx) to int8, keeping it only if it passes the gate
+    """Quantize the exported student (or a plain .onnx) to int8, keeping it only if it passes the accuracy gate
+    and is faster than fp32 — timed side by side on this machine, or predicted on the target profile
     (options: see `QuantizeOptions`)."""
-    from ..deploy.quantize import calibration_feeds, gated_quantize, host_preset
+    from ..deploy.quantize import calibration_feeds, gated_quantize, mode_for
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO
     from .options import build
@@ -33,7 +35,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     o = build(QuantizeOptions, options)
     t = resolve(target)
     shapes = parse_shapes(o.shape)
-    run, prof_preset = t.run, None
+    run = t.run
     if run is None:
         src = t.path
         if o.data is None:
@@ -41,35 +43,99 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
                              "pass --data digits or --data file.npz (arrays named after the model's inputs)")
         dst = Path(o.output) if o.output else src.with_name(src.stem + ".int8.onnx")
         _refuse_run_artifact(src, dst, o.output)
+        profile = o.profile
     else:
-        dist = run.step("distill")
         src = run.verify("student.onnx", "export")
         dst = Path(o.output) if o.output else run / "student.int8.onnx"
-        prof_preset = (dist.get("profile") or {}).get("int8_preset")
+        recorded = run.step("distill").get("profile") or {}
+        path = recorded.get("path")
+        profile = o.profile or (path if path and Path(path).is_file() else recorded.get("name"))
     if dst.is_dir():
         raise UsageError(f"--output {dst} is a directory", f"pass a file path, e.g. {dst / 'model.int8.onnx'}")
+    if dst.resolve() == src.resolve():
+        raise UsageError(f"--output {dst} is the model being quantized", "write the int8 model to another file")
+    prof = load_profile(profile)
     md = model_data(t, o.data)
     io = ModelIO.from_onnx(src)
     eval_feeds = bind_data(io, md, shapes)
     calib_feeds = bind_data(io, md, shapes, "calib")
     rng = np.random.default_rng(seed)
     calib_feeds = calib_feeds.take(rng.permutation(len(calib_feeds))[:o.calib_samples])
-    chosen = o.preset or prof_preset or host_preset()
-    details = gated_quantize(src, dst, o.mode, chosen, io, calibration_feeds(io, calib_feeds), eval_feeds,
-                             md.labels, o.max_drop)
-    details["preset_source"] = "--preset" if o.preset else ("profile" if prof_preset else "host CPU")
-    details["notes"] = generated_note(eval_feeds, src) + (
+    preset, preset_why = _preset(o.preset, prof)
+    mode, mode_why = (o.mode, "--mode") if o.mode != "auto" else mode_for(src)
+    notes = generated_note(eval_feeds, src) + (
         [f"{src.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time"] if io.batch else [])
+    if mode == "dynamic" and mode_for(src)[0] == "static":
+        notes.append("dynamic quantization of convs (ConvInteger) runs several times slower than fp32 on CPU; "
+                     "static is the mode for conv nets")
+    try:
+        details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
+                                 md.labels, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
+                                 allow_slower=o.allow_slower)
+    except SlowerError as e:
+        if run is not None:  # the outcome is what later steps need: ship fp32
+            run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode})
+            (run / "student.int8.onnx").unlink(missing_ok=True)
+        raise
+    details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why, notes=notes,
+                   written=True)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
-    drop = (f"{details['accuracy_drop'] * 100:.2f} accuracy points" if details["metric"] == "accuracy" else
-            f"{details['agreement_with_fp32']:.2%} {details['agreement_metric']} with fp32")
-    details["verdict"] = (f"int8 ({details['chosen']}): {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, "
-                          f"{drop} (gate {details['max_drop']:g}); `edgekd bench` measures whether it is faster")
+    details["verdict"] = verdict(res)
     if run is not None:
         run.record("quantize", {**res.to_dict(), "output": run.rel(dst), "calib_samples": int(len(calib_feeds)),
                                 "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"
                                 else {}})
     return res
+
+
+def _preset(explicit: str | None, prof) -> tuple[str, str]:
+    """The int8 preset and why: --preset, else the profile's (its CPU), else this machine's CPU."""
+    from ..deploy.quantize import host_isa, preset_for
+
+    if explicit:
+        return explicit, "--preset"
+    if prof is not None:
+        return prof.int8_preset, f"the {prof.name} profile"
+    preset, why = preset_for(*host_isa())
+    return preset, f"this machine ({why})"
+
+
+def _timer(io, feeds, prof, threads: int | None):
+    """fp32 vs int8 candidates: timed side by side here, or predicted on a profile of another machine."""
+    import platform
+
+    from ..deploy.measure import interleaved_p50
+    from ..models.io import timing_feed
+
+    if prof is not None and prof.calibration.get("host") != platform.node():
+        from ..latency.predictor import predict_latency
+
+        n = threads or prof.cores
+        shapes = {k: [1, *v] if k in feeds.samples else v for k, v in feeds.shapes().items()}
+
+        def predicted(src, cands):
+            ms = [predict_latency(str(p), prof, threads=n, shapes=shapes).latency_ms for p in [src, *cands]]
+            return ms[0], ms[1:], f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
+        return predicted
+    n = threads or 1
+    feed = timing_feed(io, feeds, io.batch or 1)
+
+    def timed(src, cands):
+        ms = interleaved_p50([src, *cands], feed, n)
+        return ms[0], ms[1:], f"on this machine (p50, {n} thread{'s' * (n > 1)}, interleaved)"
+    return timed
+
+
+def verdict(res: QuantizeResult) -> str:
+    d = res.details
+    drop = (f"{d['accuracy_drop'] * 100:.2f} accuracy points" if d["metric"] == "accuracy" else
+            f"{d['agreement_with_fp32']:.2%} {d['agreement_metric']} with fp32")
+    line = f"int8 ({d['chosen']}): {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
+    sp = d.get("speed")
+    if sp:
+        faster = f"{sp['speedup']:.2f}x faster" if sp["speedup"] >= 1 else f"{1 / sp['speedup']:.2f}x SLOWER"
+        line += f"; {faster} than fp32 {sp['how']} ({sp['int8_ms']:.3g} vs {sp['fp32_ms']:.3g} ms)"
+    return line
 
 
 def _refuse_run_artifact(src: Path, dst: Path, explicit: str | None) -> None:

@@ -192,7 +192,7 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
     res = run_pipeline(teacher, data, out, **kw)
     _warn(res["distill"].get("notes"))
     _warn(res["bench"].get("notes"))
-    _emit(res, as_json, lambda r: view.render_bench(r["bench"]))
+    _emit(res, as_json, view.render_pipeline)
 
 
 @cli.command()
@@ -208,7 +208,7 @@ def demo(out, profile, epochs, as_json) -> None:
     res = run_demo(out, profile=profile, epochs=epochs)
 
     def render(r):
-        view.render_bench(r["bench"])
+        view.render_pipeline(r)
         console().print(f"run directory: {out}  (manifest.json, student.pt, student.onnx, "
                          f"student.int8.onnx, bench.json, report.md)")
     _emit(res, as_json, render)
@@ -271,7 +271,8 @@ def profiles_show(name, as_json) -> None:
         if p.is_alias:
             c.print(f"{name!r} is an alias of {p.name!r}")
         c.print(table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
-                       [[f, p.get(f), p.source(f)] for f in FIELDS]))
+                      [[f, ", ".join(v) if isinstance(v := p.get(f), list) else v, p.source(f)] for f in FIELDS
+                       if f not in ("name", "title")], ratios=[2, 3]))
         kernels = p.kernels
         tables = {k: len(v["dims"]) for k, v in kernels.items() if isinstance(v, dict) and "dims" in v}
         cal = p.calibration

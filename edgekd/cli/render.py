@@ -36,22 +36,35 @@ def console():
     return Console(width=w)
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1):
-    """A compact table whose first `names` columns (what a user types) are never cut; the rest wrap."""
+def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1, ratios: list[int] | None = None):
+    """A compact table whose first `names` columns (what a user types) are never cut; the rest wrap (in
+    `ratios` of the width left, when given)."""
     from rich import box
     from rich.table import Table
 
     cells = [["–" if v is None else str(v) for v in r] for r in rows]
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+              expand=ratios is not None)
     for i, c in enumerate(columns):
         if i < names:
             longest = max([len(c), *(len(r[i]) for r in cells)])
             t.add_column(c, justify="left", no_wrap=True, min_width=longest)
         else:
-            t.add_column(c, justify="left" if i == 0 else "right", overflow="fold", min_width=len(c))
+            numeric = all(_numeric(r[i]) for r in cells)
+            t.add_column(c, justify="right" if numeric and i else "left", overflow="fold", min_width=len(c),
+                         ratio=ratios[i - names] if ratios else None)
     for r in cells:
         t.add_row(*r)
     return t
+
+
+def _numeric(cell: str) -> bool:
+    """A number as the tables print it: 1,234 / 0.123 / 97.5% / 1.2e-06 / – for none."""
+    try:
+        float(cell.replace(",", "").rstrip("%x"))
+        return True
+    except ValueError:
+        return cell == "–"
 
 
 def pct(v: float | None) -> str | None:
@@ -160,3 +173,12 @@ def render_profiles(rows: list[dict]) -> None:
                   [[r["name"], ", ".join(r["aliases"]) or None, r["cores"], r["int8_preset"],
                     f"{r['latency_budget_ms']:g}", f"{r['memory_budget_mb']:g}"] for r in rows]))
     c.print("Details and sources: edgekd profiles show NAME")
+
+
+def render_pipeline(r: dict) -> None:
+    """Every step's verdict, then the benchmark that decides what to ship."""
+    c = console()
+    for line in (r["distill"].get("verdict"), r["export"].get("verdict"), r["quantize"]["details"].get("verdict")):
+        if line:
+            c.print(line)
+    render_bench(r["bench"])

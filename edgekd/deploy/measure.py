@@ -163,3 +163,17 @@ def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndar
         if f is not None:
             res["agreement"], res["agreement_metric"] = f[1], f[0]
     return res
+
+
+def interleaved_p50(paths: list, feed: dict[str, np.ndarray], threads: int = 1, rounds: int = 5, runs: int = 50,
+                    max_seconds: float = 0.4) -> list[float]:
+    """p50 of each model over `rounds` interleaved rounds (the median of the rounds' p50s): side by side,
+    so a busy machine slows every model alike."""
+    from .runtime import session
+
+    sessions = [session(p, threads) for p in paths]
+    per: list[list[float]] = [[] for _ in paths]
+    for _ in range(rounds):
+        for s, out in zip(sessions, per):
+            out.append(onnx_latency(s, [feed], warmup=3, runs=runs, max_seconds=max_seconds)["p50"])
+    return [float(np.median(v)) for v in per]

@@ -1,15 +1,20 @@
-"""ONNX fp32 -> int8 with onnxruntime.quantization: static QDQ (calibrated) or dynamic, accuracy-gated.
+"""ONNX fp32 -> int8 with onnxruntime.quantization: static QDQ (calibrated) or dynamic, gated on accuracy
+*and* speed.
 
-Presets follow onnxruntime's advice (see shared research, ort_quant.md): S8S8 QDQ per-channel where the CPU
-has int8 dot products (VNNI, dotprod, i8mm); U8S8 with reduce_range on AVX2/AVX-512 without VNNI, where
-VPMADDUBSW can saturate. When a preset loses too much accuracy, the gate tries fallbacks in order and keeps
-the first that passes; if none passes, nothing is written and the command fails.
+Presets follow what MLAS runs (shared/research/ort_quant.md): on x86 its int8 kernels are U8S8 (uint8
+activations, int8 weights), so S8S8 pays a conversion; U8S8 with reduce_range where there is no VNNI, since
+VPMADDUBSW can saturate. On ARM, S8S8 is the fast path only with i8mm, U8S8 elsewhere. When a preset loses
+too much accuracy, the gate tries fallbacks in order; every int8 candidate that passes is then timed against
+fp32 (or predicted on the target profile), and the fastest is kept. If none is faster than fp32, nothing is
+written unless the caller allows a slower model (and says so).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +30,61 @@ PRESETS = {
 }
 
 
-def host_preset() -> str:
-    """The preset that suits this machine's CPU (int8 dot-product instructions or not)."""
+def preset_for(isa: set[str], arch: str) -> tuple[str, str]:
+    """(preset, why) for a CPU's features."""
+    if arch == "arm64":
+        if "i8mm" in isa:
+            return "s8s8", "i8mm: MLAS's SMMLA kernels take int8 activations"
+        return "u8s8", "ARM without i8mm: MLAS's fast path takes uint8 activations"
+    if isa & {"avx512_vnni", "avx_vnni", "amx_int8", "amx"}:
+        return "u8s8", "x86 with VNNI: MLAS's int8 kernels are U8S8 (S8S8 pays a conversion)"
+    if "avx2" in isa:
+        return "u8s8-reduce-range", "x86 AVX2 without VNNI: U8S8 with reduce_range (VPMADDUBSW can saturate)"
+    return "u8s8", "x86: MLAS's int8 kernels are U8S8"
+
+
+def host_isa() -> tuple[set[str], str]:
+    import platform
+
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                      if ln.startswith(("flags", "Features"))), [])
     except OSError:
-        return "s8s8"
-    if any(f in flags for f in ("avx512_vnni", "avx_vnni", "asimddp", "i8mm", "amx_int8")):
-        return "s8s8"
-    return "u8s8-reduce-range" if "avx2" in flags else "s8s8"
+        flags = []
+    arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
+    return set(flags) | ({"i8mm"} if "i8mm" in flags else set()), arch
+
+
+def host_preset() -> str:
+    """The preset that suits this machine's CPU (from the ISA flags it reports)."""
+    return preset_for(*host_isa())[0]
+
+
+def mode_for(model_path: Path) -> tuple[str, str]:
+    """(mode, why) from the graph: static QDQ for conv nets, dynamic for MatMul/attention-heavy and recurrent
+    graphs (dynamic quantization of convs, ConvInteger, runs several times slower than fp32 on CPU)."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(model_path), load_external_data=False).graph.node]
+    if any(op in ("LSTM", "GRU", "RNN") for op in ops):
+        return "dynamic", "a recurrent graph"
+    convs, matmuls = sum(op == "Conv" for op in ops), sum(op in ("MatMul", "Gemm", "Attention") for op in ops)
+    if convs >= matmuls:
+        return "static", "a conv graph"
+    return "dynamic", "a MatMul/attention graph"
+
+
+@contextlib.contextmanager
+def _in(folder: Path) -> Iterator[None]:
+    """Run in `folder`: onnxruntime's quantization tools leave temp files (sym_shape_infer_temp.onnx, .data
+    sidecars) in the current directory, which is the user's."""
+    prev = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(prev)
 
 
 @dataclass
@@ -52,6 +103,12 @@ def attempts(preset: str) -> list[Attempt]:
             Attempt(f"{preset}+keep-activations", preset, keep_activations=True),
             Attempt("u8u8+keep-activations", "u8u8", keep_activations=True),
             Attempt(f"{preset}+fp32-first-last", preset, keep_activations=True, exclude_ends=True)]
+
+
+def speed_alternative(preset: str) -> Attempt | None:
+    """The other activation type, tried for speed where the gate can time it (measured beats folklore)."""
+    alt = {"s8s8": "u8s8", "u8s8": "s8s8", "u8s8-reduce-range": "u8s8"}.get(preset)
+    return Attempt(alt, alt) if alt else None
 
 
 class _Reader:
@@ -111,7 +168,8 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
     logging.getLogger().setLevel(logging.ERROR)
     p = PRESETS[attempt.preset]
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
-    with tempfile.TemporaryDirectory() as td:
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    with tempfile.TemporaryDirectory() as td, _in(Path(td)):
         pre = Path(td) / "pre.onnx"
         try:
             src = _upgrade(src, Path(td) / "opset13.onnx")
@@ -145,9 +203,19 @@ def _already_quantized(src: Path) -> bool:
                        "ConvInteger", "DynamicQuantizeLinear"})
 
 
+Timer = Callable[[Path, list[Path]], tuple[float, list[float], str]]  # -> (fp32 ms, each candidate's ms, how)
+
+
+class SlowerError(EdgekdError):
+    """Every int8 model that kept its accuracy was slower than fp32: ship fp32 (exit 1)."""
+
+
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
-                   eval_y: np.ndarray | None, max_drop: float, output: str | None = None) -> dict:
-    """Try the preset and its fallbacks; write the first int8 model within `max_drop` of fp32 to `dst`.
+                   eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
+                   timer: Timer | None = None, allow_slower: bool = False) -> dict:
+    """Try the preset and its fallbacks; of the int8 models within `max_drop` of fp32, keep the fastest
+    (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if it is faster than
+    fp32, or `allow_slower`.
 
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
@@ -156,7 +224,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     from .runtime import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
-        raise UsageError(f"unknown quantization mode {mode!r}", "use --mode static or --mode dynamic")
+        raise UsageError(f"unknown quantization mode {mode!r}", "use --mode static, dynamic or auto")
     if mode == "static" and not calib:
         raise UsageError("static quantization needs calibration samples",
                          "pass --data SPEC (or use --mode dynamic)")
@@ -169,9 +237,14 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     labels = eval_y if spec.kind == "logits" and ref.ndim == 2 and eval_y is not None else None
     ref_acc = float((ref.argmax(-1) == labels).mean()) if labels is not None else None
     tried: list[dict] = []
+    passing: list[tuple[dict, Path]] = []
     dst.parent.mkdir(parents=True, exist_ok=True)
+    plan = attempts(preset)
+    alt = speed_alternative(preset) if timer is not None else None
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as td:
-        for i, att in enumerate(attempts(preset)):
+        for i, att in enumerate(plan + ([alt] if alt else [])):
+            if passing and i < len(plan) and i > 0:
+                continue  # accuracy fallbacks only while nothing passed; the speed alternative always
             cand = Path(td) / f"attempt{i}.onnx"
             try:
                 quantize_file(src, cand, att, mode, calib)
@@ -182,18 +255,36 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             metric, agree = fidelity(ref, out, spec.kind) or ("cosine", 0.0)
             acc = float((out.argmax(-1) == labels).mean()) if labels is not None else None
             drop = (ref_acc - acc) if ref_acc is not None else (1.0 - agree)
-            tried.append({"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
-                          "passed": drop <= max_drop})
+            row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
+                   "passed": drop <= max_drop}
+            tried.append(row)
             if drop <= max_drop:
-                os.replace(cand, dst)  # same directory: atomic
-                return {"mode": mode, "preset": preset, "chosen": att.name, "output": spec.name,
-                        "output_kind": spec.kind, "metric": "accuracy" if labels is not None else metric,
-                        "agreement_metric": metric, "fp32_accuracy": ref_acc, "int8_accuracy": acc,
-                        "agreement_with_fp32": agree, "accuracy_drop": drop, "max_drop": max_drop,
-                        "attempts": tried, "eval_samples": int(len(ref))}
-    best = min((t for t in tried if "drop" in t), key=lambda t: t["drop"], default=None)
-    what = "accuracy" if labels is not None else f"{spec.name} agreement"
-    detail = f"best was {best['name']} with a drop of {best['drop']:.2%}" if best else \
-        f"every attempt failed ({tried[-1].get('error', '')})"
-    raise EdgekdError(f"no int8 model stayed within the {what} gate of {max_drop:.2%}: {detail}",
-                      "raise --max-drop, give more --calib-samples, or try --mode dynamic")
+                passing.append((row, cand))
+        if not passing:
+            best = min((t for t in tried if "drop" in t), key=lambda t: t["drop"], default=None)
+            what = "accuracy" if labels is not None else f"{spec.name} agreement"
+            detail = f"best was {best['name']} with a drop of {best['drop']:.2%}" if best else \
+                f"every attempt failed ({tried[-1].get('error', '')})"
+            raise EdgekdError(f"no int8 model stayed within the {what} gate of {max_drop:.2%}: {detail}",
+                              "raise --max-drop, give more --calib-samples, or try --mode dynamic")
+        speed = None
+        if timer is not None:
+            fp32_ms, cand_ms, how = timer(src, [c for _, c in passing])
+            for (row, _), ms in zip(passing, cand_ms):
+                row["latency_ms"] = ms
+            k = int(np.argmin(cand_ms))
+            speed = {"fp32_ms": fp32_ms, "int8_ms": cand_ms[k], "speedup": fp32_ms / cand_ms[k], "how": how}
+            if cand_ms[k] >= fp32_ms and not allow_slower:
+                raise SlowerError(f"int8 is slower than fp32 {how}: {cand_ms[k]:.3g} ms ({passing[k][0]['name']}) "
+                                  f"vs {fp32_ms:.3g} ms; nothing was written: ship the fp32 model",
+                                  "keep fp32, or pass --allow-slower to write the int8 model anyway")
+        else:
+            k = 0
+        row, cand = passing[k]
+        os.replace(cand, dst)  # same directory: atomic
+    agreement_metric = (fidelity(ref, ref, spec.kind) or ("cosine", 1.0))[0]
+    return {"mode": mode, "preset": preset, "chosen": row["name"], "output": spec.name, "output_kind": spec.kind,
+            "metric": "accuracy" if labels is not None else agreement_metric, "agreement_metric": agreement_metric,
+            "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
+            "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
+            "attempts": tried, "eval_samples": int(len(ref)), "speed": speed}

@@ -1,0 +1,79 @@
+"""int8 is gated on speed as well as accuracy: never a slower model written silently. Predictions on a
+profile make the verdicts here the same on every machine."""
+import json
+
+import onnx
+import pytest
+import real_models
+from conftest import invoke, invoke_json
+
+
+@pytest.fixture(scope="module")
+def mlp_run(project, tmp_path_factory):
+    from click.testing import CliRunner
+
+    run = tmp_path_factory.mktemp("gate") / "run"
+    for args in (["distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                  "--student", "mlp:hidden=8", "--epochs", "2", "--out", run], ["export", run]):
+        invoke_json(CliRunner(), *args)
+    return run
+
+
+def test_int8_slower_than_fp32_is_refused_with_both_numbers(mlp_run, runner):
+    """A tiny MLP's int8 model is predicted slower on the Pi 4 (quantize/dequantize cost more than its GEMMs)."""
+    code, out, err = invoke(runner, "quantize", mlp_run, "--profile", "raspberry-pi-4", "--mode", "static")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert "int8 is slower than fp32 on raspberry-pi-4 (predicted" in lines[0] and " ms" in lines[0]
+    assert "--allow-slower" in lines[0]
+    assert not (mlp_run / "student.int8.onnx").exists()
+    assert json.loads((mlp_run / "manifest.json").read_text())["steps"]["quantize"]["written"] is False
+    b = invoke_json(runner, "bench", mlp_run, "--runs", "3", "--no-memory")
+    assert "student_int8" not in b["models"] and b["verdict"][0].startswith("no int8 model: int8 is slower")
+
+    q = invoke_json(runner, "quantize", mlp_run, "--profile", "raspberry-pi-4", "--mode", "static",
+                    "--allow-slower")
+    sp = q["details"]["speed"]
+    assert sp["speedup"] < 1 and "SLOWER than fp32 on raspberry-pi-4" in q["details"]["verdict"]
+    assert (mlp_run / "student.int8.onnx").is_file()
+
+
+def test_the_fastest_passing_int8_model_is_kept(runner, tmp_path):
+    """A conv segmenter on a phone with i8mm: int8 predicted faster; both activation types are tried and the
+    faster kept, with the preset's reason said."""
+    path, data = real_models.segmenter(tmp_path)
+    q = invoke_json(runner, "quantize", path, "--data", data, "--profile", "iphone-15", "--shape",
+                    "pixels=1x3x48x48", "--output", tmp_path / "seg.int8.onnx")
+    d = q["details"]
+    assert d["mode"] == "static" and d["mode_source"] == "a conv graph"
+    assert d["speed"]["speedup"] > 1 and "faster than fp32 on iphone-15" in d["verdict"]
+    timed = [a for a in d["attempts"] if "latency_ms" in a]
+    assert len(timed) == 2 and d["speed"]["int8_ms"] == min(a["latency_ms"] for a in timed)
+    assert d["preset_source"] == "the iphone-15 profile"
+
+
+def test_mode_follows_the_graph_and_nothing_is_left_in_the_working_directory(mlp_run, runner, tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    q = invoke_json(runner, "quantize", mlp_run, "--allow-slower", "--output", tmp_path / "out" / "q.onnx")
+    assert q["details"]["mode"] == "dynamic" and q["details"]["mode_source"] == "a MatMul/attention graph"
+    assert {n.op_type for n in onnx.load(tmp_path / "out" / "q.onnx").graph.node} & {"MatMulInteger",
+                                                                                      "DynamicQuantizeLinear"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp files beside the user's work
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["q.onnx"]
+
+
+def test_output_equal_to_the_input_is_refused(mlp_run, runner):
+    from test_bad_inputs import assert_usage_error
+
+    code, o, e = invoke(runner, "quantize", mlp_run, "--output", mlp_run / "student.onnx")
+    assert_usage_error(code, o, e, "is the model being quantized")
+
+
+def test_presets_follow_what_mlas_runs():
+    from edgekd.deploy.quantize import preset_for
+
+    assert preset_for({"avx2", "avx512_vnni"}, "x86_64")[0] == "u8s8"  # MLAS x86 is U8S8: s8s8 pays a conversion
+    assert preset_for({"avx2", "fma"}, "x86_64")[0] == "u8s8-reduce-range"
+    assert preset_for({"asimd", "asimddp", "i8mm"}, "arm64")[0] == "s8s8"
+    assert preset_for({"asimd", "asimddp"}, "arm64")[0] == "u8s8"
