@@ -222,8 +222,10 @@ def _nothing_fits(family, profile, cands, t: Candidate, budget_ms, memory_mb, ma
                           f"({fastest.params:,} params)",
                           f"try another --student family ({_others(family)}), or ship the teacher")
     smallest = min(worth, key=lambda c: c.predicted_ms)
+    kept = f" (+{margin:.0%} margin: {smallest.predicted_ms * (1 + margin):.3g} ms)" if margin else ""
     return UsageError(f"no {family} student fits {profile.name}: the fastest worth distilling ({smallest.spec}) is "
-                      f"predicted at {smallest.predicted_ms:.3g} ms and {smallest.predicted_peak_mb:.3g} MB against "
+                      f"predicted at {smallest.predicted_ms:.3g} ms{kept} and {smallest.predicted_peak_mb:.3g} MB "
+                      "against "
                       f"budgets of {budget_ms:g} ms and {memory_mb:g} MB (the teacher: {t.predicted_ms:.3g} ms)",
                       f"raise --budget-ms to at least {smallest.predicted_ms * (1 + margin) * 1.05:.3g} "
                       f"(and --memory-mb to {max(memory_mb, smallest.predicted_peak_mb * 1.05):.3g}), "

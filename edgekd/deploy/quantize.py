@@ -44,6 +44,7 @@ def preset_for(isa: set[str], arch: str) -> tuple[str, str]:
 
 
 def host_isa() -> tuple[set[str], str]:
+    """This machine's CPU flags (/proc/cpuinfo: x86 `flags`, ARM `Features`) and architecture."""
     import platform
 
     try:
@@ -53,7 +54,7 @@ def host_isa() -> tuple[set[str], str]:
     except OSError:
         flags = []
     arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
-    return set(flags) | ({"i8mm"} if "i8mm" in flags else set()), arch
+    return set(flags), arch
 
 
 def host_preset() -> str:
