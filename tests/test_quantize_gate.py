@@ -2,6 +2,7 @@
 profile make the verdicts here the same on every machine."""
 import json
 
+import numpy as np
 import onnx
 import pytest
 import real_models
@@ -77,3 +78,21 @@ def test_presets_follow_what_mlas_runs():
     assert preset_for({"avx2", "fma"}, "x86_64")[0] == "u8s8-reduce-range"
     assert preset_for({"asimd", "asimddp", "i8mm"}, "arm64")[0] == "s8s8"
     assert preset_for({"asimd", "asimddp"}, "arm64")[0] == "u8s8"
+
+
+def test_export_ships_metadata_the_ort_format_and_mobile_usability(mlp_run, runner):
+    """An app reads how to feed the model from its metadata; a phone loads student.ort."""
+    import onnxruntime as ort
+
+    e = invoke_json(runner, "export", mlp_run, "--ort-format", "--opset", "17")
+    meta = ort.InferenceSession(str(mlp_run / "student.onnx"),
+                                providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert meta["edgekd.model"] == "student" and meta["edgekd.classes"] == "3"
+    assert json.loads(meta["edgekd.io"])["inputs"][0]["name"] == "input"
+    assert float(meta["edgekd.student_test_accuracy"]) > 0
+    assert e["models"]["student"]["opset"] == 17
+    sess = ort.InferenceSession(str(mlp_run / "student.ort"), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": np.zeros((2, 16), np.float32)})[0].shape == (2, 3)
+    assert (mlp_run / "student.required_operators.config").is_file()
+    nnapi = e["mobile"]["usability"]["nnapi"]
+    assert nnapi["nodes"] > 0 and nnapi["supported_nodes_with_fixed_shapes"] == nnapi["nodes"]  # Gemm/Relu

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgekdError
@@ -20,6 +20,7 @@ class ExportResult(Result):
     models: dict[str, dict]
     verdict: str = ""
     next: str = ""
+    mobile: dict = field(default_factory=dict)
 
 
 def export(target: str | os.PathLike, **options) -> ExportResult:
@@ -39,23 +40,74 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
     test, _, _, calib = read_eval(run)
     x, sample = as_inputs({k: v[:PARITY_SAMPLES] for k, v in test.items()}), as_inputs(calib)
     out_name = spec.get("output") or "logits"
-    models = {"student": _export_checked(student, sample, x, run / "student.onnx", o.exporter, out_name)}
+    dist = run.step("distill")
+    meta = _metadata(dist)
+    export = {"exporter": o.exporter, "opset": o.opset, "output_name": out_name}
+    models = {"student": _export_checked(student, sample, x, run / "student.onnx", export,
+                                         {**meta, "edgekd.model": "student"})}
     try:  # the teacher is only needed for the benchmark: a teacher that will not load or export is a note
         teacher = run_teacher(run)
+        tmeta = {**meta, "edgekd.model": "teacher"}
         try:
-            models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx", o.exporter, out_name)
+            models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx", export, tmeta)
         except EdgekdError:
-            models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx", "torchscript", out_name)
+            models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx",
+                                                {**export, "exporter": "torchscript"}, tmeta)
     except EdgekdError as e:
         models["teacher"] = {"error": e.one_line()}
+    mobile = _mobile(run / "student.onnx", o.ort_format)
     shas = {f"{k}.onnx": m["sha256"] for k, m in models.items() if "sha256" in m}
-    run.record("export", {"exporter": o.exporter, "models": models, "sha256": shas})
+    run.record("export", {"exporter": o.exporter, "opset": o.opset, "models": models, "mobile": mobile,
+                          "metadata": meta, "sha256": shas})
     st = models["student"]
     teacher = models["teacher"]
     line = (f"student.onnx ({st['size_bytes'] / 1024:.1f} KB) matches PyTorch to {st['parity']['max_abs_diff']:.1e}; "
             + ("teacher.onnx too" if "parity" in teacher else "the teacher did not export, so bench will time "
                "only PyTorch's"))
-    return ExportResult(str(run.path), models, line, f"edgekd quantize {shlex.quote(str(run.path))}")
+    if mobile.get("ort"):
+        line += f"; {mobile['ort']['ort']} written for ORT mobile"
+    result = ExportResult(str(run.path), models, line, f"edgekd quantize {shlex.quote(str(run.path))}")
+    result.mobile = mobile
+    return result
+
+
+def _metadata(dist: dict) -> dict[str, str]:
+    """What an app needs to feed the model and trust it, in the ONNX file's metadata_props."""
+    import json
+
+    from .. import __version__
+
+    figures, data = dist.get("figures") or {}, dist.get("data") or {}
+    meta = {"edgekd.version": __version__, "edgekd.io": json.dumps(dist.get("io") or {}),
+            "edgekd.classes": str(data.get("num_classes") or ""), "edgekd.data": Path(str(data.get("spec"))).name,
+            "edgekd.teacher": str((dist.get("teacher") or {}).get("spec")),
+            "edgekd.profile": str((dist.get("profile") or {}).get("name") or ""),
+            "edgekd.student_test_accuracy": str(figures.get("student_accuracy")),
+            "edgekd.retention": str(figures.get("retention"))}
+    if data.get("kind") == "image":
+        opts = dist.get("data_options") or {}
+        meta["edgekd.preprocess"] = json.dumps({"layout": "NCHW", "scale": "1/255", "mean": opts.get("mean"),
+                                                "std": opts.get("std"), "size": data.get("input_shape", [])[1:],
+                                                "channels": opts.get("channels")})
+    return meta
+
+
+def _mobile(path: Path, ort_format: bool) -> dict:
+    """How much of the graph NNAPI and CoreML would take (onnxruntime's checker), and the .ort model when asked."""
+    from ..deploy.mobile import to_ort, usability
+
+    out: dict = {}
+    try:
+        out["usability"] = usability(path)
+    except Exception as e:  # the checker is advisory: a model it cannot read is a note, not a failed export
+        out["usability_error"] = f"{type(e).__name__}: {str(e)[:160]}"
+    if ort_format:
+        try:
+            out["ort"] = to_ort(path)
+        except Exception as e:
+            raise EdgekdError(f"converting {path.name} to the ORT format failed: {type(e).__name__}: {str(e)[:160]}",
+                              "the plain student.onnx is written; report the model") from None
+    return out
 
 
 def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:
@@ -79,16 +131,27 @@ def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:
     return ExportResult(str(path), {"model": info})
 
 
-def _export_checked(model, sample, x, path: Path, exporter: str, output_name: str) -> dict:
-    """Export to `path` only if ONNX Runtime matches PyTorch on `x` (else nothing is written)."""
+def _export_checked(model, sample, x, path: Path, export: dict, metadata: dict) -> dict:
+    """Export to `path` (with `metadata` in its metadata_props) only if ONNX Runtime matches PyTorch on `x`
+    (else nothing is written)."""
     from ..deploy.export import parity, to_onnx
+    from ..deploy.mobile import add_metadata
 
     with atomic_path(path) as tmp:
-        to_onnx(model, sample, tmp, exporter=exporter, output_name=output_name)
+        to_onnx(model, sample, tmp, exporter=export["exporter"], opset=export["opset"],
+                output_name=export["output_name"])
+        add_metadata(tmp, metadata)
         check = parity(model, tmp, x)
         if not check["passed"]:
             raise EdgekdError(f"{path.name}: ONNX Runtime differs from PyTorch by up to "
                               f"{check['max_abs_diff']:.3g} (rtol {check['rtol']}, atol {check['atol']})",
                               "try --exporter torchscript, or report the model")
-    return {"path": path.name, "exporter": exporter, "parity": check, "size_bytes": os.path.getsize(path),
-            "sha256": sha256(path)}
+    return {"path": path.name, "exporter": export["exporter"], "opset": _opset(path), "parity": check,
+            "size_bytes": os.path.getsize(path), "sha256": sha256(path)}
+
+
+def _opset(path: Path) -> int | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

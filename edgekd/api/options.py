@@ -81,7 +81,11 @@ class DistillOptions:
 
 @dataclass
 class ExportOptions:
-    exporter: str = opt("dynamo", "torch.onnx exporter.", choices=("dynamo", "torchscript"))
+    exporter: str = opt("dynamo", "torch.onnx exporter (torchscript: the fallback, opset <= 17).",
+                        choices=("dynamo", "torchscript"))
+    opset: int = opt(18, "ONNX opset to export (the target's onnxruntime must support it).", minimum=11, maximum=21)
+    ort_format: bool = opt(False, "Also write student.ort (and the required-operators config for a reduced "
+                                  "onnxruntime build) for ORT mobile.", flag="ort-format")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable; plain .onnx files).",
                            multiple=True)
 

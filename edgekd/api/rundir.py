@@ -28,6 +28,8 @@ PRODUCED_BY = {
     "eval.npz": "distill",
     "student.onnx": "export",
     "teacher.onnx": "export",
+    "student.ort": "export",
+    "student.required_operators.config": "export",
     "student.int8.onnx": "quantize",
     "bench.json": "bench",
     "report.md": "bench",

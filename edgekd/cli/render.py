@@ -107,6 +107,12 @@ def render_export(d: dict) -> None:
     for m in d["models"].values():
         if "io" in m:
             c.print(io_lines(m), soft_wrap=True)
+    eps = (d.get("mobile") or {}).get("usability") or {}
+    if eps:
+        c.print("mobile EPs (nodes taken as is / with fixed shapes): " + "; ".join(
+            f"{ep} {u['supported_nodes']}/{u['nodes']} ({u['suitability']}) / "
+            f"{u['supported_nodes_with_fixed_shapes']} ({u['suitability_with_fixed_shapes']})"
+            for ep, u in eps.items()))
     _closing(c, d.get("verdict"), d.get("next"))
 
 
