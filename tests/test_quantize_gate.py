@@ -96,3 +96,34 @@ def test_export_ships_metadata_the_ort_format_and_mobile_usability(mlp_run, runn
     assert (mlp_run / "student.required_operators.config").is_file()
     nnapi = e["mobile"]["usability"]["nnapi"]
     assert nnapi["nodes"] > 0 and nnapi["supported_nodes_with_fixed_shapes"] == nnapi["nodes"]  # Gemm/Relu
+
+
+def test_mixed_precision_keeps_the_nodes_int8_hurts_most_in_fp32(runner, tmp_path):
+    """One huge channel sets a per-tensor scale that rounds every other one to zero: every preset and fallback
+    fails the gate; ranking the nodes by their quantized inputs' error and keeping the worst in fp32 passes."""
+    import torch
+
+    class Outlier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = torch.nn.Linear(16, 32), torch.nn.Linear(32, 32), torch.nn.Linear(32, 8)
+            with torch.no_grad():
+                self.b.weight[0] *= 2000.0
+                self.b.bias[0] = 5000.0
+                self.c.weight[:, 0] = 0.0  # the head ignores the huge channel
+
+        def forward(self, x):
+            return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+    torch.manual_seed(0)
+    m = Outlier().eval()
+    x = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=m(torch.from_numpy(x)).argmax(1).numpy())
+    torch.onnx.export(m, (torch.zeros(2, 16),), str(tmp_path / "m.onnx"), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "b"}})
+    q = invoke_json(runner, "quantize", tmp_path / "m.onnx", "--data", tmp_path / "d.npz", "--mode", "static",
+                    "--max-drop", "0.15", "--allow-slower")
+    d = q["details"]
+    assert all(a["drop"] > 0.15 for a in d["attempts"] if "fp32[" not in a["name"] and "drop" in a)
+    assert d["fp32_nodes"] and "/a/Gemm" not in d["fp32_nodes"] and d["accuracy_drop"] <= 0.15
+    assert "kept in fp32" in d["verdict"]

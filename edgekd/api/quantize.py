@@ -131,6 +131,8 @@ def verdict(res: QuantizeResult) -> str:
     drop = (f"{d['accuracy_drop'] * 100:.2f} accuracy points" if d["metric"] == "accuracy" else
             f"{d['agreement_with_fp32']:.2%} {d['agreement_metric']} with fp32")
     line = f"int8 ({d['chosen']}): {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
+    if d.get("fp32_nodes"):
+        line += f"; {len(d['fp32_nodes'])} node(s) kept in fp32, the ones int8 hurt most"
     sp = d.get("speed")
     if sp:
         faster = f"{sp['speedup']:.2f}x faster" if sp["speedup"] >= 1 else f"{1 / sp['speedup']:.2f}x SLOWER"

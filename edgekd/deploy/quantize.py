@@ -94,6 +94,7 @@ class Attempt:
     preset: str
     keep_activations: bool = False
     exclude_ends: bool = False
+    exclude: tuple[str, ...] = ()   # nodes kept in fp32 (mixed precision)
 
 
 def attempts(preset: str) -> list[Attempt]:
@@ -180,7 +181,7 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
             q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
         except Exception:  # symbolic shape inference chokes on some Reshape patterns: ONNX's own suffices
             q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        exclude = _end_nodes(pre) if attempt.exclude_ends else None
+        exclude = [*(_end_nodes(pre) if attempt.exclude_ends else []), *attempt.exclude] or None
         if mode == "dynamic":
             q.quantize_dynamic(str(pre), str(dst), per_channel=p["per_channel"], reduce_range=p["reduce_range"],
                                weight_type=getattr(q.QuantType, p["weight"]), nodes_to_exclude=exclude)
@@ -194,6 +195,88 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
                           weight_type=getattr(q.QuantType, p["weight"]),
                           calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=exclude,
                           extra_options=extra)
+
+
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+def sensitive_nodes(src: Path, attempt: Attempt, calib: list[dict], batches: int = 4) -> list[tuple[str, float]]:
+    """Compute nodes ranked by how much quantizing their inputs loses (the typical element's relative error,
+    worst first), from onnxruntime's qdq_loss_debug: the QDQ model runs on a few calibration batches and each
+    activation is compared before and after its QuantizeLinear/DequantizeLinear pair."""
+    import onnx
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    src = Path(src).resolve()
+    with tempfile.TemporaryDirectory() as td, _in(Path(td)):
+        pre, qdq = Path(td) / "pre.onnx", Path(td) / "qdq.onnx"
+        try:
+            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        except Exception:
+            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_file(pre, qdq, attempt, "static", calib)
+        aug = Path(td) / "aug.onnx"
+        dbg.modify_model_output_intermediate_tensors(str(qdq), str(aug))
+        acts = dbg.collect_activations(str(aug), calib[:batches])
+        matching = dbg.create_activation_matching(acts)
+        err = {t: _typical_error(np.concatenate(m["pre_qdq"]), np.concatenate(m["post_qdq"]))
+               for t, m in matching.items()}
+        graph = onnx.load(str(pre)).graph
+    score: dict[str, float] = {}
+    for t, e in err.items():  # a damaged tensor is charged to the compute nodes on both sides of it
+        for name in _compute_neighbours(graph, t):
+            score[name] = max(score.get(name, 0.0), e)
+    return sorted(score.items(), key=lambda ne: -ne[1])
+
+
+def _compute_neighbours(graph, tensor: str, depth: int = 4) -> set[str]:
+    """The compute node that produced `tensor` and those that consume it, seen through element-wise nodes
+    (Relu, Clip, Add ...) in between."""
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    found: set[str] = set()
+    t, hops = tensor, 0
+    while t in producer and hops < depth:  # back to the producing compute node
+        node = producer[t]
+        if node.op_type in COMPUTE_OPS:
+            found.add(node.name)
+            break
+        t, hops = (node.input[0] if node.input else ""), hops + 1
+    frontier, hops = [tensor], 0
+    while frontier and hops < depth:  # forward to the consuming compute nodes
+        nxt = []
+        for t in frontier:
+            for node in consumers.get(t, []):
+                if node.op_type in COMPUTE_OPS:
+                    found.add(node.name)
+                else:
+                    nxt.extend(node.output)
+        frontier, hops = nxt, hops + 1
+    return found
+
+
+def _typical_error(x: np.ndarray, q: np.ndarray) -> float:
+    """The typical element's relative quantization error: median |x - q| over median |x|, on the nonzero
+    elements. One large channel sets a per-tensor scale that rounds every other element to zero: the
+    tensor's SQNR still looks fine (the large channel carries the power), this does not (it reads ~1)."""
+    x, q = np.ravel(x).astype(np.float64), np.ravel(q).astype(np.float64)
+    nz = np.abs(x) > 0
+    if not nz.any():
+        return 0.0
+    return float(np.median(np.abs(x - q)[nz]) / np.median(np.abs(x)[nz]))
+
+
+def mixed_attempts(src: Path, preset: str, calib: list[dict], most: int = 5) -> list[Attempt]:
+    """Keep the 1, 2, 4 ... most sensitive compute nodes in fp32 (up to `most` steps; never all of them)."""
+    ranked = [n for n, _ in sensitive_nodes(src, Attempt(preset, preset, keep_activations=True), calib)]
+    cap = len(ranked) - 1  # at least one node stays int8, or this is just the fp32 model
+    steps = sorted({min(2 ** i, cap) for i in range(most)}) if cap >= 1 else []
+    return [Attempt(f"{preset}+fp32[{', '.join(ranked[:k])}]", preset, keep_activations=True,
+                    exclude=tuple(ranked[:k])) for k in steps]
 
 
 def _already_quantized(src: Path) -> bool:
@@ -243,24 +326,35 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     plan = attempts(preset)
     alt = speed_alternative(preset) if timer is not None else None
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as td:
-        for i, att in enumerate(plan + ([alt] if alt else [])):
-            if passing and i < len(plan) and i > 0:
-                continue  # accuracy fallbacks only while nothing passed; the speed alternative always
-            cand = Path(td) / f"attempt{i}.onnx"
+        def try_one(att: Attempt, cand: Path) -> tuple[dict, Path]:
             try:
                 quantize_file(src, cand, att, mode, calib)
                 out = run_outputs(open_session(cand), io, eval_feeds, [spec.name])[spec.name]
             except Exception as e:
-                tried.append({"name": att.name, "error": f"{type(e).__name__}: {str(e)[:200]}"})
-                continue
-            metric, agree = fidelity(ref, out, spec.kind) or ("cosine", 0.0)
+                row = {"name": att.name, "error": f"{type(e).__name__}: {str(e)[:200]}"}
+                tried.append(row)
+                return row, cand
+            agree = (fidelity(ref, out, spec.kind) or ("cosine", 0.0))[1]
             acc = float((out.argmax(-1) == labels).mean()) if labels is not None else None
             drop = (ref_acc - acc) if ref_acc is not None else (1.0 - agree)
             row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
                    "passed": drop <= max_drop}
             tried.append(row)
-            if drop <= max_drop:
+            return row, cand
+
+        for i, att in enumerate(plan + ([alt] if alt else [])):
+            if passing and i < len(plan) and i > 0:
+                continue  # accuracy fallbacks only while nothing passed; the speed alternative always
+            row, cand = try_one(att, Path(td) / f"attempt{i}.onnx")
+            if row.get("passed"):
                 passing.append((row, cand))
+        if not passing and mode == "static" and calib:  # mixed precision: the worst nodes stay fp32
+            for j, att in enumerate(mixed_attempts(src, preset, calib)):
+                row, cand = try_one(att, Path(td) / f"mixed{j}.onnx")
+                if row.get("passed"):
+                    row["fp32_nodes"] = list(att.exclude)
+                    passing.append((row, cand))
+                    break
         if not passing:
             best = min((t for t in tried if "drop" in t), key=lambda t: t["drop"], default=None)
             what = "accuracy" if labels is not None else f"{spec.name} agreement"
@@ -288,4 +382,4 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             "metric": "accuracy" if labels is not None else agreement_metric, "agreement_metric": agreement_metric,
             "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
             "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
-            "attempts": tried, "eval_samples": int(len(ref)), "speed": speed}
+            "attempts": tried, "eval_samples": int(len(ref)), "speed": speed, "fp32_nodes": row.get("fp32_nodes", [])}
