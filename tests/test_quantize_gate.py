@@ -127,3 +127,33 @@ def test_mixed_precision_keeps_the_nodes_int8_hurts_most_in_fp32(runner, tmp_pat
     assert all(a["drop"] > 0.15 for a in d["attempts"] if "fp32[" not in a["name"] and "drop" in a)
     assert d["fp32_nodes"] and "/a/Gemm" not in d["fp32_nodes"] and d["accuracy_drop"] <= 0.15
     assert "kept in fp32" in d["verdict"]
+
+
+@pytest.mark.parametrize("calibration", ["entropy", "percentile"])
+def test_calibration_methods_keep_stdout_clean(runner, tmp_path, calibration):
+    path, data = real_models.segmenter(tmp_path)
+    code, out, err = invoke(runner, "quantize", path, "--data", data, "--calibration", calibration, "--allow-slower",
+                            "--output", tmp_path / "q.onnx", "--json")
+    assert code == 0, err
+    assert json.loads(out)["details"]["calibration"] == calibration  # the calibrators' prints stayed off stdout
+
+
+def test_int4_weights_for_matmul_models_and_a_clear_no_for_the_others(runner, tmp_path):
+    import onnx as _onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])], [w])
+    _onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "mm.onnx")
+    np.savez(tmp_path / "mm.npz", x=np.random.default_rng(1).normal(size=(80, 64)).astype(np.float32))
+    q = invoke_json(runner, "quantize", tmp_path / "mm.onnx", "--data", tmp_path / "mm.npz", "--weights", "int4",
+                    "--allow-slower", "--max-drop", "0.3", "--output", tmp_path / "mm.int4.onnx")
+    assert q["details"]["weights"] == "int4" and q["details"]["agreement_with_fp32"] > 0.7
+    assert "MatMulNBits" in {n.op_type for n in _onnx.load(tmp_path / "mm.int4.onnx").graph.node}
+    fixed, fdata = real_models.fixed_batch(tmp_path)
+    from test_bad_inputs import assert_usage_error
+
+    code, o, e = invoke(runner, "quantize", fixed, "--data", fdata, "--weights", "int4")
+    assert_usage_error(code, o, e, "no MatMul with constant weights", "--weights int8")

@@ -100,6 +100,11 @@ class QuantizeOptions:
     data: str | None = opt(None, "Data SPEC for calibration and the gate (default: the run's).")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
     calib_samples: int = opt(256, "Calibration samples.", minimum=1)
+    calibration: str = opt("minmax", "How activation ranges are set from the calibration samples (entropy and "
+                                     "percentile use at most 128 samples: they keep a histogram per tensor).",
+                           choices=("minmax", "entropy", "percentile"))
+    weights: str = opt("int8", "int8: QDQ or dynamic int8; int4: weight-only int4 of the MatMuls (MatMulNBits), "
+                               "for transformers.", choices=("int8", "int4"))
     max_drop: float = opt(0.01, "Largest drop the int8 model may have: accuracy points (0.01 = one point) "
                                 "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
                                 "outputs); else fallbacks, else fail.", minimum=0)

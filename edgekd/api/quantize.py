@@ -71,7 +71,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
                                  md.labels, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
-                                 allow_slower=o.allow_slower)
+                                 allow_slower=o.allow_slower, calibration=o.calibration, weights=o.weights)
     except SlowerError as e:
         if run is not None:  # the outcome is what later steps need: ship fp32
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode})
@@ -130,7 +130,8 @@ def verdict(res: QuantizeResult) -> str:
     d = res.details
     drop = (f"{d['accuracy_drop'] * 100:.2f} accuracy points" if d["metric"] == "accuracy" else
             f"{d['agreement_with_fp32']:.2%} {d['agreement_metric']} with fp32")
-    line = f"int8 ({d['chosen']}): {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
+    kind = "int4 weights" if d.get("weights") == "int4" else f"int8 ({d['chosen']})"
+    line = f"{kind}: {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
     if d.get("fp32_nodes"):
         line += f"; {len(d['fp32_nodes'])} node(s) kept in fp32, the ones int8 hurt most"
     sp = d.get("speed")

@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -95,16 +96,42 @@ class Attempt:
     keep_activations: bool = False
     exclude_ends: bool = False
     exclude: tuple[str, ...] = ()   # nodes kept in fp32 (mixed precision)
+    calibration: str = "minmax"     # minmax | entropy | percentile
+    weights: str = "int8"           # int8 (QDQ / dynamic) | int4 (MatMulNBits, weight-only)
 
 
-def attempts(preset: str) -> list[Attempt]:
-    """The preset, then fallbacks that fix the usual int8 accuracy losses (removed Relu/Clip, first/last layer)."""
+CALIBRATIONS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+HISTOGRAM_SAMPLES = 128  # entropy and percentile keep a histogram of every activation: a memory cap
+
+
+def attempts(preset: str, calibration: str = "minmax", weights: str = "int8") -> list[Attempt]:
+    """The preset, then fallbacks that fix the usual int8 accuracy losses (removed Relu/Clip, first/last layer);
+    int4 weights are one weight-only attempt."""
     if preset not in PRESETS:
         raise UsageError(f"unknown int8 preset {preset!r} (known: {', '.join(PRESETS)})", "pick one of those")
-    return [Attempt(preset, preset),
-            Attempt(f"{preset}+keep-activations", preset, keep_activations=True),
-            Attempt("u8u8+keep-activations", "u8u8", keep_activations=True),
-            Attempt(f"{preset}+fp32-first-last", preset, keep_activations=True, exclude_ends=True)]
+    if weights == "int4":
+        return [Attempt("int4-weights", preset, weights="int4")]
+    c = calibration
+    return [Attempt(preset, preset, calibration=c),
+            Attempt(f"{preset}+keep-activations", preset, keep_activations=True, calibration=c),
+            Attempt("u8u8+keep-activations", "u8u8", keep_activations=True, calibration=c),
+            Attempt(f"{preset}+fp32-first-last", preset, keep_activations=True, exclude_ends=True, calibration=c)]
+
+
+def _int4(src: Path, dst: Path) -> None:
+    """Weight-only int4 of every MatMul with a constant weight (onnxruntime's MatMulNBits, block size 32):
+    what transformer decoders and encoders ship with on CPU; convs and Gemms stay fp32."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(src))
+    inits = {i.name for i in model.graph.initializer}
+    if not any(n.op_type == "MatMul" and n.input[1] in inits for n in model.graph.node):
+        raise UsageError(f"{src.name} has no MatMul with constant weights to quantize to int4 (its Gemms and "
+                         "convs stay fp32)", "use --weights int8")
+    quant = MatMulNBitsQuantizer(model, block_size=32, is_symmetric=True)
+    quant.process()
+    quant.model.save_model_to_file(str(dst))
 
 
 def speed_alternative(preset: str) -> Attempt | None:
@@ -171,7 +198,11 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
     p = PRESETS[attempt.preset]
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
     src, dst = Path(src).resolve(), Path(dst).resolve()
-    with tempfile.TemporaryDirectory() as td, _in(Path(td)):
+    quiet = contextlib.redirect_stdout(StringIO())  # onnxruntime's calibrators print; --json owns stdout
+    if attempt.weights == "int4":
+        with tempfile.TemporaryDirectory() as td, _in(Path(td)), quiet:
+            return _int4(src, dst)
+    with tempfile.TemporaryDirectory() as td, _in(Path(td)), quiet:
         pre = Path(td) / "pre.onnx"
         try:
             src = _upgrade(src, Path(td) / "opset13.onnx")
@@ -189,11 +220,14 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
         if isinstance(calib, np.ndarray):
             name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
             calib = [{name: calib[i:i + 32]} for i in range(0, len(calib), 32)]
+        if attempt.calibration != "minmax":
+            calib = calib[:max(1, HISTOGRAM_SAMPLES // max(1, len(next(iter(calib[0].values())))))]
         q.quantize_static(str(pre), str(dst), _Reader(calib), quant_format=q.QuantFormat.QDQ,
                           per_channel=p["per_channel"], reduce_range=p["reduce_range"],
                           activation_type=getattr(q.QuantType, p["activation"]),
                           weight_type=getattr(q.QuantType, p["weight"]),
-                          calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+                          calibrate_method=getattr(q.CalibrationMethod, CALIBRATIONS[attempt.calibration]),
+                          nodes_to_exclude=exclude,
                           extra_options=extra)
 
 
@@ -296,7 +330,8 @@ class SlowerError(EdgekdError):
 
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
                    eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
-                   timer: Timer | None = None, allow_slower: bool = False) -> dict:
+                   timer: Timer | None = None, allow_slower: bool = False, calibration: str = "minmax",
+                   weights: str = "int8") -> dict:
     """Try the preset and its fallbacks; of the int8 models within `max_drop` of fp32, keep the fastest
     (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if it is faster than
     fp32, or `allow_slower`.
@@ -309,7 +344,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
 
     if mode not in ("static", "dynamic"):
         raise UsageError(f"unknown quantization mode {mode!r}", "use --mode static, dynamic or auto")
-    if mode == "static" and not calib:
+    if mode == "static" and not calib and weights == "int8":
         raise UsageError("static quantization needs calibration samples",
                          "pass --data SPEC (or use --mode dynamic)")
     if _already_quantized(src):
@@ -323,13 +358,15 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     tried: list[dict] = []
     passing: list[tuple[dict, Path]] = []
     dst.parent.mkdir(parents=True, exist_ok=True)
-    plan = attempts(preset)
-    alt = speed_alternative(preset) if timer is not None else None
+    plan = attempts(preset, calibration, weights)
+    alt = speed_alternative(preset) if timer is not None and weights == "int8" else None
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as td:
         def try_one(att: Attempt, cand: Path) -> tuple[dict, Path]:
             try:
                 quantize_file(src, cand, att, mode, calib)
                 out = run_outputs(open_session(cand), io, eval_feeds, [spec.name])[spec.name]
+            except UsageError:
+                raise
             except Exception as e:
                 row = {"name": att.name, "error": f"{type(e).__name__}: {str(e)[:200]}"}
                 tried.append(row)
@@ -348,7 +385,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             row, cand = try_one(att, Path(td) / f"attempt{i}.onnx")
             if row.get("passed"):
                 passing.append((row, cand))
-        if not passing and mode == "static" and calib:  # mixed precision: the worst nodes stay fp32
+        if not passing and mode == "static" and calib and weights == "int8":  # mixed precision
             for j, att in enumerate(mixed_attempts(src, preset, calib)):
                 row, cand = try_one(att, Path(td) / f"mixed{j}.onnx")
                 if row.get("passed"):
@@ -360,7 +397,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             what = "accuracy" if labels is not None else f"{spec.name} agreement"
             detail = f"best was {best['name']} with a drop of {best['drop']:.2%}" if best else \
                 f"every attempt failed ({tried[-1].get('error', '')})"
-            raise EdgekdError(f"no int8 model stayed within the {what} gate of {max_drop:.2%}: {detail}",
+            raise EdgekdError(f"no {weights} model stayed within the {what} gate of {max_drop:.2%}: {detail}",
                               "raise --max-drop, give more --calib-samples, or try --mode dynamic")
         speed = None
         if timer is not None:
@@ -378,7 +415,8 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
         row, cand = passing[k]
         os.replace(cand, dst)  # same directory: atomic
     agreement_metric = (fidelity(ref, ref, spec.kind) or ("cosine", 1.0))[0]
-    return {"mode": mode, "preset": preset, "chosen": row["name"], "output": spec.name, "output_kind": spec.kind,
+    return {"mode": mode if weights == "int8" else "int4-weights", "preset": preset, "calibration": calibration,
+            "weights": weights, "chosen": row["name"], "output": spec.name, "output_kind": spec.kind,
             "metric": "accuracy" if labels is not None else agreement_metric, "agreement_metric": agreement_metric,
             "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
             "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
