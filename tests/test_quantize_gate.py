@@ -157,3 +157,13 @@ def test_int4_weights_for_matmul_models_and_a_clear_no_for_the_others(runner, tm
 
     code, o, e = invoke(runner, "quantize", fixed, "--data", fdata, "--weights", "int4")
     assert_usage_error(code, o, e, "no MatMul with constant weights", "--weights int8")
+
+
+def test_fp16_keeps_fp32_inputs_and_outputs(runner, tmp_path):
+    path, data = real_models.segmenter(tmp_path)
+    q = invoke_json(runner, "quantize", path, "--data", data, "--weights", "fp16", "--allow-slower",
+                    "--output", tmp_path / "seg.fp16.onnx")
+    m = onnx.load(tmp_path / "seg.fp16.onnx")
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # the app feeds float32
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert q["details"]["weights"] == "fp16" and q["details"]["agreement_with_fp32"] > 0.999

@@ -104,7 +104,8 @@ class QuantizeOptions:
                                      "percentile use at most 128 samples: they keep a histogram per tensor).",
                            choices=("minmax", "entropy", "percentile"))
     weights: str = opt("int8", "int8: QDQ or dynamic int8; int4: weight-only int4 of the MatMuls (MatMulNBits), "
-                               "for transformers.", choices=("int8", "int4"))
+                               "for transformers; fp16: half precision with fp32 inputs and outputs, for GPU and "
+                               "NPU targets.", choices=("int8", "int4", "fp16"))
     max_drop: float = opt(0.01, "Largest drop the int8 model may have: accuracy points (0.01 = one point) "
                                 "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
                                 "outputs); else fallbacks, else fail.", minimum=0)

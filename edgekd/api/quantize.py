@@ -130,14 +130,16 @@ def verdict(res: QuantizeResult) -> str:
     d = res.details
     drop = (f"{d['accuracy_drop'] * 100:.2f} accuracy points" if d["metric"] == "accuracy" else
             f"{d['agreement_with_fp32']:.2%} {d['agreement_metric']} with fp32")
-    kind = "int4 weights" if d.get("weights") == "int4" else f"int8 ({d['chosen']})"
+    kind = {"int4": "int4 weights", "fp16": "fp16"}.get(d.get("weights"), f"int8 ({d['chosen']})")
     line = f"{kind}: {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
     if d.get("fp32_nodes"):
         line += f"; {len(d['fp32_nodes'])} node(s) kept in fp32, the ones int8 hurt most"
     sp = d.get("speed")
     if sp:
-        faster = f"{sp['speedup']:.2f}x faster" if sp["speedup"] >= 1 else f"{1 / sp['speedup']:.2f}x SLOWER"
-        line += f"; {faster} than fp32 {sp['how']} ({sp['int8_ms']:.3g} vs {sp['fp32_ms']:.3g} ms)"
+        r = sp["speedup"]
+        faster = "as fast as" if 0.99 <= r < 1.01 else (f"{r:.2f}x faster than" if r >= 1 else
+                                                         f"{1 / r:.2f}x SLOWER than")
+        line += f"; {faster} fp32 {sp['how']} ({sp['int8_ms']:.3g} vs {sp['fp32_ms']:.3g} ms)"
     return line
 
 

@@ -60,6 +60,8 @@ def run_teacher(run: RunDir):
 
 
 def load_student(run: RunDir):
+    import pickle
+
     import torch
 
     from ..models import students
@@ -70,7 +72,7 @@ def load_student(run: RunDir):
         blob = torch.load(str(path), map_location="cpu", weights_only=True)
         model = students.build(blob["spec"])
         model.load_state_dict(blob["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError) as e:
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
         raise UsageError(f"{path} cannot be loaded as an edgekd student ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:120] if str(e) else ''})",
                          f"rerun `edgekd distill ... --out {run.path}`") from None

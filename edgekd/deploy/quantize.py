@@ -97,7 +97,7 @@ class Attempt:
     exclude_ends: bool = False
     exclude: tuple[str, ...] = ()   # nodes kept in fp32 (mixed precision)
     calibration: str = "minmax"     # minmax | entropy | percentile
-    weights: str = "int8"           # int8 (QDQ / dynamic) | int4 (MatMulNBits, weight-only)
+    weights: str = "int8"           # int8 (QDQ / dynamic) | int4 (MatMulNBits, weight-only) | fp16
 
 
 CALIBRATIONS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -109,13 +109,22 @@ def attempts(preset: str, calibration: str = "minmax", weights: str = "int8") ->
     int4 weights are one weight-only attempt."""
     if preset not in PRESETS:
         raise UsageError(f"unknown int8 preset {preset!r} (known: {', '.join(PRESETS)})", "pick one of those")
-    if weights == "int4":
-        return [Attempt("int4-weights", preset, weights="int4")]
+    if weights in ("int4", "fp16"):
+        return [Attempt(f"{weights}-weights" if weights == "int4" else "fp16", preset, weights=weights)]
     c = calibration
     return [Attempt(preset, preset, calibration=c),
             Attempt(f"{preset}+keep-activations", preset, keep_activations=True, calibration=c),
             Attempt("u8u8+keep-activations", "u8u8", keep_activations=True, calibration=c),
             Attempt(f"{preset}+fp32-first-last", preset, keep_activations=True, exclude_ends=True, calibration=c)]
+
+
+def _fp16(src: Path, dst: Path) -> None:
+    """fp16 weights and activations with fp32 inputs and outputs (the casts an app expects), by onnxruntime's
+    own converter: for GPU and NPU targets; CPUs mostly run it slower than fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
 
 
 def _int4(src: Path, dst: Path) -> None:
@@ -199,9 +208,9 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
     src, dst = Path(src).resolve(), Path(dst).resolve()
     quiet = contextlib.redirect_stdout(StringIO())  # onnxruntime's calibrators print; --json owns stdout
-    if attempt.weights == "int4":
+    if attempt.weights in ("int4", "fp16"):
         with tempfile.TemporaryDirectory() as td, _in(Path(td)), quiet:
-            return _int4(src, dst)
+            return (_int4 if attempt.weights == "int4" else _fp16)(src, dst)
     with tempfile.TemporaryDirectory() as td, _in(Path(td)), quiet:
         pre = Path(td) / "pre.onnx"
         try:
@@ -407,7 +416,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             k = int(np.argmin(cand_ms))
             speed = {"fp32_ms": fp32_ms, "int8_ms": cand_ms[k], "speedup": fp32_ms / cand_ms[k], "how": how}
             if cand_ms[k] >= fp32_ms and not allow_slower:
-                raise SlowerError(f"int8 is slower than fp32 {how}: {cand_ms[k]:.3g} ms ({passing[k][0]['name']}) "
+                raise SlowerError(f"{weights} is slower than fp32 {how}: {cand_ms[k]:.3g} ms ({passing[k][0]['name']}) "
                                   f"vs {fp32_ms:.3g} ms; nothing was written: ship the fp32 model",
                                   "keep fp32, or pass --allow-slower to write the int8 model anyway")
         else:
@@ -415,7 +424,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
         row, cand = passing[k]
         os.replace(cand, dst)  # same directory: atomic
     agreement_metric = (fidelity(ref, ref, spec.kind) or ("cosine", 1.0))[0]
-    return {"mode": mode if weights == "int8" else "int4-weights", "preset": preset, "calibration": calibration,
+    return {"mode": mode if weights == "int8" else f"{weights}-weights", "preset": preset, "calibration": calibration,
             "weights": weights, "chosen": row["name"], "output": spec.name, "output_kind": spec.kind,
             "metric": "accuracy" if labels is not None else agreement_metric, "agreement_metric": agreement_metric,
             "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
