@@ -129,35 +129,20 @@ def _default_student(ds: data_mod.Dataset) -> str:
     return DEFAULT_TOKEN_STUDENT if token_ids(ds.x_train) else DEFAULT_STUDENT
 
 
-def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
-            **options) -> DistillResult:
-    """Distil `teacher` into a small student on `data` (options: see `DistillOptions`, e.g. method="kd",
-    student="mlp:hidden=64"); write RUN/student.pt, eval.npz, metrics.jsonl, checkpoints/ and the manifest.
-
-    With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
-    first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
-    from ..kd.methods import parse
-    from ..kd.trainer import Distiller, TrainConfig, accuracy, seed_everything
+def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, num_classes: int, prof,
+             show_progress: bool):
+    """The student to train: sized to the profile when it has no knobs, built, adapted to the data's inputs,
+    checked against the teacher's outputs and initialised from the teacher where the structures match.
+    Returns (student, its record, the sizing result or None, how it was initialised, its chosen output)."""
+    from ..kd.trainer import seed_everything
     from ..models import students
-    from ..models.inference import adapt, check_student_fits, fit_teacher, predict, single_input, student_output, unwrap
-    from ..models.io import ModelIO
-    from ..models.teachers import load_teacher
-    from .options import build
-    from .size import search
+    from ..models.inference import adapt, check_student_fits, single_input, student_output, unwrap
+    from ..progress import step_progress
+    from .size import init_from_teacher, search
 
-    o = build(DistillOptions, options)
-    parse(o.method)
-    prof = load_profile(o.profile)
-    opts = _data_options(o)
-    ds = data_mod.load(data, opts)
-    traw, trec = load_teacher(teacher, o.arch)
-    tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
-    num_classes = ds.num_classes or t_out.shape[1]
     sized = None
     if prof is not None and (o.student is None or o.student in students.FAMILIES):
         single_input(ds, o.student or "sizing")
-        from ..progress import step_progress
-
         with step_progress("sizing") as progress:
             sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
                            quantize=o.quantize, threads=o.threads, margin=o.margin,
@@ -173,9 +158,42 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     s_output = student_output(smodel, ds)
     rec.update({"input_names": ds.input_names, "output": s_output})
     smodel = adapt(smodel, ds.input_names, s_output, ds.constants)
-    check_student_fits(smodel, ds, t_out.shape[1])
-    from .size import init_from_teacher
+    check_student_fits(smodel, ds, t_outputs)
     init_used = init_from_teacher(unwrap(smodel), unwrap(tmodel)) if o.init == "auto" else "random"
+    return smodel, rec, sized, init_used, s_output
+
+
+def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
+            **options) -> DistillResult:
+    """Distil `teacher` into a small student on `data` (options: see `DistillOptions`, e.g. method="kd",
+    student="mlp:hidden=64"); write RUN/student.pt, eval.npz, metrics.jsonl, checkpoints/ and the manifest.
+
+    With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
+    first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
+    from ..kd.methods import parse
+    from ..kd.trainer import Distiller, TrainConfig, accuracy
+    from ..models import students
+    from ..models.inference import fit_teacher, predict
+    from ..models.io import ModelIO
+    from ..models.teachers import load_teacher
+    from .options import build
+
+    o = build(DistillOptions, options)
+    parse(o.method)
+    if o.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: this machine has no CUDA device (or this torch has no CUDA)",
+                             "use --device auto or cpu here, or install a CUDA build of torch on a GPU machine")
+    prof = load_profile(o.profile)
+    opts = _data_options(o)
+    ds = data_mod.load(data, opts)
+    traw, trec = load_teacher(teacher, o.arch)
+    tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
+    num_classes = ds.num_classes or t_out.shape[1]
+    smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[1], num_classes, prof,
+                                                       show_progress)
 
     augment = ds.kind == "image" if o.augment is None else o.augment
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
