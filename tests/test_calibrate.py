@@ -65,6 +65,10 @@ def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     prof = profiles.load(str(out))
     assert prof.data["runtime"]["int8_preset"] in profiles.INT8_PRESETS
     assert prof.source("memory.bandwidth_gbps").startswith("measured")
+    # the preset is measured: four block kinds timed with uint8 and int8 activations
+    assert prof.source("runtime.int8_preset").startswith("measured: edgekd profiles calibrate")
+    figures = prof.calibration["int8_preset_ms"]
+    assert figures["s8s8_over_u8s8"] > 0 and len(figures["graphs"]) == 4
 
 
 @pytest.mark.slow

@@ -369,6 +369,52 @@ def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
                       weight_type=getattr(q.QuantType, p["weight"]))
 
 
+def measure_preset(threads: int = 1) -> tuple[str | None, dict]:
+    """Which int8 activation type runs faster on this device, on blocks shaped like edge models (an inverted
+    residual, a dense conv chain, an MLP, an attention block), each quantized with uint8 and with int8
+    activations and timed side by side. Returns ("u8s8" | "s8s8" when one is >5% faster in geometric mean,
+    else None) and the figures: MLAS's kernels differ by CPU, so this is measured, not assumed."""
+    import onnx
+
+    from ..deploy.measure import interleaved_p50
+    from .micro import attention, conv_chain, inverted_residual, mlp_chain
+
+    ms: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as td:
+        for m in (inverted_residual(32, 28, 6), conv_chain(32, 64, 28, 3, 3), mlp_chain(1, [256, 256, 256]),
+                  attention(64, 128, 4)):
+            src = Path(td) / f"{m.name}.onnx"
+            onnx.save(m.model, str(src))
+            paths = []
+            for preset in ("u8s8", "s8s8"):
+                dst = Path(td) / f"{m.name}.{preset}.onnx"
+                _quantize(src, dst, m, preset)
+                paths.append(dst)
+            u8, s8 = interleaved_p50(paths, m.feeds, threads, rounds=5, runs=30, max_seconds=0.3)
+            ms[m.name] = {"u8s8": round(u8, 4), "s8s8": round(s8, 4)}
+    ratio = float(np.exp(np.mean([np.log(v["s8s8"] / v["u8s8"]) for v in ms.values()])))
+    best = "s8s8" if ratio < 0.95 else ("u8s8" if ratio > 1.05 else None)
+    return best, {"s8s8_over_u8s8": round(ratio, 4), "graphs": ms}
+
+
+def _measured_preset(data: dict, sources: dict, threads: int) -> None:
+    """The profile's int8 preset from measurement (reduce_range kept where this x86 CPU needs it; the CPU's
+    default when neither activation type is clearly faster)."""
+    from ..deploy.quantize import host_preset
+
+    best, figures = measure_preset(threads)
+    default = host_preset()
+    if best is None:
+        preset, how = default, "neither is >5% faster: the CPU's default"
+    else:
+        preset = "u8s8-reduce-range" if best == "u8s8" and default == "u8s8-reduce-range" else best
+        how = f"{best} faster"
+    data.setdefault("runtime", {})["int8_preset"] = preset
+    sources["runtime.int8_preset"] = (f"measured: edgekd profiles calibrate, {_dt.date.today().isoformat()} "
+                                      f"(4 blocks, s8s8 / u8s8 time {figures['s8s8_over_u8s8']:.2f}: {how})")
+    data.setdefault("calibration", {})["int8_preset_ms"] = figures
+
+
 # ------------------------------------------------------------------ host facts and the written profile
 
 def host_facts() -> dict:
@@ -456,6 +502,7 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
             eff[d] = {c: v / top for c, v in eff[d].items()}
             sources[f"cpu.{key}"] = measured + " (best kernel rate)"
     bw = data["memory"]["bandwidth_gbps"] * 1e9
+    _measured_preset(data, sources, 1)
     data["cost"] = {
         "overhead_us": round(prm.node_s * 1e6, 4), "int8_overhead_us": round(prm.int8_node_s * 1e6, 4),
         "run_overhead_us": round(prm.run_s * 1e6, 4),
@@ -465,7 +512,8 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
     }
     sources["cost"] = measured
     data["sources"] = sources
-    data["calibration"] = {"date": today, "host": platform.node(), "threads": threads_list, **stats}
+    data["calibration"] = {"date": today, "host": platform.node(), "threads": threads_list, **stats,
+                           "int8_preset_ms": data.get("calibration", {}).get("int8_preset_ms", {})}
     return data
 
 
