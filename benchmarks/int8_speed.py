@@ -3,11 +3,12 @@
 Models shaped like real ones (random weights): MobileNetV2-1.0 at 224 x 224, the tests' segmenter at 128 x 128
 (dense output), the tests' YOLO-style detector (concatenated boxes + scores), and a 4-layer transformer encoder
 (d 256, seq 64). Each is quantized with onnxruntime through edgekd (static QDQ with the u8s8, s8s8 and
-u8s8-reduce-range presets; dynamic too for the encoder) and timed against fp32 in interleaved rounds at
+u8s8-reduce-range presets with minmax calibration, and entropy and percentile calibration with this host's
+preset; dynamic too for the encoder) and timed against fp32 in interleaved rounds at
 1 thread, batch 1 and 16; quality is agreement with fp32 by the output's own metric (top-1 for logits,
 cosine for maps and for the detector's boxes and scores apart), and the plain cosine of the outputs (random
 weights make near-tied logits, whose top-1 says little).
-Usage: python benchmarks/int8_speed.py  ->  results/int8_speed.json (a few minutes)
+Usage: python benchmarks/int8_speed.py  ->  results/int8_speed.json (about 6 minutes)
 """
 from __future__ import annotations
 
@@ -48,13 +49,15 @@ def main() -> None:
             fp32 = Path(td) / f"{name}.onnx"
             to_onnx(model.eval(), x[:2], fp32, exporter="torchscript")
             ref = session(fp32).run(None, {"input": x[:16]})[0]
-            plans = [("static", p) for p in PRESETS] + ([("dynamic", "u8s8")] if "encoder" in name else [])
+            plans = [("static", p, "minmax") for p in PRESETS] + [("static", host_preset(), c) for c in
+                                                                   ("entropy", "percentile")]
+            plans += [("dynamic", "u8s8", "minmax")] if "encoder" in name else []
             cands = []
-            for mode, preset in plans:
-                q = Path(td) / f"{name}.{mode}.{preset}.onnx"
-                quantize_file(fp32, q, Attempt(preset, preset), mode, x[:32])
+            for mode, preset, calibration in plans:
+                q = Path(td) / f"{name}.{mode}.{preset}.{calibration}.onnx"
+                quantize_file(fp32, q, Attempt(preset, preset, calibration=calibration), mode, x[:32])
                 out = session(q).run(None, {"input": x[:16]})[0]
-                cands.append((mode, preset, q, (*fidelity(ref, out, kind), _cosine(ref, out))))
+                cands.append((f"{mode}/{calibration}", preset, q, (*fidelity(ref, out, kind), _cosine(ref, out))))
             for batch in (1, 16):
                 feed = {"input": x[:batch]}
                 ms = interleaved_p50([fp32, *[c[2] for c in cands]], feed, threads=1, rounds=5, runs=30,

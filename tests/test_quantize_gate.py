@@ -167,3 +167,13 @@ def test_fp16_keeps_fp32_inputs_and_outputs(runner, tmp_path):
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # the app feeds float32
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
     assert q["details"]["weights"] == "fp16" and q["details"]["agreement_with_fp32"] > 0.999
+
+
+def test_the_gate_decides_on_at_least_200_samples_where_the_data_has_them(mlp_run, runner, tmp_path):
+    """72 test samples: topped up with training samples calibration did not use."""
+    q = invoke_json(runner, "quantize", mlp_run, "--calib-samples", "64", "--allow-slower",
+                    "--output", tmp_path / "q.onnx")
+    d = q["details"]
+    assert d["gate_samples"] == {"test": 72, "extra_train": 128} and d["eval_samples"] == 200
+    q = invoke_json(runner, "quantize", mlp_run, "--allow-slower", "--output", tmp_path / "q.onnx")
+    assert q["details"]["gate_samples"] == {"test": 72, "extra_train": 32}  # 288 training samples, 256 calibrate

@@ -96,6 +96,7 @@ def _save_eval(run: RunDir, ds: data_mod.Dataset, seed: int) -> str:
             **{f"const:{k}": v for k, v in ds.constants.items()}}
     if ds.y_test is not None:
         blob["labels"] = ds.y_test[:n]
+    blob["calib_labels"] = ds.y_train[order]  # -1 where unlabeled
     with atomic_path(run / "eval.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **blob)

@@ -58,9 +58,11 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     md = model_data(t, o.data)
     io = ModelIO.from_onnx(src)
     eval_feeds = bind_data(io, md, shapes)
-    calib_feeds = bind_data(io, md, shapes, "calib")
-    rng = np.random.default_rng(seed)
-    calib_feeds = calib_feeds.take(rng.permutation(len(calib_feeds))[:o.calib_samples])
+    all_calib = bind_data(io, md, shapes, "calib")
+    order = np.random.default_rng(seed).permutation(len(all_calib))
+    calib_feeds = all_calib.take(order[:o.calib_samples])
+    eval_feeds, eval_y, gate_samples = _gate_set(eval_feeds, md.labels, all_calib, md.calib_labels,
+                                                 order[o.calib_samples:])
     preset, preset_why = _preset(o.preset, prof)
     mode, mode_why = (o.mode, "--mode") if o.mode != "auto" else mode_for(src)
     notes = generated_note(eval_feeds, src) + (
@@ -70,7 +72,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
                      "static is the mode for conv nets")
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
-                                 md.labels, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
+                                 eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
                                  allow_slower=o.allow_slower, calibration=o.calibration, weights=o.weights)
     except SlowerError as e:
         if run is not None:  # the outcome is what later steps need: ship fp32
@@ -78,7 +80,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
             (run / "student.int8.onnx").unlink(missing_ok=True)
         raise
     details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why, notes=notes,
-                   written=True)
+                   written=True, gate_samples=gate_samples)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
     if run is not None:
@@ -86,6 +88,29 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
                                 "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"
                                 else {}})
     return res
+
+
+GATE_MIN_SAMPLES = 200  # fewer and one sample moves the drop by half a point or more
+
+
+def _gate_set(test, labels, train, train_labels, unused):
+    """The samples the gate decides on: every test sample, topped up to GATE_MIN_SAMPLES with training samples
+    calibration did not use (the drop compares fp32 and int8 on the same samples, so they measure it fairly)."""
+    from ..models.io import Feeds
+
+    need = GATE_MIN_SAMPLES - len(test)
+    extra = unused[:max(0, need)]
+    counts = {"test": len(test), "extra_train": int(len(extra))}
+    if need <= 0 or not len(extra) or set(test.samples) != set(train.samples):
+        return test, labels, {**counts, "extra_train": 0}
+    more = train.take(extra)
+    feeds = Feeds({k: np.concatenate([v, more.samples[k]]) for k, v in test.samples.items()}, test.constants,
+                  test.generated)
+    if labels is None:
+        return feeds, None, counts
+    extra_y = train_labels[extra] if train_labels is not None and len(train_labels) == len(train) else \
+        np.full(len(extra), -1, np.int64)
+    return feeds, np.concatenate([labels, extra_y]), counts
 
 
 def _preset(explicit: str | None, prof) -> tuple[str, str]:

@@ -117,17 +117,20 @@ class ModelData:
     calib: dict | None
     source: str
     constants: dict = field(default_factory=dict)
+    calib_labels: np.ndarray | None = None  # the calibration samples' labels (-1 where unlabeled)
 
 
 def model_data(target: Target, data: str | None) -> ModelData | None:
     """--data when given, else the run's own eval.npz (None for a plain .onnx without --data)."""
     if data is not None:
         ds = data_mod.load(data)
-        return ModelData(ds.test_arrays(), ds.y_test, ds.train_arrays(), data)
+        return ModelData(ds.test_arrays(), ds.y_test, ds.train_arrays(), data, calib_labels=ds.y_train)
     if target.run is None:
         return None
     test, labels, consts, calib = read_eval(target.run)
-    return ModelData(test, labels, calib, str(target.run / "eval.npz"), consts)
+    with np.load(target.run / "eval.npz", allow_pickle=False) as f:
+        calib_labels = f["calib_labels"] if "calib_labels" in f.files else None
+    return ModelData(test, labels, calib, str(target.run / "eval.npz"), consts, calib_labels)
 
 
 def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):

@@ -363,7 +363,10 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     spec = io.primary(output)
     ref = outs[spec.name]
     labels = eval_y if spec.kind == "logits" and ref.ndim == 2 and eval_y is not None else None
-    ref_acc = float((ref.argmax(-1) == labels).mean()) if labels is not None else None
+    labeled = (labels >= 0) if labels is not None else None  # topped-up training samples may have no label
+    if labeled is not None and not labeled.any():
+        labels = labeled = None
+    ref_acc = float((ref.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
     tried: list[dict] = []
     passing: list[tuple[dict, Path]] = []
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -381,7 +384,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
                 tried.append(row)
                 return row, cand
             agree = (fidelity(ref, out, spec.kind) or ("cosine", 0.0))[1]
-            acc = float((out.argmax(-1) == labels).mean()) if labels is not None else None
+            acc = float((out.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
             drop = (ref_acc - acc) if ref_acc is not None else (1.0 - agree)
             row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
                    "passed": drop <= max_drop}
