@@ -124,8 +124,11 @@ def distill(teacher, data, out, as_json, **kw) -> None:
       rkd     distance and angle relations of embeddings             (Park et al. 2019)
     Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
     With --profile and no student knobs (no --student, or a bare family such as --student mobilenet),
-    the student is sized first: the largest candidate whose predicted latency and memory fit the budgets.
-    Writes OUT/student.pt, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
+    the student is sized first: the largest candidate predicted faster than the teacher (priced the same
+    way), with at most half its parameters, within the latency and memory budgets.
+    The teacher may take several inputs (name the .npz arrays after them) and return a tuple, dict or
+    ModelOutput (--output picks the one to distil).
+    Writes OUT/student.pt, eval.npz, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
     """
     from ..api.distill import distill as run
 
@@ -158,7 +161,9 @@ def export(target, as_json, **kw) -> None:
 @click_options(QuantizeOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def quantize(target, as_json, **kw) -> None:
-    """Quantize RUN's student.onnx (or a plain .onnx) to int8 with onnxruntime, accuracy-gated."""
+    """Quantize RUN's student.onnx (or a plain .onnx) with onnxruntime: written only when it keeps its
+    accuracy (fallbacks, then mixed precision) and is faster than fp32 (timed here, or predicted on the target
+    profile); otherwise exit 1 with both numbers, or --allow-slower."""
     from ..api.quantize import quantize as run
 
     res = run(target, **kw)
