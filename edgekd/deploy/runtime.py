@@ -71,7 +71,7 @@ def run_outputs(sess, io, feeds, names: list[str] | None = None, batch_size: int
     from ..models.io import batches
 
     names = names or io.output_names
-    per_sample = {t.name: io.has_batch_axis(t) or (t.rank and isinstance(t.shape[0], str)) for t in io.outputs}
+    per_sample = {t.name: io.has_batch_axis(t) for t in io.outputs}
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed, real in batches(io, feeds, batch_size):
         try:

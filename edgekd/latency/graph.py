@@ -149,14 +149,17 @@ def _named(model):
     return m
 
 
-def _dummy(dtype: str, shape: list[int], rng) -> np.ndarray:
-    """A feed of the right type and shape: small floats, zeros for ids (a valid index), ones for masks."""
+def _dummy(dtype: str, shape: list[int], rng, name: str = "") -> np.ndarray:
+    """A feed of onnxruntime type `dtype` ("tensor(int64)") and `shape`, as models.io makes them."""
+    from ..models.io import dummy
+
     kind = dtype[len("tensor("):-1] if dtype.startswith("tensor(") else "float"
-    np_type = {"float": np.float32, "float16": np.float16, "double": np.float64, "bool": np.bool_,
-               "int64": np.int64, "int32": np.int32, "int8": np.int8, "uint8": np.uint8}.get(kind, np.float32)
-    if np.issubdtype(np_type, np.floating):
-        return (rng.standard_normal(shape) * 0.1).astype(np_type)
-    return (np.ones if np_type is np.bool_ else np.zeros)(shape, np_type)
+    kind = {"float": "float32", "double": "float64"}.get(kind, kind)
+    try:
+        np.dtype(kind)
+    except TypeError:  # a type numpy has no name for: a float feed, as before
+        kind = "float32"
+    return dummy(kind, shape, rng, name)
 
 
 def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[object, list[dict]]:
@@ -180,7 +183,7 @@ def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[obj
         rng = np.random.default_rng(0)
         try:
             sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-            feeds = {i.name: _dummy(i.type, fixed[i.name], rng) for i in sess.get_inputs() if i.name in fixed}
+            feeds = {i.name: _dummy(i.type, fixed[i.name], rng, i.name) for i in sess.get_inputs() if i.name in fixed}
             sess.run(None, feeds)
         except Exception as e:  # a wrong --shape, or an op onnxruntime cannot run here
             shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in fixed.items())

@@ -62,7 +62,6 @@ class ModelIO:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     batch: int | None = None
-    notes: tuple[str, ...] = field(default=())
 
     # ------------------------------------------------------------ reading
 
@@ -156,7 +155,7 @@ class ModelIO:
                 return t
             shape = (t.shape[0], *(int(d) for d in np.shape(outputs[t.name])[1:]))
             return TensorSpec(t.name, t.dtype, t.shape, _kind(TensorSpec(t.name, t.dtype, shape)))
-        return ModelIO(self.inputs, tuple(seen(t) for t in self.outputs), self.batch, self.notes)
+        return ModelIO(self.inputs, tuple(seen(t) for t in self.outputs), self.batch)
 
     def check_shapes(self, shapes: dict[str, list[int]]) -> None:
         """`--shape NAME=...` must name an input and give it its rank and fixed dims."""
