@@ -117,6 +117,14 @@ class Profile:
         return float(self.calibration.get("median_abs_error", 0.0))
 
     @property
+    def measured_here(self) -> bool:
+        """Calibrated on this machine: its predictions can be checked against measurements taken here."""
+        import platform
+
+        host = self.calibration.get("host")
+        return host is not None and host == platform.node()
+
+    @property
     def kernels(self) -> dict:
         return self.data.get("kernels") or {}
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import EdgekdError
 from .options import BenchOptions
 from .rundir import now, write_json, write_text
-from .target import Result, bind_data, generated_note, load_profile, model_data, resolve, run_teacher
+from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
 
 
 @dataclass
@@ -69,12 +69,9 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
                                      "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
                                      **B.score(logits, "logits", labels, ref_out, teacher_acc)}
     for key, path in onnx_models.items():
-        check_path = path
-        io = ModelIO.from_onnx(check_path)
+        io = ModelIO.from_onnx(path)
         feeds = bind_data(io, md, shapes)
-        notes += generated_note(feeds, path)
-        if io.batch:
-            notes.append(f"{path.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time")
+        notes += feed_notes(io, feeds, path)
         sess = open_session(path, o.threads, spin=o.spin)  # one session scores and times the model
         outs = run_outputs(sess, io, feeds)
         io = io.observed(outs)
@@ -123,16 +120,13 @@ def _torch_predict(model, feeds) -> np.ndarray:
 
 def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: int, shapes: dict) -> dict:
     """Predicted latency per ONNX model; the error vs measured only when the profile is this machine."""
-    import platform
-
     from ..latency.predictor import predict_latency
 
     prof = load_profile(profile)
-    host = prof.calibration.get("host")
-    here = host is not None and host == platform.node()
+    here = prof.measured_here
     for key, path in paths.items():
-        inputs = {k: v for k, v in models[key].get("inputs", {}).items()}
-        pred = predict_latency(str(path), prof, threads=threads, batch=batch, shapes=inputs or shapes).latency_ms
+        inputs = models[key].get("inputs") or shapes
+        pred = predict_latency(str(path), prof, threads=threads, batch=batch, shapes=inputs).latency_ms
         models[key]["predicted_ms"] = pred
         if here:
             models[key]["prediction_error"] = pred / models[key]["latency_ms"]["p50"] - 1

@@ -11,7 +11,7 @@ from ..deploy.quantize import SlowerError
 from ..errors import UsageError
 from .options import QuantizeOptions
 from .rundir import sha256
-from .target import Result, bind_data, generated_note, load_profile, model_data, resolve
+from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve
 
 
 @dataclass
@@ -65,8 +65,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
                                                  order[o.calib_samples:])
     preset, preset_why = _preset(o.preset, prof)
     mode, mode_why = (o.mode, "--mode") if o.mode != "auto" else mode_for(src)
-    notes = generated_note(eval_feeds, src) + (
-        [f"{src.name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time"] if io.batch else [])
+    notes = feed_notes(io, eval_feeds, src)
     if mode == "dynamic" and mode_for(src)[0] == "static":
         notes.append("dynamic quantization of convs (ConvInteger) runs several times slower than fp32 on CPU; "
                      "static is the mode for conv nets")
@@ -127,12 +126,10 @@ def _preset(explicit: str | None, prof) -> tuple[str, str]:
 
 def _timer(io, feeds, prof, threads: int | None):
     """fp32 vs int8 candidates: timed side by side here, or predicted on a profile of another machine."""
-    import platform
-
     from ..deploy.measure import interleaved_p50
     from ..models.io import timing_feed
 
-    if prof is not None and prof.calibration.get("host") != platform.node():
+    if prof is not None and not prof.measured_here:
         from ..latency.predictor import predict_latency
 
         n = threads or prof.cores

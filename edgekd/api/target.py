@@ -143,10 +143,14 @@ def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):
     return bind(io, arrays, shapes=shapes, source=md.source if md else "generated inputs", complete=md is not None)
 
 
-def generated_note(feeds, path) -> list[str]:
-    if not feeds.generated:
-        return []
-    shapes = feeds.shapes()
-    return [f"{Path(path).name}: no data for input(s) " + ", ".join(
-        f"{n} ({'x'.join(map(str, shapes[n]))})" for n in feeds.generated) +
-        "; generated values of the right dtype and shape were fed (pass --data for real ones)"]
+def feed_notes(io, feeds, path) -> list[str]:
+    """What a user should know about how the model was fed: made-up inputs, a fixed batch."""
+    notes = []
+    if feeds.generated:
+        shapes = feeds.shapes()
+        notes.append(f"{Path(path).name}: no data for input(s) " + ", ".join(
+            f"{n} ({'x'.join(map(str, shapes[n]))})" for n in feeds.generated) +
+            "; generated values of the right dtype and shape were fed (pass --data for real ones)")
+    if io.batch:
+        notes.append(f"{Path(path).name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time")
+    return notes

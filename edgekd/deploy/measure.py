@@ -92,6 +92,16 @@ def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarra
             return {"error": f"{type(e).__name__}"}
 
 
+def cpu_flags() -> set[str]:
+    """This machine's CPU feature flags (/proc/cpuinfo: x86 `flags`, ARM `Features`; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                     if ln.startswith(("flags", "Features"))), []))
+
+
 def host_info() -> dict:
     import onnxruntime as ort
 
@@ -100,10 +110,8 @@ def host_info() -> dict:
     try:
         text = Path("/proc/cpuinfo").read_text()
         model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                      if ln.startswith(("flags", "Features"))), [])
         info["cpu"] = model
-        info["int8_flags"] = sorted(set(flags) & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+        info["int8_flags"] = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
                                                   "asimddp", "i8mm", "asimdhp"})
     except OSError:
         pass
@@ -165,15 +173,16 @@ def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndar
     return res
 
 
-def interleaved_p50(paths: list, feed: dict[str, np.ndarray], threads: int = 1, rounds: int = 5, runs: int = 50,
-                    max_seconds: float = 0.4) -> list[float]:
+def interleaved_p50(paths: list, feed: dict[str, np.ndarray] | list[dict], threads: int = 1, rounds: int = 5,
+                    runs: int = 50, max_seconds: float = 0.4) -> list[float]:
     """p50 of each model over `rounds` interleaved rounds (the median of the rounds' p50s): side by side,
-    so a busy machine slows every model alike."""
+    so a busy machine slows every model alike. `feed` is one feed for all, or one per model."""
     from .runtime import session
 
     sessions = [session(p, threads) for p in paths]
+    feeds = feed if isinstance(feed, list) else [feed] * len(paths)
     per: list[list[float]] = [[] for _ in paths]
     for _ in range(rounds):
-        for s, out in zip(sessions, per):
-            out.append(onnx_latency(s, [feed], warmup=3, runs=runs, max_seconds=max_seconds)["p50"])
+        for s, f, out in zip(sessions, feeds, per):
+            out.append(onnx_latency(s, [f], warmup=3, runs=runs, max_seconds=max_seconds)["p50"])
     return [float(np.median(v)) for v in per]

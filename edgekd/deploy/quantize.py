@@ -45,17 +45,13 @@ def preset_for(isa: set[str], arch: str) -> tuple[str, str]:
 
 
 def host_isa() -> tuple[set[str], str]:
-    """This machine's CPU flags (/proc/cpuinfo: x86 `flags`, ARM `Features`) and architecture."""
+    """This machine's CPU flags and architecture."""
     import platform
 
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                      if ln.startswith(("flags", "Features"))), [])
-    except OSError:
-        flags = []
+    from .measure import cpu_flags
+
     arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
-    return set(flags), arch
+    return cpu_flags(), arch
 
 
 def host_preset() -> str:
@@ -197,6 +193,16 @@ def _end_nodes(model_path: Path) -> list[str]:
     return list(dict.fromkeys([nodes[0].name, nodes[-1].name])) if nodes else []
 
 
+def _preprocess(src: Path, dst: Path) -> None:
+    """onnxruntime's quant_pre_process (shape inference, BN folding, basic optimizations)."""
+    from onnxruntime import quantization as q
+
+    try:
+        q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    except Exception:  # symbolic shape inference chokes on some Reshape patterns: ONNX's own suffices
+        q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+
+
 def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> None:
     """One quantization attempt: pre-process (opset 13 for per-channel QDQ, shape inference, BN folding),
     then quantize to `dst`. `calib` is a list of feed dicts, or one array for a single-input model."""
@@ -217,10 +223,7 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
             src = _upgrade(src, Path(td) / "opset13.onnx")
         except Exception:  # an op the converter cannot lift: per-tensor scales work at any opset
             p = {**p, "per_channel": False}
-        try:
-            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        except Exception:  # symbolic shape inference chokes on some Reshape patterns: ONNX's own suffices
-            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        _preprocess(src, pre)
         exclude = [*(_end_nodes(pre) if attempt.exclude_ends else []), *attempt.exclude] or None
         if mode == "dynamic":
             q.quantize_dynamic(str(pre), str(dst), per_channel=p["per_channel"], reduce_range=p["reduce_range"],
@@ -248,16 +251,12 @@ def sensitive_nodes(src: Path, attempt: Attempt, calib: list[dict], batches: int
     worst first), from onnxruntime's qdq_loss_debug: the QDQ model runs on a few calibration batches and each
     activation is compared before and after its QuantizeLinear/DequantizeLinear pair."""
     import onnx
-    from onnxruntime import quantization as q
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
     src = Path(src).resolve()
     with tempfile.TemporaryDirectory() as td, _in(Path(td)):
         pre, qdq = Path(td) / "pre.onnx", Path(td) / "qdq.onnx"
-        try:
-            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        except Exception:
-            q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        _preprocess(src, pre)
         quantize_file(pre, qdq, attempt, "static", calib)
         aug = Path(td) / "aug.onnx"
         dbg.modify_model_output_intermediate_tensors(str(qdq), str(aug))

@@ -422,9 +422,10 @@ def host_facts() -> dict:
     info = {"arch": "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64",
             "cores": os.cpu_count() or 1, "isa": [], "freq_ghz": 2.0, "ram_mb": 4096.0}
     try:
+        from ..deploy.measure import cpu_flags
+
         text = Path("/proc/cpuinfo").read_text()
-        flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                          if ln.startswith(("flags", "Features"))), []))
+        flags = cpu_flags()
         mapping = {"asimd": "neon", "asimdhp": "fp16", "asimddp": "dotprod", "i8mm": "i8mm", "sve": "sve",
                    "avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512_vnni": "avx512_vnni",
                    "avx_vnni": "avx_vnni", "amx_int8": "amx", "avx": "avx", "sse4_2": "sse4_2"}
