@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the bu
 import real_models  # noqa: E402
 
 import edgekd  # noqa: E402
-from edgekd.deploy.measure import host_info, onnx_latency  # noqa: E402
-from edgekd.deploy.runtime import session  # noqa: E402
+from edgekd.deploy.measure import host_info, interleaved_p50  # noqa: E402
 from edgekd.models.io import ModelIO, bind, timing_feed  # noqa: E402
 
 SHAPES = {"segmenter": ["pixels=1x3x320x320"], "text": ["input_ids=1x16"]}
@@ -33,16 +32,6 @@ def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
-
-
-def interleaved(paths: dict[str, Path], feeds: dict[str, dict], rounds: int = 5, runs: int = 60) -> dict:
-    """p50 of each model over `rounds` interleaved rounds (the median of the rounds' medians)."""
-    sessions = {k: session(p, 1) for k, p in paths.items()}
-    per: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            per[k].append(onnx_latency(s, [feeds[k]], warmup=5, runs=runs, max_seconds=1.0)["p50"])
-    return {k: float(np.median(v)) for k, v in per.items()}
 
 
 def _shapes(specs: list[str]) -> dict[str, list[int]]:
@@ -63,8 +52,8 @@ def one(name: str, build, root: Path) -> dict:
     row.update(bench_p50_ms=m["latency_ms"]["p50"], inputs=m["inputs"], output_kind=m["output_kind"],
                peak_rss_mb=(m.get("memory") or {}).get("peak_rss_mb"))
     q_path = root / f"{name}.int8.onnx"
-    q, row["quantize_s"] = _timed(lambda: edgekd.quantize(path, data=str(data), max_drop=0.2,
-                                                          output=str(q_path)).details)
+    q, row["quantize_s"] = _timed(lambda: edgekd.quantize(path, data=str(data), max_drop=0.2, mode="static",
+                                                          allow_slower=True, output=str(q_path)).details)
     row.update(gate_metric=q["metric"], gate_drop=q["accuracy_drop"], chosen=q["chosen"])
     io = ModelIO.from_onnx(path)
     with np.load(data) as f:
@@ -72,12 +61,12 @@ def one(name: str, build, root: Path) -> dict:
     feed = timing_feed(io, bind(io, arrays), 1)
     if name == "segmenter":
         feed = {"pixels": np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)}
-    t = interleaved({"fp32": path, "int8": q_path}, {"fp32": feed, "int8": feed})
-    row.update(fp32_p50_ms=t["fp32"], int8_p50_ms=t["int8"], int8_speedup=t["fp32"] / t["int8"])
-    if name == "segmenter":
+    fp32_ms, int8_ms = interleaved_p50([path, q_path], feed, runs=60, max_seconds=1.0)
+    row.update(fp32_p50_ms=fp32_ms, int8_p50_ms=int8_ms, int8_speedup=fp32_ms / int8_ms)
+    if name == "segmenter":  # the same model at its real size and at the 1 x 1 dummy bench used to feed it
         tiny = {"pixels": np.zeros((1, 3, 1, 1), np.float32)}
-        s = interleaved({"real": path, "dummy": path}, {"real": feed, "dummy": tiny})
-        row.update(real_320_p50_ms=s["real"], dummy_1x1_p50_ms=s["dummy"])
+        real_ms, dummy_ms = interleaved_p50([path, path], [feed, tiny], runs=60, max_seconds=1.0)
+        row.update(real_320_p50_ms=real_ms, dummy_1x1_p50_ms=dummy_ms)
     print(f"{name}: export {row['export_s']:.2f} s, predict {row['predict_s']:.2f} s, bench "
           f"{row['bench_s']:.2f} s, quantize {row['quantize_s']:.2f} s; fp32 {row['fp32_p50_ms']:.3f} ms, "
           f"int8 {row['int8_p50_ms']:.3f} ms (x{row['int8_speedup']:.2f}), gate {row['gate_metric']} "
