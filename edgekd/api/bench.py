@@ -45,6 +45,9 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         onnx_models["student_fp32"] = run.verify("student.onnx", "export")
         if (run / "teacher.onnx").is_file():
             onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
+        for key in ("student", "teacher"):  # onnxruntime's transformer fusions (Hugging Face models)
+            if (run / f"{key}.optimized.onnx").is_file():
+                onnx_models[f"{key}_optimized"] = run.verify(f"{key}.optimized.onnx", "export")
         if (run / "student.int8.onnx").is_file():
             onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
         try:
@@ -61,13 +64,14 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         feeds = bind_data(ref_io, md, shapes)
         logits = _torch_predict(teacher, feeds)
         ref_out = logits
-        teacher_acc = B.score(logits, "logits", labels, None, None)["accuracy"]
+        kind = ref_io.primary().kind
+        teacher_acc = B.score(logits, kind, labels, None, None)["accuracy"]
         timing = B.feeds_for_timing(ref_io, feeds, o.batch)
         models["teacher_pytorch"] = {"runtime": "pytorch", **common,
                                      "latency_ms": B.torch_latency(teacher, timing, o.threads, warmup, o.runs,
                                                                    max_seconds),
                                      "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
-                                     **B.score(logits, "logits", labels, ref_out, teacher_acc)}
+                                     **B.score(logits, kind, labels, ref_out, teacher_acc)}
     for key, path in onnx_models.items():
         io = ModelIO.from_onnx(path)
         feeds = bind_data(io, md, shapes)
@@ -135,10 +139,19 @@ def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: i
                                       "measurements taken on the device (edgekd bench there)"}
 
 
+def _fastest(models: dict, who: str) -> tuple[str | None, dict | None]:
+    """The fastest fp32 ONNX model of the teacher or the student (plain, or transformer-optimized)."""
+    keys = [k for k in (f"{who}_onnx" if who == "teacher" else "student_fp32", f"{who}_optimized") if k in models]
+    if not keys:
+        return None, None
+    key = min(keys, key=lambda k: models[k]["latency_ms"]["p50"])
+    return key, models[key]
+
+
 def _summary(models: dict) -> dict:
-    """Headline ratios: student vs teacher (ONNX), int8 vs fp32."""
+    """Headline ratios: student vs teacher (ONNX), int8 vs fp32 (each the fastest fp32 ONNX model)."""
     out: dict[str, Any] = {}
-    t, s, q = models.get("teacher_onnx"), models.get("student_fp32"), models.get("student_int8")
+    (_, t), (_, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
     best = q or s
     if t and best:
         out["size_ratio_vs_teacher"] = best["size_bytes"] / t["size_bytes"]
@@ -154,21 +167,24 @@ def _summary(models: dict) -> dict:
 def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list[str]:
     """The benchmark in words: which model to ship and why, against the teacher and against fp32."""
     lines = []
-    t, s, q = models.get("teacher_onnx"), models.get("student_fp32"), models.get("student_int8")
+    (t_name, t), (s_name, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
     int8_wins = bool(s and q and summary.get("int8_speedup_p50", 0) >= 1)
     if s and q:
         sp = summary["int8_speedup_p50"]
         agree = q.get("agreement_with_student_fp32")
         kept = f" with {agree:.1%} agreement" if agree is not None else ""
-        lines.append(f"int8 is {sp:.2f}x faster than fp32 here{kept}: ship student.int8.onnx" if int8_wins else
-                     f"int8 is {1 - sp:.0%} slower than fp32 on this host: ship student.onnx")
-    name, ship = ("student_int8", q) if int8_wins or not s else ("student_fp32", s)
+        fp32 = Path(s["path"]).name
+        lines.append(f"int8 is {sp:.2f}x faster than fp32 ({fp32}) here{kept}: ship student.int8.onnx" if int8_wins
+                     else f"int8 is {1 - sp:.0%} slower than fp32 on this host: ship {fp32}")
+    name, ship = ("student_int8", q) if int8_wins or not s else (s_name, s)
     if t and ship:
         ratio = t["latency_ms"]["p50"] / ship["latency_ms"]["p50"]
         speed = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x SLOWER than"
         kept = f", {ship['retention']:.1%} of its accuracy" if ship.get("retention") is not None else (
+            f", mean cosine {ship['agreement']:.3f} to its outputs" if ship.get("agreement_metric") == "cosine"
+            and ship.get("agreement") is not None else
             f", {ship['agreement']:.1%} agreement with it" if ship.get("agreement") is not None else "")
-        lines.append(f"{name}: {speed} the teacher (ONNX) here{kept}, "
+        lines.append(f"{name}: {speed} the teacher ({t_name}) here{kept}, "
                      f"{ship['size_bytes'] / t['size_bytes']:.0%} of its size")
     if prediction and t and ship and "predicted_ms" in ship and "predicted_ms" in t:
         lines.append(f"predicted on {prediction['profile']}: {name} {t['predicted_ms'] / ship['predicted_ms']:.1f}x "

@@ -40,6 +40,8 @@ class DistillResult(Result):
     stopped_early: bool = False
     resumed_from: int | None = None
     init: str = "random"
+    agreement_metric: str = "top1_agreement"
+    nn_agreement: float | None = None  # embedders: top-1 nearest neighbour the same as the teacher's
     sizing: dict | None = None
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
@@ -47,6 +49,7 @@ class DistillResult(Result):
 
 
 RETENTION_BAR = 0.97  # DistilBERT kept 97% of BERT's quality: the bar a student should clear
+COSINE_BAR = 0.90     # an embedder whose embeddings point elsewhere breaks the app's index
 
 
 def verdict(r: DistillResult) -> str:
@@ -57,14 +60,31 @@ def verdict(r: DistillResult) -> str:
     if r.sizing:
         t, c = r.sizing["teacher"]["predicted_ms"], r.sizing["chosen"]["predicted_ms"]
         parts.append(f"{t / c:.1f}x faster on {r.sizing['profile']} (predicted {c:.3g} vs {t:.3g} ms)")
-    if r.retention is not None:
+    if r.agreement_metric == "mean_cosine":
+        parts.append(f"mean cosine {r.agreement:.3f} to its embeddings, {r.nn_agreement:.1%} nearest-neighbour "
+                     "agreement")
+    elif r.retention is not None:
         parts.append(f"{r.retention:.1%} of its accuracy")
     else:
         parts.append(f"{r.agreement:.1%} top-1 agreement with it (no labels)")
     line = ", ".join(parts)
+    if r.agreement_metric == "mean_cosine" and r.agreement < COSINE_BAR:
+        line += f"; below the {COSINE_BAR} mean cosine to aim for: more --epochs, more texts, or a larger --student"
     if r.retention is not None and r.retention < RETENTION_BAR:
         line += f"; below the {RETENTION_BAR:.0%} to aim for: more --epochs, or a larger --student"
     return line
+
+
+_METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine"}
+
+
+def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str) -> float:
+    """Top-1 agreement with the teacher for class logits; mean cosine to its embeddings for embedders."""
+    from ..kd.trainer import mean_cosine
+
+    if kind == "embedding":
+        return mean_cosine(s_out, t_out)
+    return float((s_out.argmax(-1) == t_out.argmax(-1)).mean())
 
 
 def _save_student(path: Path, model, spec: dict) -> None:
@@ -121,7 +141,43 @@ def _data_options(o: DistillOptions) -> data_mod.DataOptions:
                              f"e.g. --{name} 0.485,0.456,0.406") from None
     return data_mod.DataOptions(val_split=o.val_split, label_column=o.label_column, image_size=o.image_size,
                                 channels=int(o.channels), mean=floats("mean"), std=floats("std"),
-                                unlabeled=o.unlabeled)
+                                unlabeled=o.unlabeled, text_column=o.text_column,
+                                text_pair_column=o.text_pair_column, max_length=o.max_length)
+
+
+def _codec(teacher):
+    """A Hugging Face teacher's tokenizer and labels, for text data (None for other teachers)."""
+    from ..data.text import TextCodec
+
+    tok = getattr(teacher, "tokenizer", None)
+    if tok is None:
+        return None
+    if teacher.task == "token-classification":
+        raise UsageError("distilling token-classification teachers is not supported yet (export, quantize and "
+                         "bench of their ONNX files are)", "distil a classification or embedding teacher")
+    labels = None if teacher.task == "embedding" else {int(k): str(v) for k, v in teacher.config.id2label.items()}
+    return TextCodec(tok, labels)
+
+
+def _hf_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, prof):
+    """A Hugging Face student of a Hugging Face teacher: `hf:layers=N[,...]` (default: half the teacher's
+    layers, DistilBERT's recipe) or `hf:PATH`."""
+    from ..models import hf
+    from ..models.inference import adapt, unwrap
+
+    teacher = unwrap(tmodel)
+    spec = o.student or f"hf:layers={max(1, hf.layers_of(teacher.config) // 2)}"
+    if not spec.startswith(hf.PREFIX):
+        raise UsageError(f"--student {spec} cannot take a Hugging Face teacher's token ids and attention mask",
+                         "use --student hf:layers=2 (the teacher's architecture, fewer layers) or hf:PATH")
+    if prof is not None and o.student is None:
+        ds.notes.append(f"--profile {prof.name}: Hugging Face students are not sized yet; {spec} was used "
+                        "(pass --student hf:layers=N,hidden=H to choose)")
+    smodel, rec = hf.build_student(teacher, spec, init=o.init == "auto")
+    rec.update({"input_shape": list(ds.input_shape), "num_classes": int(teacher.config.num_labels),
+                "output_name": "sentence_embedding" if teacher.task == "embedding" else "logits"})
+    rec["input_names"] = ds.input_names
+    return adapt(smodel, ds.input_names, None, ds.constants), rec, None, rec.pop("init", "random"), None
 
 
 def _default_student(ds: data_mod.Dataset) -> str:
@@ -141,6 +197,8 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     from ..progress import step_progress
     from .size import init_from_teacher, search
 
+    if getattr(unwrap(tmodel), "tokenizer", None) is not None:
+        return _hf_student(o, ds, tmodel, prof)
     sized = None
     if prof is not None and (o.student is None or o.student in students.FAMILIES):
         single_input(ds, o.student or "sizing")
@@ -171,7 +229,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
 
     With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
     first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
-    from ..kd.methods import parse
+    from ..deploy.measure import nn_agreement
+    from ..kd.methods import needs_features, parse
     from ..kd.trainer import Distiller, TrainConfig, accuracy
     from ..models import students
     from ..models.inference import fit_teacher, predict
@@ -180,7 +239,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     from .options import build
 
     o = build(DistillOptions, options)
-    parse(o.method)
+    parse(o.method or "kd")
     if o.device == "cuda":
         import torch
 
@@ -189,17 +248,25 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                              "use --device auto or cpu here, or install a CUDA build of torch on a GPU machine")
     prof = load_profile(o.profile)
     opts = _data_options(o)
-    ds = data_mod.load(data, opts)
-    traw, trec = load_teacher(teacher, o.arch)
+    traw, trec = load_teacher(teacher, o.arch, task=o.task)
+    ds = data_mod.load(data, opts, codec=_codec(traw))
+    kind = "embedding" if getattr(traw, "task", None) == "embedding" else "logits"
+    o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
     num_classes = ds.num_classes or t_out.shape[1]
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[1], num_classes, prof,
                                                        show_progress)
 
     augment = ds.kind == "image" if o.augment is None else o.augment
+    feature_map = list(o.feature_map)
+    if not feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
+        from ..models.hf import default_feature_map
+        from ..models.inference import unwrap
+
+        feature_map = default_feature_map(unwrap(smodel), unwrap(tmodel))
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
-                      seed=o.seed, method=o.method, feature_map=list(o.feature_map), patience=o.patience,
-                      augment=augment, cache=o.cache, device=o.device)
+                      seed=o.seed, method=o.method, feature_map=feature_map, patience=o.patience,
+                      augment=augment, cache=o.cache, device=o.device, kind=kind)
     run = RunDir.create(out)
     if not o.resume:
         removed = run.invalidate("distill", o.force)
@@ -221,17 +288,19 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     eval_sha = _save_eval(run, ds, o.seed)
 
     s_logits, t_logits = predict(smodel, ds.x_test), predict(tmodel, ds.x_test)
-    has_labels = ds.y_test is not None
+    has_labels = ds.y_test is not None and kind == "logits"
     teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
     student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
     sp, tp = students.count_params(smodel), students.count_params(tmodel)
     sf, tf = (students.count_flops(m, ds.input_shape) if not ds.input_names else 0 for m in (smodel, tmodel))
     io = ModelIO.from_arrays(data_mod.arrays(data_mod.take(ds.x_test, slice(0, 2))) if ds.input_names
-                             else {"input": ds.x_test[:2]}, {s_output or "logits": s_logits[:2]})
+                             else {"input": ds.x_test[:2]},
+                             {rec.get("output_name") or s_output or "logits": s_logits[:2]})
     result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
                            param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
                            retention=(student_acc / teacher_acc) if teacher_acc else None,
-                           agreement=float((s_logits.argmax(-1) == t_logits.argmax(-1)).mean()),
+                           agreement=_agreement(s_logits, t_logits, kind), agreement_metric=_METRIC[kind],
+                           nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
                            epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
                            method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
                            best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from,

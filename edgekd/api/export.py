@@ -39,7 +39,7 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
     student, spec = load_student(run)
     test, _, _, calib = read_eval(run)
     x, sample = as_inputs({k: v[:PARITY_SAMPLES] for k, v in test.items()}), as_inputs(calib)
-    out_name = spec.get("output") or "logits"
+    out_name = spec.get("output_name") or spec.get("output") or "logits"
     dist = run.step("distill")
     meta = _metadata(dist)
     export = {"exporter": o.exporter, "opset": o.opset, "output_name": out_name}
@@ -57,8 +57,11 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
         models["teacher"] = {"error": e.one_line()}
     mobile = _mobile(run / "student.onnx", o.ort_format)
     shas = {f"{k}.onnx": m["sha256"] for k, m in models.items() if "sha256" in m}
+    shas.update({m["optimized"]["path"]: m["optimized"]["sha256"] for m in models.values()
+                 if "sha256" in m.get("optimized", {})})
+    app = _app_folder(run, student) if spec.get("family") == "hf" else None
     run.record("export", {"exporter": o.exporter, "opset": o.opset, "models": models, "mobile": mobile,
-                          "metadata": meta, "sha256": shas})
+                          "metadata": meta, "sha256": shas, "app_folder": app})
     st = models["student"]
     teacher = models["teacher"]
     line = (f"student.onnx ({st['size_bytes'] / 1024:.1f} KB) matches PyTorch to {st['parity']['max_abs_diff']:.1e}; "
@@ -133,21 +136,84 @@ def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:
 
 def _export_checked(model, sample, x, path: Path, export: dict, metadata: dict) -> dict:
     """Export to `path` (with `metadata` in its metadata_props) only if ONNX Runtime matches PyTorch on `x`
-    (else nothing is written)."""
-    from ..deploy.export import parity, to_onnx
+    (else nothing is written). Hugging Face models go through their own exporter, and onnxruntime's
+    transformer optimizer writes NAME.optimized.onnx beside them."""
+    from ..deploy.export import to_onnx
+    from ..models import hf
+
+    text = hf.is_text_model(model)
+    with atomic_path(path) as tmp:
+        if text:
+            how = hf.to_onnx(model, sample, tmp, export["opset"], export["output_name"])
+        else:
+            to_onnx(model, sample, tmp, exporter=export["exporter"], opset=export["opset"],
+                    output_name=export["output_name"])
+            how = {"exporter": export["exporter"]}
+        check = _checked(model, tmp, x, path.name, metadata)
+    out = {"path": path.name, **how, "opset": _opset(path), "parity": check, "size_bytes": os.path.getsize(path),
+           "sha256": sha256(path)}
+    if text:
+        out["optimized"] = _optimized(model, path, x, metadata)
+    return out
+
+
+def _checked(model, onnx_path: Path, x, name: str, metadata: dict) -> dict:
+    """Metadata in, then parity with PyTorch on `x` (an EdgekdError when it fails)."""
+    from ..deploy.export import parity
     from ..deploy.mobile import add_metadata
 
-    with atomic_path(path) as tmp:
-        to_onnx(model, sample, tmp, exporter=export["exporter"], opset=export["opset"],
-                output_name=export["output_name"])
-        add_metadata(tmp, metadata)
-        check = parity(model, tmp, x)
-        if not check["passed"]:
-            raise EdgekdError(f"{path.name}: ONNX Runtime differs from PyTorch by up to "
-                              f"{check['max_abs_diff']:.3g} (rtol {check['rtol']}, atol {check['atol']})",
-                              "try --exporter torchscript, or report the model")
-    return {"path": path.name, "exporter": export["exporter"], "opset": _opset(path), "parity": check,
-            "size_bytes": os.path.getsize(path), "sha256": sha256(path)}
+    add_metadata(onnx_path, metadata)
+    check = parity(model, onnx_path, x)
+    if not check["passed"]:
+        raise EdgekdError(f"{name}: ONNX Runtime differs from PyTorch by up to "
+                          f"{check['max_abs_diff']:.3g} (rtol {check['rtol']}, atol {check['atol']})",
+                          "try --exporter torchscript, or report the model")
+    return check
+
+
+def _optimized(model, path: Path, x, metadata: dict) -> dict:
+    """NAME.optimized.onnx: onnxruntime's transformer fusions, kept only when it still matches PyTorch
+    (a model the optimizer cannot fuse is a note: the plain export stands)."""
+    from ..models import hf
+    from ..models.inference import unwrap
+
+    dst = path.with_name(path.stem + ".optimized.onnx")
+    try:
+        with atomic_path(dst) as tmp:
+            fused = hf.optimize(path, tmp, unwrap(model).config.to_dict())
+            check = _checked(model, tmp, x, dst.name, metadata)
+    except Exception as e:  # advisory: the unfused model is correct and written
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"}
+    return {"path": dst.name, "fused": fused, "parity": check, "size_bytes": os.path.getsize(dst),
+            "sha256": sha256(dst)}
+
+
+def _app_folder(run, student) -> dict:
+    """RUN/student/: model.onnx with the config and tokenizer files an app loads it with (transformers,
+    optimum.onnxruntime), written whole or not at all."""
+    import shutil
+    import tempfile
+
+    from ..models import hf
+    from ..models.inference import unwrap
+
+    tm = unwrap(student)
+    tm.tokenizer = hf.load_tokenizer(run.step("distill")["teacher"]["spec"])
+    final = run / "student"
+    tmp = Path(tempfile.mkdtemp(prefix=".student.", dir=run.path))
+    try:
+        hf.save_app_folder(tm, tmp)
+        shutil.copyfile(run / "student.onnx", tmp / "model.onnx")
+        best = run / "student.optimized.onnx"
+        if best.is_file():
+            shutil.copyfile(best, tmp / "model.optimized.onnx")
+        if final.is_dir():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"path": "student", "files": sorted(p.name for p in final.iterdir())}
 
 
 def _opset(path: Path) -> int | None:

@@ -34,7 +34,10 @@ class DistillOptions:
     profile: str | None = opt(None, "Target device profile name or .toml path (edgekd profiles list).")
     student: str | None = opt(None, "mlp:hidden=64, mobilenet:width=0.5, resnet:width=0.5, "
                                     "transformer:hidden=64,layers=2, file.py:factory; a bare family with "
-                                    "--profile sizes it.")
+                                    "--profile sizes it. Hugging Face teachers: hf:layers=2[,hidden=256,heads=4,"
+                                    "intermediate=1024] (the teacher's config, smaller) or hf:PATH.")
+    task: str | None = opt(None, "Hugging Face teachers: what the model is for (default: read from the folder).",
+                           choices=("classification", "token-classification", "embedding"))
     output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
                                    "ModelOutput). Default: logits, else the first.")
     epochs: int = opt(30, "Training epochs.", minimum=1)
@@ -42,8 +45,9 @@ class DistillOptions:
     alpha: float = opt(0.9, "Weight of the soft KD term; 1-alpha weights the hard-label CE.", minimum=0, maximum=1)
     lr: float = opt(3e-3, "Peak learning rate (AdamW, cosine).", minimum=1e-12)
     batch_size: int = opt(64, "Training batch size.", minimum=2)
-    method: str = opt("kd", "ce, kd, dkd, hint, at, cosine, rkd, or a weighted sum such as kd+hint:0.5; a "
-                            "method's own options after it: dkd:alpha=1,beta=8.")
+    method: str | None = opt(None, "ce, kd, dkd, hint, at, cosine, rkd, embed, or a weighted sum such as "
+                                   "kd+hint:0.5; a method's own options after it: dkd:alpha=1,beta=8. Default: kd "
+                                   "(embed for embedding teachers).")
     feature_map: list[str] = opt((), "TEACHER_MODULE:STUDENT_MODULE for feature methods (repeatable; @in taps "
                                      "a module's input). Default: the penultimate embeddings.", multiple=True)
     val_split: float = opt(0.0, "Share of training data held out for validation (early stopping, best epoch).",
@@ -71,7 +75,11 @@ class DistillOptions:
     init: str = opt("auto", "auto: start from the teacher's weights where the structures match (every k-th "
                             "layer, largest-norm units).", choices=("auto", "random"))
     unlabeled: str | None = opt(None, "Extra inputs without labels (a transfer set): SPEC.")
-    label_column: str = opt("label", "CSV label column.")
+    label_column: str = opt("label", "CSV / JSONL label column.")
+    text_column: str = opt("text", "Text data (.csv, .jsonl, datasets folder): the column holding the texts.")
+    text_pair_column: str | None = opt(None, "Text data: the column holding each pair's second text.")
+    max_length: int = opt(128, "Text data: tokens per text at most (longer texts are truncated and counted).",
+                          minimum=1, maximum=100000)
     image_size: int | None = opt(None, "Image folders: resize to SIZE x SIZE.", minimum=1)
     channels: str = opt("3", "Image folders: grayscale or RGB.", choices=("1", "3"))
     mean: str = opt("0.5", "Image normalisation mean(s), comma-separated.")

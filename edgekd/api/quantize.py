@@ -45,7 +45,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
         _refuse_run_artifact(src, dst, o.output)
         profile = o.profile
     else:
-        src = run.verify("student.onnx", "export")
+        src = _source(run)
         dst = Path(o.output) if o.output else run / "student.int8.onnx"
         recorded = run.step("distill").get("profile") or {}
         path = recorded.get("path")
@@ -87,6 +87,15 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
                                 "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"
                                 else {}})
     return res
+
+
+def _source(run) -> Path:
+    """The run's fp32 student to quantize: the transformer-optimized one when export wrote it (its fused
+    Attention quantizes to QAttention, and it is the fp32 model int8 must beat), else student.onnx."""
+    opt = ((run.step("export").get("models") or {}).get("student") or {}).get("optimized") or {}
+    if "sha256" in opt and (run / opt["path"]).is_file():
+        return run.verify(opt["path"], "export")
+    return run.verify("student.onnx", "export")
 
 
 GATE_MIN_SAMPLES = 200  # fewer and one sample moves the drop by half a point or more

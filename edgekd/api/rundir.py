@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,9 @@ PRODUCED_BY = {
     "eval.npz": "distill",
     "student.onnx": "export",
     "teacher.onnx": "export",
+    "student.optimized.onnx": "export",
+    "teacher.optimized.onnx": "export",
+    "student": "export",        # the app folder of a Hugging Face student (model.onnx, config, tokenizer)
     "student.ort": "export",
     "student.required_operators.config": "export",
     "student.int8.onnx": "quantize",
@@ -199,7 +203,8 @@ class RunDir:
                              "being replaced; their results would describe the old model",
                              "pass --force to remove them, or --out a new directory")
         for f in files:
-            (self.path / f).unlink()
+            p = self.path / f
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
         with self.lock():
             manifest = self.manifest
             for s in later:

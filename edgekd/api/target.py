@@ -55,7 +55,7 @@ def run_teacher(run: RunDir):
     from ..models.teachers import load_teacher
 
     rec = run.step("distill")["teacher"]
-    model = load_teacher(rec["spec"], rec.get("arch"))[0]
+    model = load_teacher(rec["spec"], rec.get("arch"), task=rec.get("task"))[0]
     return adapt(model, rec.get("input_names"), rec.get("output"), read_eval(run)[2])
 
 

@@ -83,12 +83,15 @@ def render_distill(d: dict) -> None:
     from ..models.students import spec_of
 
     c = console()
-    c.print(table(f"distilled into {d['run']} ({d['method']}, {d['epochs']} epochs, {d['seconds']:.1f} s)",
-                  ["model", "params", "MFLOPs", "accuracy"], [
-                      ["teacher", f"{d['teacher_params']:,}", f"{d['teacher_flops'] / 1e6:.2f}",
-                       pct(d["teacher_accuracy"])],
-                      [spec_of(d["student"]), f"{d['student_params']:,}", f"{d['student_flops'] / 1e6:.2f}",
-                       pct(d["student_accuracy"])]]))
+    embed = d.get("agreement_metric") == "mean_cosine"
+    flops = bool(d["teacher_flops"] or d["student_flops"])  # not counted for models with named inputs
+    head = ["model", "params", *(["MFLOPs"] if flops else []), "cosine to teacher" if embed else "accuracy"]
+    rows = [["teacher", f"{d['teacher_params']:,}", *([f"{d['teacher_flops'] / 1e6:.2f}"] if flops else []),
+             "1.000" if embed else pct(d["teacher_accuracy"])],
+            [spec_of(d["student"]), f"{d['student_params']:,}", *([f"{d['student_flops'] / 1e6:.2f}"] if flops else []),
+             f"{d['agreement']:.3f}" if embed else pct(d["student_accuracy"])]]
+    c.print(table(f"distilled into {d['run']} ({d['method']}, {d['epochs']} epochs, {d['seconds']:.1f} s)", head,
+                  rows))
     _closing(c, d.get("verdict"), d.get("next"))
 
 
@@ -99,9 +102,16 @@ def render_export(d: dict) -> None:
             rows.append([name, None, None, m["error"]])
             continue
         p = m.get("parity") or {}
-        agree = f", {p['agreement']:.1%} agree" if p.get("agreement") is not None else ""
+        agree = "" if p.get("agreement") is None else (f", cosine {p['agreement']:.4f}" if p.get(
+            "agreement_metric") == "cosine" else f", {p['agreement']:.1%} agree")
         rows.append([name, f"{m['size_bytes'] / 1024:.1f}", None if not p else f"{p['max_abs_diff']:.1e}",
                      "ran once" if not p else ("ok" if p["passed"] else "FAILED") + agree])
+        opt = m.get("optimized") or {}
+        if opt:  # onnxruntime's transformer fusions, beside the plain export
+            op = opt.get("parity") or {}
+            rows.append([f"{name} optimized", f"{opt['size_bytes'] / 1024:.1f}" if "size_bytes" in opt else None,
+                         f"{op['max_abs_diff']:.1e}" if op else None,
+                         f"ok, {sum((opt.get('fused') or {}).values())} fused ops" if op else f"not written: {opt.get('error')}"])
     c = console()
     c.print(table(f"exported {d['target']}", ["model", "KB", "max |diff|", "parity"], rows))
     for m in d["models"].values():

@@ -30,6 +30,9 @@ class DataOptions:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
     unlabeled: str | None = None    # extra inputs with no labels (a transfer set): the teacher labels them
+    text_column: str = "text"       # text data (.csv/.jsonl/datasets): the column holding the texts
+    text_pair_column: str | None = None  # ... and the second text of a pair
+    max_length: int = 128           # text data: tokens per text at most (longer ones are truncated, counted)
 
 
 Inputs = np.ndarray | dict  # one array, or {input name: array}, samples on axis 0
@@ -105,18 +108,23 @@ class Dataset:
         return out
 
 
-def load(spec: str, options: DataOptions | None = None) -> Dataset:
-    """Load a data SPEC into a split Dataset (see README: Data SPEC)."""
+def load(spec: str, options: DataOptions | None = None, codec=None) -> Dataset:
+    """Load a data SPEC into a split Dataset (see README: Data SPEC). `codec` (a `text.TextCodec`: the
+    teacher's tokenizer and labels) reads text data."""
     from . import readers
 
     opts = options or DataOptions()
     if not 0.0 <= opts.val_split < 0.9:
         raise UsageError(f"--val-split must be in [0, 0.9), got {opts.val_split}", "e.g. --val-split 0.1")
-    r = readers.read(spec, opts)
+    r = readers.read(spec, opts, codec=codec)
     ds = _split(spec, r.x, r.y, r.x_test, r.y_test, r.kind)
     ds.constants, ds.x_name = r.constants, r.x_name
+    ds.notes.extend(r.notes)
     if opts.unlabeled:
-        xu = readers.read(opts.unlabeled, opts, want_labels=False).x
+        ur = readers.read(opts.unlabeled, opts, want_labels=False, codec=codec)
+        xu = ur.x
+        if ur.kind == "text":
+            xu = _pad_like(xu, ds.x_train, opts.unlabeled)
         if _shapes(xu) != _shapes(ds.x_train):
             raise UsageError(f"--unlabeled {opts.unlabeled} has samples of shape {_shapes(xu)} but --data has "
                              f"{_shapes(ds.x_train)}", "give the transfer set the same inputs and shapes")
@@ -126,6 +134,22 @@ def load(spec: str, options: DataOptions | None = None) -> Dataset:
     if opts.val_split > 0:
         _hold_out_val(ds, opts.val_split)
     return ds
+
+
+def _pad_like(x: dict, like: dict, spec: str) -> dict:
+    """Token arrays of a transfer set padded (or cut: they were tokenised to the same max length) to the
+    training set's width, so both concatenate."""
+    width = next(iter(like.values())).shape[1]
+    if set(x) != set(like):
+        raise UsageError(f"--unlabeled {spec} gives inputs {sorted(x)} but --data {sorted(like)}",
+                         "tokenise both with the same teacher")
+    out = {}
+    for k, v in x.items():
+        if v.shape[1] >= width:
+            out[k] = v[:, :width]
+        else:
+            out[k] = np.pad(v, ((0, 0), (0, width - v.shape[1])), constant_values=0)
+    return out
 
 
 def _shapes(x: Inputs):

@@ -22,12 +22,41 @@ class Read(NamedTuple):
     kind: str = "array"
     constants: dict = {}
     x_name: str = "x"          # the name a single input array had in the file
+    notes: tuple = ()
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
-def read(spec: str, opts, want_labels: bool = True) -> Read:
+def read(spec: str, opts, want_labels: bool = True, codec=None) -> Read:
+    from . import text
+
+    path = Path(spec)
+    if spec != "digits" and path.exists() and text.is_text(path, opts):
+        return _text(path, opts, want_labels, codec)
     return Read(*_read(spec, opts, want_labels))
+
+
+def _text(path: Path, opts, want_labels: bool, codec) -> Read:
+    """Texts tokenised with the teacher's tokenizer (kind `text`), labels mapped to the teacher's ids."""
+    from . import text
+
+    if codec is None:
+        raise UsageError(f"{path} is text data: it needs a Hugging Face teacher whose tokenizer reads it",
+                         "pass --teacher hf:PATH (a folder with config.json, weights and tokenizer files)")
+    if not 1 <= opts.max_length <= 100_000:
+        raise UsageError(f"--max-length must be 1..100000, got {opts.max_length}", "e.g. --max-length 128")
+    want = want_labels and codec.labels is not None
+    texts, pairs, raw = text.read_texts(path, opts, want)
+    x, truncated, longest = text.tokenize(texts, pairs, codec, opts.max_length)
+    width = next(iter(x.values())).shape[1]
+    notes = [f"{path.name}: {len(texts)} texts tokenised with the teacher's tokenizer, padded to {width} tokens"]
+    if truncated:
+        notes.append(f"{path.name}: {truncated} of {len(texts)} texts were longer than {width} tokens (the longest "
+                     f"{longest}) and were truncated; raise --max-length to keep more")
+    if raw is None:
+        return Read(x, np.full(len(texts), -1, np.int64), kind="text", notes=tuple(notes))
+    y = labels(path, opts.label_column, text.label_ids(path, raw, codec, opts.label_column), len(texts))
+    return Read(x, y, kind="text", notes=tuple(notes))
 
 
 def _renamed(path: Path, arrays: dict, name: str):

@@ -21,13 +21,16 @@ def _quiet():
     """torch.onnx prints progress lines on stdout; keep stdout clean for --json."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
+    disabled = logging.root.manager.disable
     for lg in loggers:
         lg.setLevel(logging.ERROR)
+    logging.disable(logging.WARNING)  # optimum's and onnxruntime's optimizer's loggers have many names
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
+        logging.disable(disabled)
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
 

@@ -134,6 +134,20 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.mean())
 
 
+def nn_agreement(ref: np.ndarray, got: np.ndarray, limit: int = 2000) -> float:
+    """Embedders: the share of samples whose nearest neighbour (cosine, among the first `limit` samples) is
+    the same under both models: what a search app built on the embeddings would notice."""
+    def nearest(e):
+        e = e[:limit].reshape(min(len(e), limit), -1).astype(np.float64)
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        sim = e @ e.T
+        np.fill_diagonal(sim, -np.inf)
+        return sim.argmax(1)
+    if len(ref) < 2:
+        return 1.0
+    return float((nearest(ref) == nearest(got)).mean())
+
+
 def _box_parts(out: np.ndarray) -> list[np.ndarray]:
     """A detector's concatenated (N, 4 + classes, anchors) output as its boxes and its class scores: each part
     is compared on its own, so scores cannot hide behind box coordinates a hundred times larger."""
@@ -170,6 +184,8 @@ def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndar
         f = fidelity(teacher_out, out, kind)
         if f is not None:
             res["agreement"], res["agreement_metric"] = f[1], f[0]
+        if kind == "embedding" and teacher_out.shape == out.shape and out.ndim == 2:
+            res["nn_agreement"] = nn_agreement(teacher_out, out)
     return res
 
 

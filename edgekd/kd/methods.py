@@ -1,7 +1,7 @@
 """Distillation methods by name, combined as a weighted sum: `--method kd+hint:0.5`, each method's own
 options after its colon: `--method dkd:alpha=1,beta=8` (a bare number there is the term's weight).
 
-Families: response-based (kd, dkd), feature-based (hint, at, cosine), relation-based (rkd), and the plain
+Families: response-based (kd, dkd, embed), feature-based (hint, at, cosine), relation-based (rkd), and the plain
 cross-entropy baseline (ce). Data distillation is any method trained on samples without labels: the
 teacher supplies their targets.
 """
@@ -84,6 +84,14 @@ def _dkd(b: Step, opts: dict):
     return b.ce() + warm * L.dkd_loss(b.s_logits, b.t_logits, target, b.temperature, opts["alpha"], opts["beta"])
 
 
+def _embed(b: Step, opts: dict):
+    """The sentence-transformers recipe: the student's sentence embedding regresses onto the teacher's."""
+    import torch.nn.functional as F
+
+    s, t = b.s_logits.float(), b.t_logits.float()
+    return opts["mse"] * F.mse_loss(s, t) + opts["cos"] * (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
 def _per_pair(name: str):
     """A feature loss averaged over the --feature-map pairs."""
     def loss(b: Step, _opts: dict):
@@ -106,6 +114,9 @@ for _m in [
     Method("at", "feature", _per_pair("at"), True, False, "attention transfer between CNN feature maps"),
     Method("cosine", "feature", _per_pair("cosine"), True, True, "1 - cos between (projected) hidden states "
                                                                    "(DistilBERT)"),
+    Method("embed", "response", _embed, summary="embedders: mse * MSE + cos * (1 - cos) between student and "
+                                                "teacher sentence embeddings (Reimers & Gurevych 2020)",
+           options={"mse": 1.0, "cos": 1.0}),
     Method("rkd", "relation", _per_pair("rkd"), True, False, "RKD distance + angle relations of a layer's "
                                                               "embeddings"),
 ]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..data import n_samples, take
 from ..errors import EdgekdError, UsageError
-from ..models.inference import as_args, predict, unwrap
+from ..models.inference import as_args, mask_index, predict, trim_padding, unwrap
 from .features import FeatureTap, last_linear, projection
 from .methods import METHODS, Step, needs_features, parse
 
@@ -48,6 +48,7 @@ class TrainConfig:
     augment: bool = False       # random flip and crop of image batches (turns the teacher cache off)
     cache: str = "auto"         # auto | memory | disk | off
     device: str = "auto"        # auto | cpu | cuda
+    kind: str = "logits"        # what the distilled output is: logits (scored by accuracy / top-1) or embedding
 
 
 @dataclass
@@ -82,6 +83,18 @@ predict_logits = predict  # the output being distilled, over every sample
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(-1) == y).mean())
+
+
+def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean per-sample cosine similarity of two embedding sets (the embedder's retention)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(((a * b).sum(1) / np.maximum(den, 1e-12)).mean())
+
+
+def _cut(a: np.ndarray, width: int | None) -> np.ndarray:
+    """A cached teacher feature of a trimmed batch: its sequence axis cut to the batch's width."""
+    return a[:, :width] if width is not None and a.ndim >= 3 else a
 
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
@@ -151,6 +164,7 @@ class Distiller:
         self.proj = nn.ModuleList()
         self.cache_mode = "off"
         self._teacher_pred: dict[int, np.ndarray] = {}
+        self.mask_at = mask_index(x)  # padded token data: batches are trimmed to their longest text
 
     # ---------------------------------------------------------------- set-up
 
@@ -302,6 +316,9 @@ class Distiller:
         self.student.cpu()
         logits = predict_logits(self.student, x)
         self.student.to(self.device).train(was)
+        if self.cfg.kind == "embedding":
+            ref = self._teacher_pred.get(id(x))
+            return None if ref is None else mean_cosine(logits, ref)
         if y is not None and (y >= 0).all():
             return accuracy(logits, y)
         if id(x) not in self._teacher_pred:
@@ -309,9 +326,14 @@ class Distiller:
         return float((logits.argmax(-1) == self._teacher_pred[id(x)]).mean())
 
     def _teacher_predictions(self) -> None:
-        """The teacher's top-1 on unlabeled val/test data, once (scores are agreement with it there)."""
+        """The teacher's top-1 on unlabeled val/test data (its embeddings, for embedders), once: scores are
+        agreement (mean cosine) with it there."""
         for data in (self.val, self.test):
-            if data is not None and self.teacher is not None and (data[1] is None or (data[1] < 0).any()):
+            if data is None or self.teacher is None:
+                continue
+            if self.cfg.kind == "embedding":
+                self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0])
+            elif data[1] is None or (data[1] < 0).any():
                 self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0]).argmax(-1)
 
     def fit(self, resume: bool = False) -> TrainResult:
@@ -391,12 +413,23 @@ class Distiller:
             self.teacher.cpu()
         return result
 
+    def _order(self, gen: torch.Generator) -> torch.Tensor:
+        """This epoch's sample order: shuffled; for padded token data, in batches of similar length."""
+        n = n_samples(self.x)
+        if self.mask_at is None:
+            return torch.randperm(n, generator=gen)
+        from ..data.text import length_order
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        mask = next(v for i, v in enumerate(self.x.values()) if i == self.mask_at)
+        return torch.from_numpy(length_order(mask, self.cfg.batch_size, np.random.default_rng(seed)))
+
     def _epoch(self, epoch, model, opt, sched, scaler, gen, aug_gen, xt, yt) -> dict:
         cfg = self.cfg
         model.train()
         if self.teacher is not None:
             self.teacher.eval()
-        order = torch.randperm(n_samples(self.x), generator=gen)
+        order = self._order(gen)
         sums: dict[str, torch.Tensor] = {}
         n, t0 = 0, time.perf_counter()
         amp = torch.autocast("cuda", dtype=torch.float16) if scaler else contextlib.nullcontext()
@@ -404,15 +437,17 @@ class Distiller:
             idx = order[i:i + cfg.batch_size][self.rank::self.world]
             if len(idx) == 0:
                 continue
-            xb, yb = tuple(t[idx].to(self.device) for t in xt), yt[idx].to(self.device)
+            xb, yb = trim_padding(tuple(t[idx] for t in xt), self.mask_at), yt[idx].to(self.device)
+            width = xb[self.mask_at].shape[1] if self.mask_at is not None else None
+            xb = tuple(t.to(self.device) for t in xb)
             if cfg.augment and len(xb) == 1:
                 xb = (augment_batch(xb[0].cpu(), aug_gen).to(self.device),)
             with amp:
                 t_out = None
                 if self.teacher is not None:
                     if self.cache_mode != "off":
-                        t_out = [torch.from_numpy(np.ascontiguousarray(a[idx.numpy()])).to(self.device)
-                                 for a in self.cache]
+                        t_out = [torch.from_numpy(np.ascontiguousarray(_cut(a[idx.numpy()], width)))
+                                 .to(self.device) for a in self.cache]
                     else:
                         with torch.inference_mode():
                             outs = self._teacher_forward(xb)

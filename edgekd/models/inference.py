@@ -82,12 +82,34 @@ def call(model: nn.Module, x):
     return model(*as_args(x))
 
 
+def mask_index(x) -> int | None:
+    """Position of `attention_mask` among the named inputs (padded token data), else None."""
+    if not isinstance(x, dict) or "attention_mask" not in x:
+        return None
+    return list(x).index("attention_mask")
+
+
+def trim_padding(xb: tuple, mask_at: int | None) -> tuple:
+    """Dynamic padding: cut every (B, L) input of a batch of padded token data to the batch's longest text."""
+    if mask_at is None:
+        return xb
+    mask = xb[mask_at]
+    full = mask.shape[1]
+    width = max(1, int(mask.sum(1).max()))
+    if width == full:
+        return xb
+    return tuple(t[:, :width] if t.ndim == 2 and t.shape[1] == full else t for t in xb)
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, x: Inputs, batch_size: int = 512) -> np.ndarray:
-    """The model's output (eval mode, on CPU) over every sample of `x`, in batches."""
+    """The model's output (eval mode, on CPU) over every sample of `x`, in batches (padded token data cut
+    to each batch's longest text)."""
     model.eval()
     n = n_samples(x)
-    outs = [call(model, take(x, slice(i, i + batch_size))).float().numpy() for i in range(0, n, batch_size)]
+    at = mask_index(x)
+    outs = [model(*trim_padding(as_args(take(x, slice(i, i + batch_size))), at)).float().numpy()
+            for i in range(0, n, batch_size)]
     return np.concatenate(outs)
 
 

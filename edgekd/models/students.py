@@ -234,6 +234,8 @@ def spec_of(rec: dict) -> str:
     """A student record as the spec a user types: `mlp:hidden=64,depth=1` (or the entrypoint)."""
     if rec["family"] == "entrypoint":
         return rec["kwargs"]["spec"]
+    if rec["family"] == "hf" and "path" in rec["kwargs"]:
+        return "hf:" + rec["kwargs"]["path"]
     return rec["family"] + (":" + ",".join(f"{k}={v}" for k, v in rec["kwargs"].items()) if rec["kwargs"] else "")
 
 
@@ -246,7 +248,12 @@ def record(spec: str, input_shape, num_classes: int) -> dict:
 
 
 def build(rec: dict):
-    """Rebuild a student network from its record (a user entrypoint is called with no arguments)."""
+    """Rebuild a student network from its record (a user entrypoint is called with no arguments; a Hugging
+    Face student from the config in its record)."""
+    if rec["family"] == "hf":
+        from .hf import build_from_record
+
+        return build_from_record(rec)
     if rec["family"] == "entrypoint":
         import torch
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .hf import is_hf
 
 TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".jit"}
 
@@ -67,7 +68,7 @@ class Loader:
 
     name: str
     matches: Callable[[str, str | None], bool]
-    load: Callable[[str, str | None], tuple[Any, dict]]
+    load: Callable[..., tuple[Any, dict]]  # (spec, arch, **hints such as task=) -> (model, record)
 
 
 LOADERS: list[Loader] = []
@@ -79,16 +80,17 @@ def register(loader: Loader, first: bool = False) -> Loader:
     return loader
 
 
-def load_teacher(spec: str, arch: str | None = None) -> tuple[Any, dict]:
-    """Return (teacher in eval mode, a JSON-able record of how it was loaded), by the first matching loader."""
+def load_teacher(spec: str, arch: str | None = None, **hints) -> tuple[Any, dict]:
+    """Return (teacher in eval mode, a JSON-able record of how it was loaded), by the first matching loader.
+    `hints` (e.g. task="embedding") go to loaders that take them."""
     for loader in LOADERS:
         if loader.matches(spec, arch):
-            return loader.load(spec, arch)
+            return loader.load(spec, arch, **hints)
     raise UsageError(f"teacher {spec!r} does not exist",
-                     "pass file.py:factory, package.module:factory, or a TorchScript .pt file")
+                     "pass file.py:factory, package.module:factory, a TorchScript .pt file or hf:FOLDER")
 
 
-def _torchscript_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
+def _torchscript_teacher(spec: str, _arch: str | None, **_hints) -> tuple[Any, dict]:
     import torch
 
     path = Path(spec)
@@ -103,7 +105,7 @@ def _torchscript_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
     return model.eval(), {"kind": "torchscript", "spec": spec}
 
 
-def _entrypoint_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
+def _entrypoint_teacher(spec: str, _arch: str | None, **_hints) -> tuple[Any, dict]:
     fn = resolve_entrypoint(spec)
     try:
         model = fn()
@@ -113,7 +115,7 @@ def _entrypoint_teacher(spec: str, _arch: str | None) -> tuple[Any, dict]:
     return _as_module(model, spec).eval(), {"kind": "entrypoint", "spec": spec}
 
 
-def _state_dict_teacher(spec: str, arch: str) -> tuple[Any, dict]:
+def _state_dict_teacher(spec: str, arch: str, **_hints) -> tuple[Any, dict]:
     import torch
 
     path = Path(spec)
@@ -142,6 +144,13 @@ def _state_dict_teacher(spec: str, arch: str) -> tuple[Any, dict]:
     return model.eval(), {"kind": "state_dict", "spec": str(path), "arch": arch}
 
 
+def _hf_teacher(spec: str, _arch: str | None, task: str | None = None, **_hints) -> tuple[Any, dict]:
+    from . import hf
+
+    return hf.load(spec, task)  # local files only; the tokenizer comes from the same folder
+
+
+register(Loader("hf", lambda spec, arch: is_hf(spec), _hf_teacher))
 register(Loader("state_dict", lambda spec, arch: arch is not None, _state_dict_teacher))
 register(Loader("torchscript", lambda spec, arch: Path(spec).suffix.lower() in TORCHSCRIPT_SUFFIXES,
                 _torchscript_teacher))

@@ -1,0 +1,459 @@
+"""Hugging Face transformers as teachers and students: a local model folder in, a `TextModel` out.
+
+Everything is read from local files (offline mode is forced: the hub is never contacted). A folder's task is
+read from what it declares: `*ForSequenceClassification` is `classification`, `*ForTokenClassification` is
+`token-classification`, a sentence-transformers folder (`modules.json`) or a bare encoder is `embedding`, with
+the pooling the folder declares (`1_Pooling/config.json`, a `Normalize` module) or mean pooling. Students are
+the teacher's config with fewer (or narrower) layers, initialised DistilBERT-style from every k-th teacher layer,
+or any smaller local checkpoint; their record holds the config, so `student.pt` stays a plain state dict.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+PREFIX = "hf:"
+TASKS = ("classification", "token-classification", "embedding")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+POOLINGS = ("mean", "cls", "max")
+INSTALL_HINT = 'pip install "edgekd[hf]" (transformers, optimum-onnx)'
+
+
+def is_hf(spec: str | None) -> bool:
+    """`hf:PATH`, or a directory with a config.json (a Hugging Face model folder)."""
+    if not spec:
+        return False
+    if spec.startswith(PREFIX):
+        return True
+    p = Path(spec)
+    return p.is_dir() and (p / "config.json").is_file()
+
+
+def folder(spec: str) -> Path:
+    return Path(spec.removeprefix(PREFIX))
+
+
+def offline() -> None:
+    """Never reach the hub: every file comes from the folder the user named."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _transformers():
+    offline()
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError("Hugging Face models need the transformers package, which is not installed",
+                         INSTALL_HINT) from None
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def check_folder(path: Path, role: str = "teacher", tokenizer: bool = True) -> dict:
+    """The folder's config.json, after checking that its weights and tokenizer files are there (one line
+    naming the missing file otherwise)."""
+    if not path.is_dir():
+        raise UsageError(f"{role} folder {path} does not exist", "pass hf:PATH to a folder saved with "
+                                                                  "save_pretrained()")
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise UsageError(f"{path} has no config.json: it is not a Hugging Face model folder",
+                         "save the model with model.save_pretrained(PATH)")
+    if not any((path / w).is_file() for w in WEIGHT_FILES):
+        raise UsageError(f"{path} has config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})",
+                         "save the model with model.save_pretrained(PATH) (safetensors or bin)")
+    if tokenizer and not any((path / t).is_file() for t in TOKENIZER_FILES):
+        raise UsageError(f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)",
+                         "save the tokenizer beside the model: tokenizer.save_pretrained(PATH)")
+    try:
+        return json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{cfg_path} is not valid JSON ({type(e).__name__}: {e})",
+                         "restore it with model.config.save_pretrained(PATH)") from None
+
+
+def detect(path: Path, config: dict, task: str | None = None) -> dict:
+    """{task, pooling, normalize, why}: what the folder is for, from its own files (`task` overrides)."""
+    archs = " ".join(config.get("architectures") or [])
+    modules = path / "modules.json"
+    pooling, normalize, why = "mean", False, "no pooling declared: mean pooling"
+    if modules.is_file():
+        try:
+            mods = json.loads(modules.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{modules} is not valid JSON ({type(e).__name__})", "restore the folder") from None
+        normalize = any(str(m.get("type", "")).endswith("Normalize") for m in mods)
+        pool = next((m for m in mods if str(m.get("type", "")).endswith("Pooling")), None)
+        pooling, why = "mean", "sentence-transformers folder (modules.json)"
+        if pool is not None:
+            pcfg = path / pool.get("path", "1_Pooling") / "config.json"
+            if pcfg.is_file():
+                p = json.loads(pcfg.read_text(encoding="utf-8"))
+                pooling = ("cls" if p.get("pooling_mode_cls_token") else "max" if p.get("pooling_mode_max_tokens")
+                           else "mean")
+                why = f"sentence-transformers folder: {pooling} pooling ({pcfg.relative_to(path)})"
+        detected = "embedding"
+    elif "ForSequenceClassification" in archs:
+        detected, why = "classification", f"architectures: {archs}"
+    elif "ForTokenClassification" in archs:
+        detected, why = "token-classification", f"architectures: {archs}"
+    else:
+        detected = "embedding"
+        why = f"architectures: {archs or 'none'}: an encoder, mean pooling"
+    if task is not None and task not in TASKS:
+        raise UsageError(f"--task {task!r} is not one of {', '.join(TASKS)}", "e.g. --task embedding")
+    return {"task": task or detected, "pooling": pooling, "normalize": normalize,
+            "why": "--task" if task and task != detected else why}
+
+
+def _auto_class(task: str):
+    tf = _transformers()
+    return {"classification": tf.AutoModelForSequenceClassification,
+            "token-classification": tf.AutoModelForTokenClassification, "embedding": tf.AutoModel}[task]
+
+
+def _text_model_class():
+    import torch
+    import torch.nn as nn
+
+    class TextModel(nn.Module):
+        """A Hugging Face model taking token ids, returning its task's output: class logits
+        (classification), per-token logits (token classification) or the pooled sentence embedding
+        (embedding: the pooling and normalisation the folder declares, inside the graph an app runs)."""
+
+        def __init__(self, model, task: str, pooling: str = "mean", normalize: bool = False,
+                     input_names: tuple[str, ...] = ("input_ids", "attention_mask"), out_dim: int | None = None):
+            super().__init__()
+            self.model, self.task, self.pooling, self.normalize = model, task, pooling, normalize
+            self.input_names = tuple(input_names)
+            self.tokenizer = None  # set by the loader: the folder's own tokenizer
+            # a narrower embedder projects onto the teacher's embedding space (part of the exported graph)
+            self.project = nn.Linear(model.config.hidden_size, out_dim) if out_dim else None
+
+        @property
+        def config(self):
+            return self.model.config
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            kw = {"input_ids": input_ids}
+            if attention_mask is not None:
+                kw["attention_mask"] = attention_mask
+            if token_type_ids is not None and "token_type_ids" in self.input_names:
+                kw["token_type_ids"] = token_type_ids
+            out = self.model(**kw)
+            if self.task != "embedding":
+                return out.logits
+            h = out.last_hidden_state
+            mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
+            mask = mask.to(h.dtype)
+            if self.pooling == "cls":
+                emb = h[:, 0]
+            elif self.pooling == "max":
+                emb = (h + (mask - 1) * 1e4).max(1).values
+            else:
+                emb = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if self.project is not None:
+                emb = self.project(emb)
+            return torch.nn.functional.normalize(emb, dim=-1) if self.normalize else emb
+
+    return TextModel
+
+
+def text_model(model, task: str, pooling: str = "mean", normalize: bool = False, tokenizer=None,
+               out_dim: int | None = None):
+    """`model` as a TextModel taking the inputs its tokenizer makes and its forward() accepts."""
+    import inspect
+
+    names = tuple(getattr(tokenizer, "model_input_names", None) or ("input_ids", "attention_mask"))
+    params = inspect.signature(model.forward).parameters
+    names = tuple(n for n in names if n in params) or ("input_ids",)
+    tm = _text_model_class()(model, task, pooling, normalize, names, out_dim)
+    tm.tokenizer = tokenizer
+    return tm
+
+
+def load(spec: str, task: str | None = None, role: str = "teacher"):
+    """(TextModel in eval mode, its record) from a local folder."""
+    path = folder(spec)
+    config = check_folder(path, role)
+    info = detect(path, config, task)
+    tokenizer = load_tokenizer(str(path))
+    try:
+        model = _auto_class(info["task"]).from_pretrained(str(path), local_files_only=True)
+    except (ValueError, OSError, KeyError, RuntimeError) as e:
+        raise UsageError(f"{path} cannot be loaded as a {info['task']} model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160] if str(e) else ''})",
+                         "pass --task to say what the model is for, or check config.json") from None
+    tm = text_model(model, info["task"], info["pooling"], info["normalize"], tokenizer)
+    rec = {"kind": "hf", "spec": str(path.resolve()), "task": info["task"], "pooling": info["pooling"],
+           "normalize": info["normalize"], "task_source": info["why"], "model_type": model.config.model_type,
+           "layers": layers_of(model.config)}
+    return tm.eval(), rec
+
+
+def load_tokenizer(spec: str):
+    """The tokenizer saved in a model folder (local files only)."""
+    tf = _transformers()
+    path = folder(spec)
+    try:
+        return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:
+        raise UsageError(f"the tokenizer in {path} cannot be loaded ({type(e).__name__}: {str(e)[:160]})",
+                         "save it beside the model with tokenizer.save_pretrained(PATH)") from None
+
+
+def layers_of(config) -> int:
+    return int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layers", 0) or 0)
+
+
+def layer_list(model) -> tuple[str, Any]:
+    """(name, ModuleList) of the encoder's transformer layers, found by their count (any architecture)."""
+    import torch.nn as nn
+
+    n = layers_of(model.config)
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n and n:
+            return name, mod
+    raise UsageError(f"cannot find the {n} transformer layers of this {model.config.model_type} model",
+                     "pass --student hf:PATH to a smaller checkpoint instead")
+
+
+# ---------------------------------------------------------------- students
+
+STUDENT_KNOBS = {"layers": int, "hidden": int, "heads": int, "intermediate": int}
+_CONFIG_KEYS = {"layers": ("num_hidden_layers", "n_layers"), "hidden": ("hidden_size", "dim"),
+                "heads": ("num_attention_heads", "n_heads"), "intermediate": ("intermediate_size", "hidden_dim")}
+
+
+def parse_student(spec: str) -> dict | str:
+    """`hf:layers=2,hidden=256` -> {"layers": 2, "hidden": 256}; `hf:PATH` -> the path."""
+    rest = spec.removeprefix(PREFIX)
+    if "=" not in rest:
+        return rest
+    kwargs: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or key not in STUDENT_KNOBS:
+            raise UsageError(f"student option {part!r} is not an hf knob (knobs: {', '.join(STUDENT_KNOBS)})",
+                             "e.g. --student hf:layers=2 or --student hf:PATH")
+        try:
+            kwargs[key] = int(value)
+        except ValueError:
+            raise UsageError(f"student option {key}={value!r} is not a whole number", f"e.g. hf:{key}=2") from None
+        if kwargs[key] < 1:
+            raise UsageError(f"student option {key}={value} must be at least 1", f"e.g. hf:{key}=2")
+    return kwargs
+
+
+def _set(config, knob: str, value: int) -> None:
+    for key in _CONFIG_KEYS[knob]:
+        if hasattr(config, key):
+            setattr(config, key, value)
+            return
+    raise UsageError(f"a {config.model_type} config has no {knob} setting", "drop that knob from --student")
+
+
+def _get(config, knob: str) -> int | None:
+    return next((int(getattr(config, k)) for k in _CONFIG_KEYS[knob] if getattr(config, k, None) is not None), None)
+
+
+def student_config(teacher, kwargs: dict):
+    """The teacher's config with the knobs changed (fewer layers, narrower), checked for sense."""
+    import copy
+
+    cfg = copy.deepcopy(teacher.config)
+    t_layers = layers_of(cfg)
+    n = kwargs.get("layers", max(1, t_layers // 2))
+    if n >= t_layers:
+        raise UsageError(f"--student hf:layers={n} is not smaller than the teacher ({t_layers} layers)",
+                         f"use layers=1..{t_layers - 1}")
+    for knob, value in {"layers": n, **kwargs}.items():
+        _set(cfg, knob, value)
+    hidden, heads = _get(cfg, "hidden"), _get(cfg, "heads")
+    if hidden and heads and hidden % heads:
+        raise UsageError(f"--student hidden={hidden} is not a multiple of heads={heads}",
+                         f"e.g. hidden={heads * max(1, hidden // heads)} or heads that divide {hidden}")
+    return cfg
+
+
+def build_student(teacher, spec: str, init: bool = True) -> tuple[Any, dict]:
+    """(student TextModel, record) for `hf:layers=N[,hidden=..]` (initialised from the teacher) or `hf:PATH`."""
+    parsed = parse_student(spec)
+    if isinstance(parsed, str):
+        student, rec = load(PREFIX + parsed, teacher.task, role="student")
+        _check_compatible(teacher, student, parsed)
+        rec = {"family": "hf", "kwargs": {"path": rec["spec"]}, "config": student.config.to_dict(),
+               "task": teacher.task, "pooling": teacher.pooling, "normalize": teacher.normalize,
+               "input_names": list(student.input_names)}
+        return student, rec
+    cfg = student_config(teacher, parsed)
+    model = _auto_class(teacher.task).from_config(cfg)
+    t_dim = teacher.config.hidden_size
+    out_dim = t_dim if teacher.task == "embedding" and cfg.hidden_size != t_dim else None
+    student = text_model(model, teacher.task, teacher.pooling, teacher.normalize, teacher.tokenizer, out_dim)
+    how = init_from_teacher(student, teacher) if init else "random"
+    rec = {"family": "hf", "kwargs": parsed, "config": cfg.to_dict(), "task": teacher.task,
+           "pooling": teacher.pooling, "normalize": teacher.normalize, "input_names": list(student.input_names),
+           "out_dim": out_dim, "init": how}
+    return student, rec
+
+
+def _check_compatible(teacher, student, path: str) -> None:
+    tv, sv = teacher.config.vocab_size, student.config.vocab_size
+    if tv != sv:
+        raise UsageError(f"student {path} has a vocabulary of {sv} tokens, the teacher {tv}: their tokenizers differ",
+                         "pick a student trained with the teacher's tokenizer, or use --student hf:layers=N")
+    if teacher.task != "embedding":
+        tl, sl = teacher.config.num_labels, student.config.num_labels
+        if tl != sl:
+            raise UsageError(f"student {path} predicts {sl} labels, the teacher {tl}",
+                             "use a student with the teacher's label set")
+
+
+def build_from_record(rec: dict):
+    """Rebuild a student from its record (config in JSON; weights come from student.pt)."""
+    tf = _transformers()
+    cfg = dict(rec["config"])
+    config = tf.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    model = _auto_class(rec["task"]).from_config(config)
+    return _text_model_class()(model, rec["task"], rec.get("pooling", "mean"), rec.get("normalize", False),
+                               tuple(rec.get("input_names") or ("input_ids", "attention_mask")), rec.get("out_dim"))
+
+
+def init_from_teacher(student, teacher) -> str:
+    """DistilBERT's initialisation: embeddings and every k-th teacher layer, where the shapes match."""
+    import torch
+
+    s_name, s_layers = layer_list(student.model)
+    t_name, t_layers = layer_list(teacher.model)
+    k = max(1, len(t_layers) // len(s_layers))
+    picked = [min(i * k, len(t_layers) - 1) for i in range(len(s_layers))]
+    t_state = teacher.state_dict()
+    s_state = student.state_dict()
+    prefix_s, prefix_t = f"model.{s_name}.", f"model.{t_name}."
+    copied = 0
+    with torch.no_grad():
+        for key, value in s_state.items():
+            src = key
+            if key.startswith(prefix_s):
+                idx, _, rest = key[len(prefix_s):].partition(".")
+                src = f"{prefix_t}{picked[int(idx)]}.{rest}"
+            if src in t_state and t_state[src].shape == value.shape:
+                value.copy_(t_state[src])
+                copied += 1
+    if copied == 0:
+        return "random (no teacher weights fit the student's shapes)"
+    return f"teacher layers {','.join(map(str, picked))} and embeddings ({copied}/{len(s_state)} tensors)"
+
+
+def default_feature_map(student, teacher) -> list[str]:
+    """Student layer i -> teacher layer (i + 1) * k - 1: the hidden states DistilBERT-style losses compare."""
+    s_name, s_layers = layer_list(student.model)
+    t_name, t_layers = layer_list(teacher.model)
+    k = max(1, len(t_layers) // len(s_layers))
+    return [f"model.{t_name}.{(i + 1) * k - 1}:model.{s_name}.{i}" for i in range(len(s_layers))]
+
+
+# ---------------------------------------------------------------- files an app needs
+
+def save_app_folder(model, out: Path) -> list[str]:
+    """config.json (with the task, pooling and labels) and the tokenizer files, so that an app can load the
+    folder with transformers or optimum.onnxruntime (the .onnx goes beside them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.model.config.save_pretrained(str(out))
+    if model.tokenizer is not None:
+        model.tokenizer.save_pretrained(str(out))
+    (out / "edgekd.json").write_text(json.dumps({"task": model.task, "pooling": model.pooling,
+                                                 "normalize": model.normalize,
+                                                 "input_names": list(model.input_names)}, indent=2) + "\n")
+    return sorted(p.name for p in out.iterdir())
+
+
+# ---------------------------------------------------------------- ONNX
+
+ORT_MODEL_TYPES = {"bert": "bert", "distilbert": "bert", "roberta": "bert", "xlm-roberta": "bert",
+                   "camembert": "bert", "electra": "bert", "albert": "bert", "mpnet": "bert"}
+OPTIMUM_TASKS = {"classification": "text-classification", "token-classification": "token-classification"}
+
+
+def is_text_model(model) -> bool:
+    from .inference import unwrap
+
+    return getattr(unwrap(model), "tokenizer", False) is not False and hasattr(unwrap(model), "task")
+
+
+def to_onnx(model, sample: dict, path: Path, opset: int, output_name: str) -> dict:
+    """Export a TextModel with batch and sequence dynamic and int64 token inputs: classifiers through
+    optimum's exporter; embedders (their pooling and normalisation are edgekd's, which optimum's
+    feature-extraction export lacks) and architectures optimum cannot export through torch.onnx.export with
+    named dynamic axes. Returns how it was exported."""
+    from .inference import unwrap
+
+    tm = unwrap(model)
+    how: dict = {}
+    if tm.task in OPTIMUM_TASKS:
+        try:
+            return _optimum_export(tm, path, opset)
+        except Exception as e:  # optimum cannot export every architecture: fall back, and say so
+            how["fallback"] = f"optimum could not export it ({type(e).__name__}: {str(e).splitlines()[0][:120]}); " \
+                              "exported with torch.onnx.export instead"
+    _torch_export(model, sample, path, opset, output_name, per_token=tm.task == "token-classification")
+    how.setdefault("why", "embedders: the pooled sentence_embedding is exported with torch.onnx.export"
+                   if tm.task == "embedding" else "")
+    return {"exporter": "torch.onnx", **how}
+
+
+def _optimum_export(tm, path: Path, opset: int) -> dict:
+    import shutil
+    import tempfile
+
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    from ..deploy.export import _quiet
+
+    with tempfile.TemporaryDirectory() as td, _quiet():
+        onnx_export_from_model(tm.model, td, task=OPTIMUM_TASKS[tm.task], opset=opset, do_validation=False)
+        shutil.move(str(Path(td) / "model.onnx"), str(path))
+    return {"exporter": "optimum"}
+
+
+def _torch_export(model, sample: dict, path: Path, opset: int, output_name: str, per_token: bool) -> None:
+    import numpy as np
+    import torch
+
+    from ..deploy.export import _quiet
+
+    names = list(sample)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(v[:2])) for v in sample.values())
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes[output_name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
+    with _quiet():
+        torch.onnx.export(model.eval(), args, str(path), dynamo=False, opset_version=min(opset, 17),
+                          input_names=names, output_names=[output_name], dynamic_axes=axes)
+
+
+def optimize(src: Path, dst: Path, config: dict) -> dict:
+    """onnxruntime's transformer optimizer (Attention, LayerNorm, GELU and embedding fusions) on `src`,
+    written to `dst`; returns the fused operators it made."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from ..deploy.export import _quiet
+
+    model_type = ORT_MODEL_TYPES.get(config.get("model_type", ""), "bert")
+    heads = int(config.get("num_attention_heads") or config.get("n_heads") or 0)
+    hidden = int(config.get("hidden_size") or config.get("dim") or 0)
+    with _quiet():
+        opt = optimize_model(str(src), model_type=model_type, num_heads=heads, hidden_size=hidden)
+        fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+        opt.save_model_to_file(str(dst))
+    return fused
