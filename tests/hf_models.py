@@ -117,3 +117,48 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]], label_ids: bool = False
 def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:
     path.write_text("\n".join(t for t, _ in rows) + "\n", encoding="utf-8")
     return path
+
+
+def tagger(root: Path, layers: int = 2, hidden: int = 32) -> Path:
+    """A BERT token classifier: each word's topic (or O for filler), briefly trained."""
+    import torch
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(0)
+    tags = ["O", *TOPICS]
+    model = BertForTokenClassification(_config(layers, hidden, num_labels=len(tags), id2label=dict(enumerate(tags)),
+                                               label2id={t: i for i, t in enumerate(tags)}))
+    tok = tokenizer(root)
+    topic_of = {w: i + 1 for i, ws in enumerate(TOPICS.values()) for w in ws.split()}
+    data = [t for t, _ in texts(240, seed=5)]
+    enc = tok(data, padding=True, return_tensors="pt")
+    words = [tok.convert_ids_to_tokens(ids) for ids in enc["input_ids"].tolist()]
+    y = torch.tensor([[topic_of.get(w, 0) for w in ws] for ws in words])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(4):
+        for i in range(0, len(y), 32):
+            out = model(**{k: v[i:i + 32] for k, v in enc.items()}, labels=y[i:i + 32])
+            opt.zero_grad()
+            out.loss.backward()
+            opt.step()
+    model.eval().save_pretrained(str(root))
+    tok.save_pretrained(str(root))
+    return root
+
+
+def distilbert(root: Path, layers: int = 4, dim: int = 32) -> Path:
+    """A DistilBERT classifier folder (no token_type_ids; transformer.layer.N with q_lin/k_lin/v_lin)."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    torch.manual_seed(0)
+    labels = list(TOPICS)
+    cfg = DistilBertConfig(vocab_size=len(vocab()), dim=dim, n_layers=layers, n_heads=4, hidden_dim=dim * 2,
+                           max_position_embeddings=64, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                           label2id={n: i for i, n in enumerate(labels)})
+    DistilBertForSequenceClassification(cfg).eval().save_pretrained(str(root))
+    tok = tokenizer(root)
+    tok.model_input_names = ["input_ids", "attention_mask"]
+    tok.save_pretrained(str(root))
+    return root

@@ -56,6 +56,7 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
             notes.append(f"teacher_pytorch left out: {e.one_line()}")
     md = model_data(t, o.data)
     labels = md.labels if md else None
+    seq = _fixed_seq(run)
     common = {"threads": o.threads, "batch": o.batch}
     models: dict[str, dict] = {}
     ref_out, teacher_acc, student_fp32_out = None, None, None
@@ -96,6 +97,10 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
             row["agreement_with_student_fp32"] = f[1] if f else None
         if o.memory:
             row["memory"] = B.peak_memory(path, o.threads, timing[0])
+        if seq and {"input_ids", "attention_mask"} <= set(feeds.samples):
+            row[f"latency_seq{seq}_ms"] = {f"b{b}": B.onnx_latency(sess, [_token_feed(feeds.samples, seq, b)], 3,
+                                                                   min(o.runs, 50), max_seconds)["p50"]
+                                           for b in FIXED_SEQ_BATCHES}
         models[key] = row
     if "teacher_pytorch" in models:
         models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
@@ -113,6 +118,34 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         write_text(run / "report.md", render_markdown(report))
         run.record("bench", {"settings": report["settings"], "summary": report["summary"], "notes": notes})
     return BenchResult(str(target), report)
+
+
+FIXED_SEQ = 128              # text models are also timed at this many tokens (what users compare across models)
+FIXED_SEQ_BATCHES = (1, 8)
+
+
+def _fixed_seq(run) -> int | None:
+    """The fixed length to time a Hugging Face run's models at: 128 tokens, or the longest both models take."""
+    if run is None:
+        return None
+    dist = run.step("distill")
+    cfg = (dist.get("student") or {}).get("config") or {}
+    if (dist.get("student") or {}).get("family") != "hf":
+        return None
+    return int(min(FIXED_SEQ, cfg.get("max_position_embeddings") or FIXED_SEQ))
+
+
+def _token_feed(samples: dict[str, np.ndarray], seq: int, batch: int) -> dict[str, np.ndarray]:
+    """`batch` rows of `seq` real tokens: the test texts' tokens run together (repeated when too few)."""
+    ids, mask = samples["input_ids"], samples["attention_mask"].astype(bool)
+    tokens = ids[mask]
+    tokens = np.resize(tokens, seq * batch) if tokens.size else np.ones(seq * batch, ids.dtype)
+    feed = {"input_ids": tokens.reshape(batch, seq).astype(ids.dtype),
+            "attention_mask": np.ones((batch, seq), samples["attention_mask"].dtype)}
+    for k, v in samples.items():
+        if k not in feed:
+            feed[k] = np.zeros((batch, seq), v.dtype)
+    return feed
 
 
 def _torch_predict(model, feeds) -> np.ndarray:
@@ -212,6 +245,12 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {name} | {m['runtime']} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
                      f"{m['size_bytes'] / 1024:.1f} | {fmt(peak, '{:.0f}')} | {fmt(m['accuracy'])} | "
                      f"{fmt(m['retention'])} | {fmt(m['agreement'])} |")
+    fixed = [(name, k, m[k]) for name, m in report["models"].items() for k in m if k.startswith("latency_seq")]
+    if fixed:
+        lines += ["", f"At a fixed length ({fixed[0][1].removeprefix('latency_seq').removesuffix('_ms')} tokens), "
+                  "p50 ms:", "", "| model | " + " | ".join(f"batch {b[1:]}" for b in fixed[0][2]) + " |",
+                  "|---|" + "---|" * len(fixed[0][2])]
+        lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in lat.values()) + " |" for name, _, lat in fixed]
     if report["summary"]:
         lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
     lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]

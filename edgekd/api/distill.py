@@ -60,7 +60,9 @@ def verdict(r: DistillResult) -> str:
     if r.sizing:
         t, c = r.sizing["teacher"]["predicted_ms"], r.sizing["chosen"]["predicted_ms"]
         parts.append(f"{t / c:.1f}x faster on {r.sizing['profile']} (predicted {c:.3g} vs {t:.3g} ms)")
-    if r.agreement_metric == "mean_cosine":
+    if r.agreement_metric == "token_agreement":
+        parts.append(f"{r.agreement:.1%} of tokens labelled as the teacher labels them")
+    elif r.agreement_metric == "mean_cosine":
         parts.append(f"mean cosine {r.agreement:.3f} to its embeddings, {r.nn_agreement:.1%} nearest-neighbour "
                      "agreement")
     elif r.retention is not None:
@@ -75,16 +77,23 @@ def verdict(r: DistillResult) -> str:
     return line
 
 
-_METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine"}
+_METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "token_agreement"}
 
 
-def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str) -> float:
-    """Top-1 agreement with the teacher for class logits; mean cosine to its embeddings for embedders."""
-    from ..kd.trainer import mean_cosine
+def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str, mask: np.ndarray | None = None) -> float:
+    """Top-1 agreement with the teacher for class logits (per real token for token classifiers); mean
+    cosine to its embeddings for embedders."""
+    from ..kd.trainer import mean_cosine, token_agreement
 
     if kind == "embedding":
         return mean_cosine(s_out, t_out)
+    if kind == "tokens":
+        return token_agreement(s_out, t_out, mask)
     return float((s_out.argmax(-1) == t_out.argmax(-1)).mean())
+
+
+def _mask(x) -> np.ndarray | None:
+    return x.get("attention_mask") if isinstance(x, dict) else None
 
 
 def _save_student(path: Path, model, spec: dict) -> None:
@@ -152,32 +161,50 @@ def _codec(teacher):
     tok = getattr(teacher, "tokenizer", None)
     if tok is None:
         return None
-    if teacher.task == "token-classification":
-        raise UsageError("distilling token-classification teachers is not supported yet (export, quantize and "
-                         "bench of their ONNX files are)", "distil a classification or embedding teacher")
-    labels = None if teacher.task == "embedding" else {int(k): str(v) for k, v in teacher.config.id2label.items()}
-    return TextCodec(tok, labels)
+    # embedders and token classifiers learn from the teacher's outputs alone (per-token labels are not read)
+    labels = None if teacher.task != "classification" else {int(k): str(v) for k, v in
+                                                              teacher.config.id2label.items()}
+    return TextCodec(tok, labels, tuple(teacher.input_names))
 
 
-def _hf_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, prof):
-    """A Hugging Face student of a Hugging Face teacher: `hf:layers=N[,...]` (default: half the teacher's
-    layers, DistilBERT's recipe) or `hf:PATH`."""
+def _hf_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, prof, show_progress: bool):
+    """A Hugging Face student of a Hugging Face teacher, built and initialised from it (or a checkpoint)."""
     from ..models import hf
     from ..models.inference import adapt, unwrap
 
     teacher = unwrap(tmodel)
-    spec = o.student or f"hf:layers={max(1, hf.layers_of(teacher.config) // 2)}"
-    if not spec.startswith(hf.PREFIX):
-        raise UsageError(f"--student {spec} cannot take a Hugging Face teacher's token ids and attention mask",
-                         "use --student hf:layers=2 (the teacher's architecture, fewer layers) or hf:PATH")
-    if prof is not None and o.student is None:
-        ds.notes.append(f"--profile {prof.name}: Hugging Face students are not sized yet; {spec} was used "
-                        "(pass --student hf:layers=N,hidden=H to choose)")
-    smodel, rec = hf.build_student(teacher, spec, init=o.init == "auto")
+    spec, sized = _hf_spec(o, ds, teacher, prof, show_progress)
+    keep = None
+    if o.trim_vocab:
+        keep = hf.kept_ids(teacher.tokenizer, ds.x_train["input_ids"])
+        ds.notes.append(f"--trim-vocab: {len(keep):,} of {teacher.config.vocab_size:,} token embeddings kept (the "
+                        "ids the training texts use, and the special tokens); other ids map to "
+                        f"{teacher.tokenizer.unk_token or 'the first kept id'}")
+    smodel, rec = hf.build_student(teacher, spec, init=o.init == "auto", keep_ids=keep)
     rec.update({"input_shape": list(ds.input_shape), "num_classes": int(teacher.config.num_labels),
-                "output_name": "sentence_embedding" if teacher.task == "embedding" else "logits"})
-    rec["input_names"] = ds.input_names
-    return adapt(smodel, ds.input_names, None, ds.constants), rec, None, rec.pop("init", "random"), None
+                "output_name": "sentence_embedding" if teacher.task == "embedding" else "logits",
+                "input_names": ds.input_names})
+    return adapt(smodel, ds.input_names, None, ds.constants), rec, sized, rec.pop("init", "random"), None
+
+
+def _hf_spec(o: DistillOptions, ds: data_mod.Dataset, teacher, prof, show_progress: bool):
+    """(student spec, sizing result or None): `--student hf:...`; sized to the profile when it has no knobs
+    (none, or a bare `hf`); else half the teacher's layers, DistilBERT's recipe."""
+    from ..models import hf
+    from ..progress import step_progress
+    from .size import hf_search
+
+    default = f"hf:layers={max(1, hf.layers_of(teacher.config) // 2)}"
+    if o.student is not None and not o.student.startswith(hf.PREFIX) and o.student != "hf":
+        raise UsageError(f"--student {o.student} cannot take a Hugging Face teacher's token ids and attention mask",
+                         "use --student hf:layers=2 (the teacher's architecture, fewer layers) or hf:PATH")
+    if prof is None or o.student not in (None, "hf"):
+        return (default if o.student in (None, "hf") else o.student), None
+    with step_progress("sizing") as progress:
+        sized = hf_search(ds, teacher, prof, budget_ms=o.budget_ms, memory_mb=o.memory_mb, quantize=o.quantize,
+                          threads=o.threads, margin=o.margin, progress=progress if show_progress else None)
+    ds.notes.extend(sized.warnings)
+    return sized.chosen["spec"], sized
 
 
 def _default_student(ds: data_mod.Dataset) -> str:
@@ -198,7 +225,9 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     from .size import init_from_teacher, search
 
     if getattr(unwrap(tmodel), "tokenizer", None) is not None:
-        return _hf_student(o, ds, tmodel, prof)
+        return _hf_student(o, ds, tmodel, prof, show_progress)
+    if o.trim_vocab:
+        raise UsageError("--trim-vocab is for Hugging Face teachers and students", "drop --trim-vocab")
     sized = None
     if prof is not None and (o.student is None or o.student in students.FAMILIES):
         single_input(ds, o.student or "sizing")
@@ -250,23 +279,23 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     opts = _data_options(o)
     traw, trec = load_teacher(teacher, o.arch, task=o.task)
     ds = data_mod.load(data, opts, codec=_codec(traw))
-    kind = "embedding" if getattr(traw, "task", None) == "embedding" else "logits"
+    kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
-    num_classes = ds.num_classes or t_out.shape[1]
-    smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[1], num_classes, prof,
+    num_classes = ds.num_classes or t_out.shape[-1]
+    smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
                                                        show_progress)
 
     augment = ds.kind == "image" if o.augment is None else o.augment
-    feature_map = list(o.feature_map)
-    if not feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
-        from ..models.hf import default_feature_map
+    groups = {}
+    if not o.feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
+        from ..models.hf import feature_groups
         from ..models.inference import unwrap
 
-        feature_map = default_feature_map(unwrap(smodel), unwrap(tmodel))
+        groups = feature_groups(unwrap(smodel), unwrap(tmodel), [t.name for t in parse(o.method)])
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
-                      seed=o.seed, method=o.method, feature_map=feature_map, patience=o.patience,
-                      augment=augment, cache=o.cache, device=o.device, kind=kind)
+                      seed=o.seed, method=o.method, feature_map=list(o.feature_map), feature_groups=groups,
+                      patience=o.patience, augment=augment, cache=o.cache, device=o.device, kind=kind)
     run = RunDir.create(out)
     if not o.resume:
         removed = run.invalidate("distill", o.force)
@@ -299,7 +328,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
                            param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
                            retention=(student_acc / teacher_acc) if teacher_acc else None,
-                           agreement=_agreement(s_logits, t_logits, kind), agreement_metric=_METRIC[kind],
+                           agreement=_agreement(s_logits, t_logits, kind, _mask(ds.x_test)),
+                           agreement_metric=_METRIC[kind],
                            nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
                            epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
                            method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,

@@ -38,6 +38,9 @@ class DistillOptions:
                                     "intermediate=1024] (the teacher's config, smaller) or hf:PATH.")
     task: str | None = opt(None, "Hugging Face teachers: what the model is for (default: read from the folder).",
                            choices=("classification", "token-classification", "embedding"))
+    trim_vocab: bool = opt(False, "Hugging Face students: keep only the token embeddings the training texts use "
+                                  "(plus special tokens); other ids map to [UNK] inside the model.",
+                           flag="trim-vocab")
     output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
                                    "ModelOutput). Default: logits, else the first.")
     epochs: int = opt(30, "Training epochs.", minimum=1)

@@ -79,7 +79,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
             (run / "student.int8.onnx").unlink(missing_ok=True)
         raise
     details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why, notes=notes,
-                   written=True, gate_samples=gate_samples)
+                   written=True, gate_samples=gate_samples, source=src.name)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
     if run is not None:
@@ -92,10 +92,11 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
 def _source(run) -> Path:
     """The run's fp32 student to quantize: the transformer-optimized one when export wrote it (its fused
     Attention quantizes to QAttention, and it is the fp32 model int8 must beat), else student.onnx."""
+    plain = run.verify("student.onnx", "export")
     opt = ((run.step("export").get("models") or {}).get("student") or {}).get("optimized") or {}
     if "sha256" in opt and (run / opt["path"]).is_file():
         return run.verify(opt["path"], "export")
-    return run.verify("student.onnx", "export")
+    return plain
 
 
 GATE_MIN_SAMPLES = 200  # fewer and one sample moves the drop by half a point or more

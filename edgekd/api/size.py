@@ -156,7 +156,7 @@ MIN_COMPRESSION = 2.0  # a student must have at most half the teacher's paramete
 def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budget_ms: float | None = None,
            memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
            calib_x: np.ndarray | None = None, margin: float | None = None, progress=None,
-           vocab: int | None = None) -> SizeResult:
+           vocab: int | None = None, pricer=None) -> SizeResult:
     """Choose the candidate with the most capacity that fits the latency and memory budgets and is worth
     distilling: predicted faster than the teacher (priced the same way) and at least 2x smaller.
 
@@ -176,29 +176,35 @@ def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budg
     if memory_mb > profile.ram_mb:
         notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({profile.ram_mb:g} MB)")
     threads = threads or profile.cores
-    if calib_x is None:
+    if calib_x is None and pricer is None:
         calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
-    t = price_teacher(teacher, input_shape, profile, threads, quantize, calib_x)
+    if pricer is not None:  # another model kind prices its own teacher and candidates (Hugging Face: HFPricer)
+        t = pricer.teacher(profile, threads, quantize)
+    else:
+        t = price_teacher(teacher, input_shape, profile, threads, quantize, calib_x)
     if t.predicted_ms * (1 + margin) <= budget_ms and t.predicted_peak_mb <= memory_mb:
         notes.append(f"the teacher already fits the budget on {profile.name} ({t.predicted_ms:.3g} ms <= "
                      f"{budget_ms:g} ms): shipping the teacher is an option; the student below is what a smaller, "
                      "faster model would gain")
-    cands = candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress, vocab)
+    cands = pricer.candidates(profile, threads, quantize, progress) if pricer is not None else \
+        candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress, vocab)
+    min_compression = getattr(pricer, "min_compression", MIN_COMPRESSION)
     for c in cands:
-        c.fits, c.why_not = _verdict(c, t, budget_ms, memory_mb, margin)
+        c.fits, c.why_not = _verdict(c, t, budget_ms, memory_mb, margin, min_compression)
     fitting = [c for c in cands if c.fits]
     if not fitting:
-        raise _nothing_fits(family, profile, cands, t, budget_ms, memory_mb, margin)
+        raise _nothing_fits(family, profile, cands, t, budget_ms, memory_mb, margin, min_compression)
     best = max(fitting, key=lambda c: (c.flops, c.params))
     t.fits, t.why_not = t.predicted_ms * (1 + margin) <= budget_ms, "the teacher"
     line = (f"{best.spec}: predicted {t.predicted_ms / best.predicted_ms:.1f}x faster than the teacher on "
             f"{profile.name} ({best.predicted_ms:.3g} vs {t.predicted_ms:.3g} ms, {threads} thread(s), {quantize}), "
             f"{t.params / best.params:.1f}x fewer parameters")
     return SizeResult(family, profile.name, threads, quantize, budget_ms, memory_mb, margin, asdict(best), asdict(t),
-                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes, MIN_COMPRESSION, line)
+                      [asdict(c) for c in sorted(cands, key=lambda c: c.flops)], notes, min_compression, line)
 
 
-def _verdict(c: Candidate, t: Candidate, budget_ms: float, memory_mb: float, margin: float) -> tuple[bool, str]:
+def _verdict(c: Candidate, t: Candidate, budget_ms: float, memory_mb: float, margin: float,
+             min_compression: float = MIN_COMPRESSION) -> tuple[bool, str]:
     over = []
     if c.predicted_ms * (1 + margin) > budget_ms:
         over.append(f"{c.predicted_ms:.3g} ms{f' (+{margin:.0%})' if margin else ''} > {budget_ms:g} ms")
@@ -206,17 +212,18 @@ def _verdict(c: Candidate, t: Candidate, budget_ms: float, memory_mb: float, mar
         over.append(f"{c.predicted_peak_mb:.3g} MB > {memory_mb:g} MB")
     if c.predicted_ms >= t.predicted_ms:
         over.append(f"not faster than the teacher ({c.predicted_ms:.3g} >= {t.predicted_ms:.3g} ms)")
-    if c.params * MIN_COMPRESSION > t.params:
-        over.append(f"not {MIN_COMPRESSION:g}x smaller than the teacher")
+    if c.params * min_compression > t.params:
+        over.append(f"not {min_compression:g}x smaller than the teacher")
     return not over, "; ".join(over)
 
 
-def _nothing_fits(family, profile, cands, t: Candidate, budget_ms, memory_mb, margin) -> UsageError:
+def _nothing_fits(family, profile, cands, t: Candidate, budget_ms, memory_mb, margin,
+                  min_compression: float = MIN_COMPRESSION) -> UsageError:
     """Why no candidate fits, with the numbers that decide it and what would help."""
-    worth = [c for c in cands if c.predicted_ms < t.predicted_ms and c.params * MIN_COMPRESSION <= t.params]
+    worth = [c for c in cands if c.predicted_ms < t.predicted_ms and c.params * min_compression <= t.params]
     if not worth:
         fastest = min(cands, key=lambda c: c.predicted_ms)
-        return UsageError(f"no {family} student is both faster than the teacher and {MIN_COMPRESSION:g}x smaller on "
+        return UsageError(f"no {family} student is both faster than the teacher and {min_compression:g}x smaller on "
                           f"{profile.name}: the teacher is predicted at {t.predicted_ms:.3g} ms ({t.params:,} "
                           f"params), the fastest {family} candidate ({fastest.spec}) at {fastest.predicted_ms:.3g} ms "
                           f"({fastest.params:,} params)",
@@ -235,7 +242,92 @@ def _nothing_fits(family, profile, cands, t: Candidate, budget_ms, memory_mb, ma
 def _others(family: str) -> str:
     from ..models.students import FAMILIES
 
+    if family == "hf":
+        return "fewer layers or a narrower hidden size: --student hf:layers=1,hidden=H"
     return ", ".join(f for f in FAMILIES if f not in family.split("+"))
+
+
+class HFPricer:
+    """Prices a Hugging Face teacher and its `hf:layers=N,hidden=H` students on a profile at the data's real
+    sequence length (the median token count of the training texts): each exported with the exporter a real
+    run uses and quantized dynamically (the transformer default) when int8 is planned."""
+
+    min_compression = 1.5  # the embedding table stays: DistilBERT itself is 1.65x smaller than BERT
+
+    def __init__(self, teacher, seq: int, names: list[str]) -> None:
+        self.tm, self.seq, self.names = teacher, int(seq), list(names)
+
+    def grid(self) -> list[dict]:
+        """Layers 1..L-1 (at most 4 depths) x hidden H, 3H/4, H/2, H/4 (where the heads divide it)."""
+        from ..models.hf import layers_of
+
+        cfg = self.tm.config
+        depth = layers_of(cfg)
+        layers = sorted({n for n in (1, 2, 3, depth // 2, (3 * depth) // 4) if 1 <= n < depth})[:4]
+        h, heads = int(cfg.hidden_size), int(cfg.num_attention_heads)
+        ratio = int(getattr(cfg, "intermediate_size", 4 * h)) / h
+        widths = [w for w in dict.fromkeys((h, 3 * h // 4, h // 2, h // 4)) if w >= heads and w % heads == 0]
+        return [{"layers": n, **({} if w == h else {"hidden": w, "intermediate": int(round(w * ratio))})}
+                for n in layers for w in widths]
+
+    def _price(self, model, path: Path, profile, threads: int, quantize: str) -> tuple[float, float]:
+        from ..deploy.quantize import Attempt, quantize_file
+        from ..latency.predictor import predict_latency
+        from ..models import hf
+        from ..models.inference import adapt
+        from ..models.students import count_params
+
+        sample = {n: np.ones((2, self.seq), np.int64) for n in self.names}
+        out = "sentence_embedding" if model.task == "embedding" else "logits"
+        hf.to_onnx(adapt(model, self.names, None, {}), sample, path, 17, out)
+        if quantize == "int8":
+            q = path.with_suffix(".int8.onnx")
+            quantize_file(path, q, Attempt(_preset(profile), _preset(profile)), "dynamic", None)
+            path = q
+        shapes = {n: [1, self.seq] for n in self.names}
+        pred = predict_latency(str(path), profile, threads=threads, batch=1, shapes=shapes)
+        return pred.latency_ms, ORT_SESSION_MB + count_params(model) * (1 if quantize == "int8" else 4) / 2**20
+
+    def teacher(self, profile, threads: int, quantize: str) -> Candidate:
+        from ..models.students import count_params
+
+        with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ms, mb = self._price(self.tm, Path(td) / "teacher.onnx", profile, threads, quantize)
+        return Candidate("teacher", count_params(self.tm), _flops(self.tm.config, self.seq), ms, mb)
+
+    def candidates(self, profile, threads: int, quantize: str, progress=None) -> list[Candidate]:
+        from ..models import hf
+        from ..models.students import count_params
+
+        out, grid = [], self.grid()
+        with tempfile.TemporaryDirectory() as td, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i, knobs in enumerate(grid):
+                spec = "hf:" + ",".join(f"{k}={v}" for k, v in knobs.items())
+                model, _ = hf.build_student(self.tm, spec, init=False)
+                ms, mb = self._price(model.eval(), Path(td) / f"c{i}.onnx", profile, threads, quantize)
+                out.append(Candidate(spec, count_params(model), _flops(model.config, self.seq), ms, mb))
+                if progress:
+                    progress(i + 1, len(grid), spec)
+        return out
+
+
+def _flops(cfg, seq: int) -> int:
+    """Encoder FLOPs of one text of `seq` tokens: 2 per MAC of the projections, the FFN and attention."""
+    h, n = int(cfg.hidden_size), int(getattr(cfg, "num_hidden_layers", 1))
+    ff = int(getattr(cfg, "intermediate_size", 4 * h))
+    return int(n * 2 * seq * (4 * h * h + 2 * h * ff + 2 * seq * h))
+
+
+def hf_search(ds: data_mod.Dataset, teacher, prof, **kw) -> SizeResult:
+    """Size a Hugging Face student (layers x hidden) for `prof` at the data's median text length."""
+    mask = ds.x_train["attention_mask"] if "attention_mask" in ds.x_train else None
+    seq = int(np.median(mask.sum(1))) if mask is not None else ds.input_shape[0]
+    pricer = HFPricer(teacher, max(1, seq), ds.input_names)
+    res = choose(ds.input_shape, 0, prof, family="hf", teacher=teacher, pricer=pricer, **kw)
+    res.warnings.append(f"candidates priced at {pricer.seq} tokens per text (the training texts' median length)")
+    return res
 
 
 def init_from_teacher(student, teacher) -> str:

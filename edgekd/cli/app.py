@@ -122,6 +122,11 @@ def distill(teacher, data, out, as_json, **kw) -> None:
       at      attention transfer between CNN feature maps
       cosine  1 - cos between hidden states                          (DistilBERT: kd+cosine)
       rkd     distance and angle relations of embeddings             (Park et al. 2019)
+      embed   MSE + (1 - cos) between sentence embeddings            (embedders' default)
+      attn    KL between self-attention distributions                (TinyBERT)
+      minilm  KL of last-layer attention and value relations         (MiniLM)
+    Hugging Face teachers (hf:FOLDER, or a folder with config.json) read text data (.txt, .csv, .jsonl,
+    a datasets folder) with their own tokenizer; students are hf:layers=N[,hidden=H] or hf:FOLDER.
     Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
     With --profile and no student knobs (no --student, or a bare family such as --student mobilenet),
     the student is sized first: the largest candidate predicted faster than the teacher (priced the same

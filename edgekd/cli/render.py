@@ -109,9 +109,10 @@ def render_export(d: dict) -> None:
         opt = m.get("optimized") or {}
         if opt:  # onnxruntime's transformer fusions, beside the plain export
             op = opt.get("parity") or {}
+            fused = sum((opt.get("fused") or {}).values())
             rows.append([f"{name} optimized", f"{opt['size_bytes'] / 1024:.1f}" if "size_bytes" in opt else None,
                          f"{op['max_abs_diff']:.1e}" if op else None,
-                         f"ok, {sum((opt.get('fused') or {}).values())} fused ops" if op else f"not written: {opt.get('error')}"])
+                         f"ok, {fused} fused ops" if op else f"not written: {opt.get('error')}"])
     c = console()
     c.print(table(f"exported {d['target']}", ["model", "KB", "max |diff|", "parity"], rows))
     for m in d["models"].values():
@@ -159,6 +160,12 @@ def render_bench(report: dict) -> None:
     c = console()
     c.print(table(f"bench: batch {s['batch']}, {s['threads']} thread(s), {report['host'].get('cpu', '?')}",
                   ["model", "p50 ms", "p99 ms", "KB", "RSS MB", "acc", "retain", "agree"], rows))
+    fixed = {name: (k, m[k]) for name, m in report["models"].items() for k in m if k.startswith("latency_seq")}
+    if fixed:  # text models, also at a fixed number of tokens
+        key, first = next(iter(fixed.values()))
+        c.print(table(f"at {key.removeprefix('latency_seq').removesuffix('_ms')} tokens, p50 ms",
+                      ["model", *(f"batch {b[1:]}" for b in first)],
+                      [[name, *(f"{v:.3f}" for v in lat.values())] for name, (_, lat) in fixed.items()]))
     pred = report.get("prediction")
     if pred:
         for name, m in report["models"].items():

@@ -31,7 +31,8 @@ def read(spec: str, opts, want_labels: bool = True, codec=None) -> Read:
     from . import text
 
     path = Path(spec)
-    if spec != "digits" and path.exists() and text.is_text(path, opts):
+    if spec != "digits" and path.exists() and (text.is_text(path, opts) or (
+            codec is not None and path.suffix.lower() in text.TEXT_SUFFIXES)):
         return _text(path, opts, want_labels, codec)
     return Read(*_read(spec, opts, want_labels))
 

@@ -23,6 +23,7 @@ class TextCodec:
 
     tokenizer: object
     labels: dict[int, str] | None = None  # id -> name, from the teacher's config (None: an embedder)
+    inputs: tuple[str, ...] | None = None  # the inputs the model takes (a tokenizer may make more)
 
 
 def is_text(path: Path, opts) -> bool:
@@ -173,7 +174,8 @@ def tokenize(texts: list[str], pairs: list[str] | None, codec: TextCodec, max_le
     limit = int(min(max_length, getattr(tok, "model_max_length", max_length) or max_length))
     width = int(min(limit, lengths.max()))
     enc = tok(texts, pairs, truncation=True, max_length=width, padding="max_length", return_tensors="np")
-    arrays = {k: np.asarray(v, np.int64) for k, v in enc.items() if k in tok.model_input_names}
+    wanted = codec.inputs or tok.model_input_names
+    arrays = {k: np.asarray(v, np.int64) for k, v in enc.items() if k in wanted}
     return arrays, int((lengths > width).sum()), int(lengths.max())
 
 

@@ -163,6 +163,8 @@ def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] |
         return None
     if kind == "logits" and ref.ndim == 2:
         return "top1_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
+    if kind == "token_logits" and ref.ndim == 3:  # every token's class (padding positions included)
+        return "token_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
     if kind == "boxes" and ref.ndim == 3:
         return "cosine", min(_cosine(a, b) for a, b in zip(_box_parts(ref), _box_parts(got)))
     if ref.size == len(ref):  # one value per sample: a cosine of one number is always 1

@@ -101,3 +101,31 @@ def rkd_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor, w_dist: flo
         sa = torch.bmm(sv, sv.transpose(1, 2)).flatten()
         loss = loss + w_angle * F.smooth_l1_loss(sa, ta)
     return loss
+
+
+def relation_kl(s_a: torch.Tensor, s_b: torch.Tensor, t_a: torch.Tensor, t_b: torch.Tensor,
+                mask: torch.Tensor | None = None, heads: int = 0) -> torch.Tensor:
+    """KL between teacher and student self-attention relations softmax(A B^T / sqrt(d)) per relation head,
+    averaged over the (unpadded) query positions: A, B = queries, keys for TinyBERT's attention
+    distributions; A = B = values for MiniLM's value relation. Hidden widths may differ: both are split into
+    the same number of relation heads (`heads`, default the largest of 12..1 dividing both)."""
+    import math
+
+    hs, ht = s_a.shape[-1], t_a.shape[-1]
+    heads = heads or next(h for h in range(12, 0, -1) if hs % h == 0 and ht % h == 0)
+
+    def log_rel(a, b):
+        n, length, width = a.shape
+        d = width // heads
+        a = a.float().view(n, length, heads, d).transpose(1, 2)
+        b = b.float().view(n, length, heads, d).transpose(1, 2)
+        scores = a @ b.transpose(-1, -2) / math.sqrt(d)
+        if mask is not None:
+            scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e4)
+        return F.log_softmax(scores, -1)
+    lt, ls = log_rel(t_a, t_b), log_rel(s_a, s_b)
+    kl = (lt.exp() * (lt - ls)).sum(-1)  # (N, heads, L)
+    if mask is None:
+        return kl.mean()
+    m = mask[:, None, :].float()
+    return (kl * m).sum() / (m.sum() * heads).clamp_min(1.0)

@@ -1,9 +1,9 @@
 """Distillation methods by name, combined as a weighted sum: `--method kd+hint:0.5`, each method's own
 options after its colon: `--method dkd:alpha=1,beta=8` (a bare number there is the term's weight).
 
-Families: response-based (kd, dkd, embed), feature-based (hint, at, cosine), relation-based (rkd), and the plain
-cross-entropy baseline (ce). Data distillation is any method trained on samples without labels: the
-teacher supplies their targets.
+Families: response-based (kd, dkd, embed), feature-based (hint, at, cosine, attn), relation-based (rkd, minilm),
+and the plain cross-entropy baseline (ce). Data distillation is any method trained on samples without labels:
+the teacher supplies their targets.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Step:
     alpha: float
     epoch: int
     epochs: int
+    mask: Any = None  # padded token data: the batch's attention mask (1 = a real token)
 
     def ce(self):
         """Cross-entropy on the labelled samples (0 when the batch has none)."""
@@ -70,6 +71,11 @@ def register(method: Method) -> Method:
 def _kd(b: Step, _opts: dict):
     from . import losses as L
 
+    if b.s_logits.ndim == 3:  # a token classifier: KD over every real token (the teacher labels them all)
+        keep = b.mask.bool() if b.mask is not None else None
+        s, t = (b.s_logits[keep], b.t_logits[keep]) if keep is not None else (b.s_logits.flatten(0, 1),
+                                                                               b.t_logits.flatten(0, 1))
+        return L.soft_kl(s, t, b.temperature)
     soft = L.soft_kl(b.s_logits, b.t_logits, b.temperature)
     return b.alpha * soft + (1 - b.alpha) * b.ce() if b.alpha < 1 else soft
 
@@ -90,6 +96,25 @@ def _embed(b: Step, opts: dict):
 
     s, t = b.s_logits.float(), b.t_logits.float()
     return opts["mse"] * F.mse_loss(s, t) + opts["cos"] * (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
+def _attn(b: Step, _opts: dict):
+    """TinyBERT's attention loss over the mapped layers; features come as (queries, keys) per layer."""
+    import torch
+
+    from . import losses as L
+
+    pairs = range(0, len(b.s_feats), 2)
+    return torch.stack([L.relation_kl(b.s_feats[i], b.s_feats[i + 1], b.t_feats[i], b.t_feats[i + 1], b.mask)
+                        for i in pairs]).mean()
+
+
+def _minilm(b: Step, _opts: dict):
+    """MiniLM: the last layer's attention distributions and value relation; features: queries, keys, values."""
+    from . import losses as L
+
+    (qs, ks, vs), (qt, kt, vt) = b.s_feats[:3], b.t_feats[:3]
+    return L.relation_kl(qs, ks, qt, kt, b.mask) + L.relation_kl(vs, vs, vt, vt, b.mask)
 
 
 def _per_pair(name: str):
@@ -117,6 +142,10 @@ for _m in [
     Method("embed", "response", _embed, summary="embedders: mse * MSE + cos * (1 - cos) between student and "
                                                 "teacher sentence embeddings (Reimers & Gurevych 2020)",
            options={"mse": 1.0, "cos": 1.0}),
+    Method("attn", "feature", _attn, True, False, "TinyBERT: KL between teacher and student self-attention "
+                                                  "distributions (queries x keys) of mapped layers"),
+    Method("minilm", "relation", _minilm, True, False, "MiniLM: KL of the last layer's attention distributions "
+                                                       "and value relations (values x values)"),
     Method("rkd", "relation", _per_pair("rkd"), True, False, "RKD distance + angle relations of a layer's "
                                                               "embeddings"),
 ]:

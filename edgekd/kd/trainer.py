@@ -44,11 +44,13 @@ class TrainConfig:
     warmup_epochs: int = 1
     method: str = "kd"
     feature_map: list[str] = field(default_factory=list)  # ["teacher.layer:student.layer", ...]
+    # per-method feature maps ({"attn": [...], "hint": [...]}): each method sees only its own pairs
+    feature_groups: dict[str, list[str]] = field(default_factory=dict)
     patience: int = 0           # early stopping on validation (0: off)
     augment: bool = False       # random flip and crop of image batches (turns the teacher cache off)
     cache: str = "auto"         # auto | memory | disk | off
     device: str = "auto"        # auto | cpu | cuda
-    kind: str = "logits"        # what the distilled output is: logits (scored by accuracy / top-1) or embedding
+    kind: str = "logits"        # the distilled output: logits (accuracy / top-1), embedding (cosine), tokens
 
 
 @dataclass
@@ -83,6 +85,14 @@ predict_logits = predict  # the output being distilled, over every sample
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(-1) == y).mean())
+
+
+def token_agreement(s_out: np.ndarray, t_out: np.ndarray, mask: np.ndarray | None) -> float:
+    """Token classifiers: the share of real tokens (mask 1) whose top-1 class is the teacher's."""
+    same = s_out.argmax(-1) == t_out.argmax(-1)
+    if mask is None or mask.shape != same.shape:
+        return float(same.mean())
+    return float(same[mask.astype(bool)].mean())
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -169,9 +179,14 @@ class Distiller:
     # ---------------------------------------------------------------- set-up
 
     def _feature_pairs(self) -> list[tuple[str, str]]:
-        if self.cfg.feature_map:
+        self.slices: dict[str, slice] = {}
+        specs = list(self.cfg.feature_map)
+        for name, group in self.cfg.feature_groups.items():
+            self.slices[name] = slice(len(specs), len(specs) + len(group))
+            specs += group
+        if specs:
             pairs = []
-            for spec in self.cfg.feature_map:
+            for spec in specs:
                 t, sep, s = spec.partition(":")
                 if not sep or not t or not s:
                     raise UsageError(f"--feature-map {spec!r} is not TEACHER_MODULE:STUDENT_MODULE",
@@ -237,15 +252,18 @@ class Distiller:
 
     # ---------------------------------------------------------------- one step
 
-    def _terms(self, epoch: int, s_logits, t_out, s_feats, yb) -> dict[str, torch.Tensor]:
+    def _terms(self, epoch: int, s_logits, t_out, s_feats, yb, mask=None) -> dict[str, torch.Tensor]:
         """Each method's weighted loss term (the methods own their losses: kd.methods)."""
         cfg = self.cfg
         projected = [p(fs) for p, fs in zip(self.proj, s_feats)]
+        t_feats = t_out[1:] if t_out else []
         out = {}
         for name, w, opts in self.terms:
             method = METHODS[name]
-            step = Step(s_logits, t_out[0] if t_out else None, projected if method.projects else s_feats,
-                        t_out[1:] if t_out else [], yb, cfg.temperature, cfg.alpha, epoch, cfg.epochs)
+            own = getattr(self, "slices", {}).get(name, slice(None))
+            feats = projected if method.projects else s_feats
+            step = Step(s_logits, t_out[0] if t_out else None, feats[own], t_feats[own], yb, cfg.temperature,
+                        cfg.alpha, epoch, cfg.epochs, mask)
             out[name] = w * method.loss(step, opts)
         return out
 
@@ -319,6 +337,9 @@ class Distiller:
         if self.cfg.kind == "embedding":
             ref = self._teacher_pred.get(id(x))
             return None if ref is None else mean_cosine(logits, ref)
+        if self.cfg.kind == "tokens":
+            ref = self._teacher_pred.get(id(x))
+            return None if ref is None else token_agreement(logits, ref, x.get("attention_mask"))
         if y is not None and (y >= 0).all():
             return accuracy(logits, y)
         if id(x) not in self._teacher_pred:
@@ -331,7 +352,7 @@ class Distiller:
         for data in (self.val, self.test):
             if data is None or self.teacher is None:
                 continue
-            if self.cfg.kind == "embedding":
+            if self.cfg.kind in ("embedding", "tokens"):
                 self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0])
             elif data[1] is None or (data[1] < 0).any():
                 self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0]).argmax(-1)
@@ -454,7 +475,8 @@ class Distiller:
                         t_out = [t.clone() for t in outs]  # a normal tensor: losses may save it for backward
                 s_logits = model(*xb)
                 s_feats = self.tap_s.take() if self.tap_s else []
-            terms = self._terms(epoch, s_logits, t_out, s_feats, yb)
+            terms = self._terms(epoch, s_logits, t_out, s_feats, yb,
+                                xb[self.mask_at] if self.mask_at is not None else None)
             loss = sum(terms.values())
             if not torch.isfinite(loss):  # one check per step; name the culprit only when it fails
                 name, v = next((n, v) for n, v in terms.items() if not torch.isfinite(v))

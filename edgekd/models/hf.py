@@ -132,19 +132,28 @@ def _text_model_class():
         (embedding: the pooling and normalisation the folder declares, inside the graph an app runs)."""
 
         def __init__(self, model, task: str, pooling: str = "mean", normalize: bool = False,
-                     input_names: tuple[str, ...] = ("input_ids", "attention_mask"), out_dim: int | None = None):
+                     input_names: tuple[str, ...] = ("input_ids", "attention_mask"), out_dim: int | None = None,
+                     source_vocab: int | None = None):
             super().__init__()
             self.model, self.task, self.pooling, self.normalize = model, task, pooling, normalize
             self.input_names = tuple(input_names)
             self.tokenizer = None  # set by the loader: the folder's own tokenizer
             # a narrower embedder projects onto the teacher's embedding space (part of the exported graph)
             self.project = nn.Linear(model.config.hidden_size, out_dim) if out_dim else None
+            # a trimmed vocabulary: the teacher tokenizer's ids -> the student's rows (unseen ids -> [UNK]),
+            # inside the graph, so every model of a run takes the same tokenizer's ids
+            if source_vocab:
+                self.register_buffer("vocab_map", torch.zeros(source_vocab, dtype=torch.int64))
+            else:
+                self.vocab_map = None
 
         @property
         def config(self):
             return self.model.config
 
         def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            if self.vocab_map is not None:
+                input_ids = self.vocab_map[input_ids]
             kw = {"input_ids": input_ids}
             if attention_mask is not None:
                 kw["attention_mask"] = attention_mask
@@ -170,14 +179,14 @@ def _text_model_class():
 
 
 def text_model(model, task: str, pooling: str = "mean", normalize: bool = False, tokenizer=None,
-               out_dim: int | None = None):
+               out_dim: int | None = None, source_vocab: int | None = None):
     """`model` as a TextModel taking the inputs its tokenizer makes and its forward() accepts."""
     import inspect
 
     names = tuple(getattr(tokenizer, "model_input_names", None) or ("input_ids", "attention_mask"))
     params = inspect.signature(model.forward).parameters
     names = tuple(n for n in names if n in params) or ("input_ids",)
-    tm = _text_model_class()(model, task, pooling, normalize, names, out_dim)
+    tm = _text_model_class()(model, task, pooling, normalize, names, out_dim, source_vocab)
     tm.tokenizer = tokenizer
     return tm
 
@@ -286,9 +295,13 @@ def student_config(teacher, kwargs: dict):
     return cfg
 
 
-def build_student(teacher, spec: str, init: bool = True) -> tuple[Any, dict]:
-    """(student TextModel, record) for `hf:layers=N[,hidden=..]` (initialised from the teacher) or `hf:PATH`."""
+def build_student(teacher, spec: str, init: bool = True, keep_ids=None) -> tuple[Any, dict]:
+    """(student TextModel, record) for `hf:layers=N[,hidden=..]` (initialised from the teacher) or `hf:PATH`.
+    `keep_ids` (token ids the training texts use, special tokens included) trims the embedding table."""
     parsed = parse_student(spec)
+    if keep_ids is not None and isinstance(parsed, str):
+        raise UsageError("--trim-vocab needs a student built from the teacher (hf:layers=N), not a checkpoint",
+                         "drop --trim-vocab, or use --student hf:layers=N")
     if isinstance(parsed, str):
         student, rec = load(PREFIX + parsed, teacher.task, role="student")
         _check_compatible(teacher, student, parsed)
@@ -297,15 +310,45 @@ def build_student(teacher, spec: str, init: bool = True) -> tuple[Any, dict]:
                "input_names": list(student.input_names)}
         return student, rec
     cfg = student_config(teacher, parsed)
+    source_vocab = None
+    if keep_ids is not None:
+        source_vocab = int(cfg.vocab_size)
+        cfg.vocab_size = len(keep_ids)
     model = _auto_class(teacher.task).from_config(cfg)
     t_dim = teacher.config.hidden_size
     out_dim = t_dim if teacher.task == "embedding" and cfg.hidden_size != t_dim else None
-    student = text_model(model, teacher.task, teacher.pooling, teacher.normalize, teacher.tokenizer, out_dim)
+    student = text_model(model, teacher.task, teacher.pooling, teacher.normalize, teacher.tokenizer, out_dim,
+                         source_vocab)
+    if keep_ids is not None:
+        _trim_vocab(student, teacher, keep_ids)
     how = init_from_teacher(student, teacher) if init else "random"
     rec = {"family": "hf", "kwargs": parsed, "config": cfg.to_dict(), "task": teacher.task,
            "pooling": teacher.pooling, "normalize": teacher.normalize, "input_names": list(student.input_names),
-           "out_dim": out_dim, "init": how}
+           "out_dim": out_dim, "source_vocab": source_vocab, "init": how}
     return student, rec
+
+
+def kept_ids(tokenizer, *id_arrays) -> list[int]:
+    """The token ids a vocabulary-trimmed student keeps: those the texts use, plus the special tokens."""
+    import numpy as np
+
+    used = set(np.unique(np.concatenate([a.ravel() for a in id_arrays])).tolist())
+    return sorted(used | set(getattr(tokenizer, "all_special_ids", []) or []))
+
+
+def _trim_vocab(student, teacher, keep: list[int]) -> None:
+    """The student's embedding rows are the teacher's rows of the kept ids (in id order); every other id
+    maps to [UNK] (or the first kept id when the tokenizer has none)."""
+    import torch
+
+    unk = getattr(teacher.tokenizer, "unk_token_id", None)
+    index = {t: i for i, t in enumerate(keep)}
+    student.vocab_map.fill_(index.get(unk, 0))
+    student.vocab_map[torch.tensor(keep)] = torch.arange(len(keep))
+    t_emb, s_emb = teacher.model.get_input_embeddings(), student.model.get_input_embeddings()
+    if t_emb.weight.shape[1] == s_emb.weight.shape[1]:
+        with torch.no_grad():
+            s_emb.weight.copy_(t_emb.weight[torch.tensor(keep)])
 
 
 def _check_compatible(teacher, student, path: str) -> None:
@@ -327,7 +370,8 @@ def build_from_record(rec: dict):
     config = tf.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     model = _auto_class(rec["task"]).from_config(config)
     return _text_model_class()(model, rec["task"], rec.get("pooling", "mean"), rec.get("normalize", False),
-                               tuple(rec.get("input_names") or ("input_ids", "attention_mask")), rec.get("out_dim"))
+                               tuple(rec.get("input_names") or ("input_ids", "attention_mask")), rec.get("out_dim"),
+                               rec.get("source_vocab"))
 
 
 def init_from_teacher(student, teacher) -> str:
@@ -348,6 +392,8 @@ def init_from_teacher(student, teacher) -> str:
             if key.startswith(prefix_s):
                 idx, _, rest = key[len(prefix_s):].partition(".")
                 src = f"{prefix_t}{picked[int(idx)]}.{rest}"
+            if key == "vocab_map" or (student.vocab_map is not None and "word_embeddings" in key):
+                continue  # a trimmed table was filled from the kept ids' rows already
             if src in t_state and t_state[src].shape == value.shape:
                 value.copy_(t_state[src])
                 copied += 1
@@ -356,12 +402,41 @@ def init_from_teacher(student, teacher) -> str:
     return f"teacher layers {','.join(map(str, picked))} and embeddings ({copied}/{len(s_state)} tensors)"
 
 
-def default_feature_map(student, teacher) -> list[str]:
-    """Student layer i -> teacher layer (i + 1) * k - 1: the hidden states DistilBERT-style losses compare."""
+def _mapped_layers(student, teacher) -> list[tuple[str, str]]:
+    """(teacher layer, student layer) module names: student layer i <-> teacher layer (i + 1) * k - 1."""
     s_name, s_layers = layer_list(student.model)
     t_name, t_layers = layer_list(teacher.model)
     k = max(1, len(t_layers) // len(s_layers))
-    return [f"model.{t_name}.{(i + 1) * k - 1}:model.{s_name}.{i}" for i in range(len(s_layers))]
+    return [(f"model.{t_name}.{(i + 1) * k - 1}", f"model.{s_name}.{i}") for i in range(len(s_layers))]
+
+
+_QKV = {"q": ("query", "q_lin", "q_proj"), "k": ("key", "k_lin", "k_proj"), "v": ("value", "v_lin", "v_proj")}
+
+
+def _projection(model, layer: str, which: str) -> str:
+    """The name of a layer's query / key / value projection (BERT, DistilBERT, RoBERTa... naming)."""
+    root = dict(model.named_modules())[layer]
+    for name, _ in root.named_modules():
+        if name.rsplit(".", 1)[-1] in _QKV[which]:
+            return f"{layer}.{name}"
+    raise UsageError(f"cannot find the {which} projection in {layer}", "pass --feature-map for this architecture")
+
+
+def feature_groups(student, teacher, methods: list[str]) -> dict[str, list[str]]:
+    """Each HF feature method's own TEACHER:STUDENT pairs: hidden states of mapped layers (hint, cosine),
+    their queries and keys (attn: TinyBERT), the last layer's queries, keys and values (minilm)."""
+    layers = _mapped_layers(student, teacher)
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        if m in ("hint", "cosine", "rkd"):
+            groups[m] = [f"{t}:{s}" for t, s in layers]
+        elif m == "attn":
+            groups[m] = [f"{_projection(teacher, t, w)}:{_projection(student, s, w)}" for t, s in layers
+                         for w in "qk"]
+        elif m == "minilm":
+            t, s = layers[-1]
+            groups[m] = [f"{_projection(teacher, t, w)}:{_projection(student, s, w)}" for w in "qkv"]
+    return groups
 
 
 # ---------------------------------------------------------------- files an app needs
@@ -401,7 +476,7 @@ def to_onnx(model, sample: dict, path: Path, opset: int, output_name: str) -> di
 
     tm = unwrap(model)
     how: dict = {}
-    if tm.task in OPTIMUM_TASKS:
+    if tm.task in OPTIMUM_TASKS and getattr(tm, "vocab_map", None) is None:
         try:
             return _optimum_export(tm, path, opset)
         except Exception as e:  # optimum cannot export every architecture: fall back, and say so
@@ -409,7 +484,8 @@ def to_onnx(model, sample: dict, path: Path, opset: int, output_name: str) -> di
                               "exported with torch.onnx.export instead"
     _torch_export(model, sample, path, opset, output_name, per_token=tm.task == "token-classification")
     how.setdefault("why", "embedders: the pooled sentence_embedding is exported with torch.onnx.export"
-                   if tm.task == "embedding" else "")
+                   if tm.task == "embedding" else "a trimmed vocabulary: the id map is part of the graph"
+                   if getattr(tm, "vocab_map", None) is not None else "")
     return {"exporter": "torch.onnx", **how}
 
 

@@ -108,8 +108,13 @@ def predict(model: nn.Module, x: Inputs, batch_size: int = 512) -> np.ndarray:
     model.eval()
     n = n_samples(x)
     at = mask_index(x)
-    outs = [model(*trim_padding(as_args(take(x, slice(i, i + batch_size))), at)).float().numpy()
-            for i in range(0, n, batch_size)]
+    outs = []
+    for i in range(0, n, batch_size):
+        args = as_args(take(x, slice(i, i + batch_size)))
+        out = model(*trim_padding(args, at)) if at is not None else model(*args)
+        if at is not None and out.ndim >= 3:  # one output per token: keep every position, as ONNX returns it
+            at, out = None, model(*args)
+        outs.append(out.float().numpy())
     return np.concatenate(outs)
 
 
@@ -146,18 +151,19 @@ def fit_teacher(teacher, ds: Dataset, output: str | None):
     outs = named_outputs(raw)
     chosen = choose(outs, output, "teacher")
     out = outs[chosen]
-    if out.ndim != 2:
+    per_token = out.ndim == 3 and getattr(raw_model, "task", "") == "token-classification"
+    if out.ndim != 2 and not per_token:
         raise UsageError(f"the teacher's output {chosen!r} has shape {tuple(out.shape)}; distillation needs "
                          "class logits of shape (N, classes)", "pick the logits with --output NAME, or wrap the "
                          "teacher so forward() returns them (outputs: " + ", ".join(
                              f"{k} {tuple(v.shape)}" for k, v in outs.items()) + ")")
-    if ds.num_classes and out.shape[1] < ds.num_classes:
-        raise UsageError(f"the teacher has {out.shape[1]} outputs but the data has labels up to "
+    if ds.num_classes and out.shape[-1] < ds.num_classes:
+        raise UsageError(f"the teacher has {out.shape[-1]} outputs but the data has labels up to "
                          f"{ds.num_classes - 1} ({ds.num_classes} classes)",
                          "use the teacher trained on this label set")
     need_output = not isinstance(raw, torch.Tensor) or output is not None
     adapted = adapt(raw_model, names, chosen if need_output else None, ds.constants)
-    return adapted, out.float().numpy(), chosen if need_output else None
+    return adapted, out.float().numpy(), chosen if need_output else None  # (N, classes) or (N, seq, classes)
 
 
 def _cast_floats(ds: Dataset) -> str | None:

@@ -23,7 +23,7 @@ Dim = int | str  # a fixed size, or a symbolic name ("batch", "height")
 # ONNX TensorProto element types -> numpy dtype names
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
                 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
-OUTPUT_KINDS = ("logits", "embedding", "dense", "boxes", "state", "other")
+OUTPUT_KINDS = ("logits", "token_logits", "embedding", "dense", "boxes", "state", "other")
 _STATE = re.compile(r"(^|[_.\-])(state|hidden|cell|hn|cn|h|c|past|present|cache)([_.\-]|\d|$)", re.I)
 _EMBED = re.compile(r"embed|pooler|sentence|last_hidden|features?$", re.I)
 
@@ -200,6 +200,8 @@ def _kind(t: TensorSpec) -> str:
     if t.rank == 2:
         return "embedding" if _EMBED.search(name) else "logits"
     if t.rank == 3:  # (N, 4 + classes, anchors) as YOLO exports it, or (N, anchors, 4 + classes)
+        if "logit" in name and not _looks_like_boxes(t.shape):
+            return "token_logits"  # (N, sequence, classes): a token classifier
         return "boxes" if _looks_like_boxes(t.shape) else ("embedding" if _EMBED.search(name) else "dense")
     if t.rank >= 4:
         return "dense"
