@@ -48,6 +48,20 @@ def _config(layers: int, hidden: int, **kw):
                       num_attention_heads=4, intermediate_size=hidden * 2, max_position_embeddings=64, **kw)
 
 
+def fit(model, enc: dict, y, epochs: int) -> None:
+    """A few epochs of the model's own loss (so a teacher is a real one, not random weights)."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(epochs):
+        for i in range(0, len(y), 32):
+            out = model(**{k: v[i:i + 32] for k, v in enc.items()}, labels=y[i:i + 32])
+            opt.zero_grad()
+            out.loss.backward()
+            opt.step()
+
+
 def classifier(root: Path, layers: int = 4, hidden: int = 32, train: bool = True) -> Path:
     """A BERT sequence classifier over the three topics (briefly trained, so it is a real teacher)."""
     import torch
@@ -62,15 +76,7 @@ def classifier(root: Path, layers: int = 4, hidden: int = 32, train: bool = True
     if train:
         data = texts(240, seed=1)
         enc = tok([t for t, _ in data], padding=True, return_tensors="pt")
-        y = torch.tensor([labels.index(c) for _, c in data])
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        model.train()
-        for _ in range(3):
-            for i in range(0, len(y), 32):
-                out = model(**{k: v[i:i + 32] for k, v in enc.items()}, labels=y[i:i + 32])
-                opt.zero_grad()
-                out.loss.backward()
-                opt.step()
+        fit(model, enc, torch.tensor([labels.index(c) for _, c in data]), epochs=3)
     model.eval().save_pretrained(str(root))
     tok.save_pretrained(str(root))
     return root
@@ -133,15 +139,7 @@ def tagger(root: Path, layers: int = 2, hidden: int = 32) -> Path:
     data = [t for t, _ in texts(240, seed=5)]
     enc = tok(data, padding=True, return_tensors="pt")
     words = [tok.convert_ids_to_tokens(ids) for ids in enc["input_ids"].tolist()]
-    y = torch.tensor([[topic_of.get(w, 0) for w in ws] for ws in words])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(4):
-        for i in range(0, len(y), 32):
-            out = model(**{k: v[i:i + 32] for k, v in enc.items()}, labels=y[i:i + 32])
-            opt.zero_grad()
-            out.loss.backward()
-            opt.step()
+    fit(model, enc, torch.tensor([[topic_of.get(w, 0) for w in ws] for ws in words]), epochs=4)
     model.eval().save_pretrained(str(root))
     tok.save_pretrained(str(root))
     return root

@@ -260,3 +260,58 @@ def test_distilbert_architecture(hf, tmp_path):
     ins, _ = _inputs(run / "student.onnx")
     assert set(ins) == {"input_ids", "attention_mask"}
     assert e.models["student"]["optimized"].get("fused"), e.models["student"]["optimized"]
+
+
+def test_trim_vocab_keeps_used_tokens_and_maps_the_rest_to_unk(hf, tmp_path):
+    import onnxruntime as ort
+
+    import edgekd
+    from edgekd.models.hf import load_tokenizer
+
+    rows = [r for r in H.texts(300, seed=6) if r[1] != "food"]  # no food words in training
+    data = H.write_csv(tmp_path / "two_topics.csv", rows)
+    run = tmp_path / "run"
+    full = edgekd.distill(f"hf:{hf / 'bert-cls'}", str(data), tmp_path / "full", student="hf:layers=2", epochs=1,
+                          show_progress=False)
+    d = edgekd.distill(f"hf:{hf / 'bert-cls'}", str(data), run, student="hf:layers=2", trim_vocab=True, epochs=1,
+                       show_progress=False)
+    kept = d.student["config"]["vocab_size"]
+    assert kept < len(H.vocab()) and d.student["source_vocab"] == len(H.vocab())
+    assert d.student_params == full.student_params - (len(H.vocab()) - kept) * 32
+    assert any("--trim-vocab" in n for n in d.notes)
+    edgekd.export(run)
+    tok = load_tokenizer(str(hf / "bert-cls"))  # the app keeps the teacher's tokenizer
+    sess = ort.InferenceSession(str(run / "student.onnx"), providers=["CPUExecutionProvider"])
+    enc = {k: v.astype(np.int64) for k, v in tok(["cheese soup and bread", "[UNK] [UNK] and [UNK]"],
+                                                 return_tensors="np").items()}
+    a, b = sess.run(None, enc)[0]
+    assert np.allclose(a, b, atol=1e-5)  # unseen words are [UNK] inside the model
+
+
+def test_profile_sizes_a_hf_student(hf, tmp_path):
+    import edgekd
+
+    d = edgekd.distill(f"hf:{hf / 'bert-cls'}", str(hf / "reviews.csv"), tmp_path / "run", profile="raspberry-pi-4",
+                       epochs=1, show_progress=False)
+    s = d.sizing
+    assert s["family"] == "hf" and s["chosen"]["spec"].startswith("hf:layers=")
+    assert {c["spec"] for c in s["candidates"]} >= {"hf:layers=1", "hf:layers=2", "hf:layers=1,hidden=16,"
+                                                    "intermediate=32"}
+    assert s["chosen"]["predicted_ms"] < s["teacher"]["predicted_ms"]
+    assert any("tokens per text" in n for n in d.notes)
+
+
+def test_relation_losses():
+    import torch
+
+    from edgekd.kd.losses import relation_kl
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert relation_kl(q, k, q, k, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert relation_kl(torch.randn(2, 5, 4), k[..., :4], q, k, mask).item() > 0  # widths may differ
+    # padded keys carry no weight: changing them leaves the loss unchanged
+    k2 = k.clone()
+    k2[0, 3:] = 100.0
+    assert relation_kl(q, k2, q, k, mask).item() == pytest.approx(relation_kl(q, k, q, k, mask).item(), abs=1e-5)

@@ -370,16 +370,26 @@ def init_from_teacher(student, teacher) -> str:
 def size(teacher: str, data: str, profile: str, *, arch: str | None = None, student: str | None = None,
          budget_ms: float | None = None, memory_mb: float | None = None, quantize: str = "int8",
          threads: int | None = None, data_options: data_mod.DataOptions | None = None,
-         margin: float | None = None, output: str | None = None, progress=None):
+         margin: float | None = None, output: str | None = None, progress=None, task: str | None = None,
+         text_column: str = "text", label_column: str = "label", max_length: int = 128):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
     from ..models.inference import fit_teacher, single_input
     from ..models.teachers import load_teacher
+    from .distill import _codec
     from .target import load_profile
 
     prof = load_profile(profile)
-    ds = data_mod.load(data, data_options or data_mod.DataOptions())
-    tmodel, _ = load_teacher(teacher, arch)
-    tmodel, t_out, _ = fit_teacher(tmodel, ds, output)
+    traw, _ = load_teacher(teacher, arch, task=task)
+    opts = data_options or data_mod.DataOptions(text_column=text_column, label_column=label_column,
+                                                max_length=max_length)
+    ds = data_mod.load(data, opts, codec=_codec(traw))
+    tmodel, t_out, _ = fit_teacher(traw, ds, output)
+    if getattr(traw, "tokenizer", None) is not None:  # a Hugging Face teacher: layers x hidden
+        if student not in (None, "hf"):
+            raise UsageError(f"cannot size --student {student} for a Hugging Face teacher",
+                             "leave --student out (or pass --student hf): sizing searches hf:layers=N,hidden=H")
+        return hf_search(ds, traw, prof, budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize,
+                         threads=threads, margin=margin, progress=progress)
     single_input(ds, student or "sizing")
     return search(ds, tmodel, ds.num_classes or t_out.shape[1], prof, student, budget_ms=budget_ms,
                    memory_mb=memory_mb, quantize=quantize, threads=threads, margin=margin, progress=progress)

@@ -224,7 +224,8 @@ def demo(out, profile, epochs, as_json) -> None:
     _emit(res, as_json, render)
 
 
-SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "quantize", "threads", "margin"}
+SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "quantize", "threads", "margin",
+                "task", "text_column", "label_column", "max_length"}
 
 
 @cli.command()

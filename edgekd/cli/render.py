@@ -181,12 +181,15 @@ def render_size(r: dict, next_cmd: str) -> None:
     c = console()
     t = r["teacher"]
     rows = [["teacher", f"{t['params']:,}", f"{t['flops'] / 1e6:.2f}", f"{t['predicted_ms']:.3f}",
-             f"{t['predicted_peak_mb']:.1f}", "the teacher"]]
+             f"{t['predicted_peak_mb']:.0f}", "–"]]
     rows += [[x["spec"], f"{x['params']:,}", f"{x['flops'] / 1e6:.2f}", f"{x['predicted_ms']:.3f}",
-              f"{x['predicted_peak_mb']:.1f}", "yes" if x["fits"] else x["why_not"]] for x in r["candidates"]]
+              f"{x['predicted_peak_mb']:.0f}", "yes" if x["fits"] else "no"] for x in r["candidates"]]
     c.print(table(f"{r['family']} students on {r['profile']} ({r['threads']} thread(s), {r['quantize']}; budgets "
                   f"{r['budget_ms']:g} ms, {r['memory_mb']:g} MB, margin {r['margin']:.0%})",
-                  ["student", "params", "MFLOPs", "pred ms", "peak MB", "fits"], rows))
+                  ["student", "params", "MFLOP", "ms", "MB", "fits"], rows))
+    for x in r["candidates"]:  # why a candidate does not fit, in full (a table cell would wrap it to shreds)
+        if not x["fits"]:
+            c.print(f"{x['spec']} does not fit: {x['why_not']}", soft_wrap=True)
     _closing(c, r.get("verdict"), next_cmd)
 
 
