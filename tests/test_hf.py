@@ -315,3 +315,21 @@ def test_relation_losses():
     k2 = k.clone()
     k2[0, 3:] = 100.0
     assert relation_kl(q, k2, q, k, mask).item() == pytest.approx(relation_kl(q, k, q, k, mask).item(), abs=1e-5)
+
+
+def test_students_start_from_the_teacher(hf):
+    """DistilBERT-style init: every k-th layer; a narrower student takes whole heads and the leading slice."""
+    from edgekd.models import hf as M
+
+    teacher, _ = M.load(str(hf / "bert-cls"))
+    same, rec = M.build_student(teacher, "hf:layers=2")
+    assert rec["init"].startswith("teacher layers 0,2")
+    t_layers, s_layers = teacher.model.bert.encoder.layer, same.model.bert.encoder.layer
+    assert (s_layers[1].attention.self.query.weight == t_layers[2].attention.self.query.weight).all()
+    narrow, rec = M.build_student(teacher, "hf:layers=2,hidden=16")
+    cfg = narrow.config
+    assert (cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size) == (16, 2, 32)  # head size 8 kept
+    q_s, q_t = narrow.model.bert.encoder.layer[1].attention.self.query.weight, t_layers[2].attention.self.query.weight
+    assert (q_s == q_t[:16, :16]).all()
+    emb_s, emb_t = narrow.model.get_input_embeddings().weight, teacher.model.get_input_embeddings().weight
+    assert (emb_s == emb_t[:, :16]).all()

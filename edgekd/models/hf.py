@@ -286,7 +286,17 @@ def student_config(teacher, kwargs: dict):
     if n >= t_layers:
         raise UsageError(f"--student hf:layers={n} is not smaller than the teacher ({t_layers} layers)",
                          f"use layers=1..{t_layers - 1}")
-    for knob, value in {"layers": n, **kwargs}.items():
+    t_hidden, t_heads, t_ff = _get(cfg, "hidden"), _get(cfg, "heads"), _get(cfg, "intermediate")
+    narrower = dict(kwargs)
+    if "hidden" in kwargs and t_hidden and t_heads:
+        # a narrower student keeps the teacher's head size and FFN ratio unless told otherwise: its weights
+        # then start as slices of the teacher's (whole heads, the first FFN units)
+        head = t_hidden // t_heads
+        if "heads" not in kwargs and kwargs["hidden"] % head == 0:
+            narrower["heads"] = kwargs["hidden"] // head
+        if "intermediate" not in kwargs and t_ff:
+            narrower["intermediate"] = max(1, round(t_ff * kwargs["hidden"] / t_hidden))
+    for knob, value in {"layers": n, **narrower}.items():
         _set(cfg, knob, value)
     hidden, heads = _get(cfg, "hidden"), _get(cfg, "heads")
     if hidden and heads and hidden % heads:
@@ -346,9 +356,9 @@ def _trim_vocab(student, teacher, keep: list[int]) -> None:
     student.vocab_map.fill_(index.get(unk, 0))
     student.vocab_map[torch.tensor(keep)] = torch.arange(len(keep))
     t_emb, s_emb = teacher.model.get_input_embeddings(), student.model.get_input_embeddings()
-    if t_emb.weight.shape[1] == s_emb.weight.shape[1]:
+    if t_emb.weight.shape[1] >= s_emb.weight.shape[1]:
         with torch.no_grad():
-            s_emb.weight.copy_(t_emb.weight[torch.tensor(keep)])
+            s_emb.weight.copy_(t_emb.weight[torch.tensor(keep)][:, :s_emb.weight.shape[1]])
 
 
 def _check_compatible(teacher, student, path: str) -> None:
@@ -375,7 +385,9 @@ def build_from_record(rec: dict):
 
 
 def init_from_teacher(student, teacher) -> str:
-    """DistilBERT's initialisation: embeddings and every k-th teacher layer, where the shapes match."""
+    """DistilBERT's initialisation: embeddings and every k-th teacher layer. A narrower student takes the
+    leading slice of each teacher tensor (the first hidden dims everywhere, so the residual stream stays
+    consistent; whole heads when it keeps the teacher's head size; the first FFN units)."""
     import torch
 
     s_name, s_layers = layer_list(student.model)
@@ -394,12 +406,20 @@ def init_from_teacher(student, teacher) -> str:
                 src = f"{prefix_t}{picked[int(idx)]}.{rest}"
             if key == "vocab_map" or (student.vocab_map is not None and "word_embeddings" in key):
                 continue  # a trimmed table was filled from the kept ids' rows already
-            if src in t_state and t_state[src].shape == value.shape:
-                value.copy_(t_state[src])
+            part = _leading(t_state.get(src), value.shape)
+            if part is not None:
+                value.copy_(part)
                 copied += 1
     if copied == 0:
         return "random (no teacher weights fit the student's shapes)"
     return f"teacher layers {','.join(map(str, picked))} and embeddings ({copied}/{len(s_state)} tensors)"
+
+
+def _leading(t, shape):
+    """The teacher tensor `t` cut to `shape` along every axis (None when it is smaller or of another rank)."""
+    if t is None or t.ndim != len(shape) or any(a < b for a, b in zip(t.shape, shape)):
+        return None
+    return t[tuple(slice(0, n) for n in shape)]
 
 
 def _mapped_layers(student, teacher) -> list[tuple[str, str]]:
