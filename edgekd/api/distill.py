@@ -154,19 +154,6 @@ def _data_options(o: DistillOptions) -> data_mod.DataOptions:
                                 text_pair_column=o.text_pair_column, max_length=o.max_length)
 
 
-def _codec(teacher):
-    """A Hugging Face teacher's tokenizer and labels, for text data (None for other teachers)."""
-    from ..data.text import TextCodec
-
-    tok = getattr(teacher, "tokenizer", None)
-    if tok is None:
-        return None
-    # embedders and token classifiers learn from the teacher's outputs alone (per-token labels are not read)
-    labels = None if teacher.task != "classification" else {int(k): str(v) for k, v in
-                                                              teacher.config.id2label.items()}
-    return TextCodec(tok, labels, tuple(teacher.input_names))
-
-
 def _hf_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, prof, show_progress: bool):
     """A Hugging Face student of a Hugging Face teacher, built and initialised from it (or a checkpoint)."""
     from ..models import hf
@@ -258,6 +245,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
 
     With a `profile` and no student knobs (`student` None or a bare family name), the student is sized
     first: the candidate with the most capacity whose predicted latency and peak memory fit the budgets."""
+    from ..data.text import codec_for
     from ..deploy.measure import nn_agreement
     from ..kd.methods import needs_features, parse
     from ..kd.trainer import Distiller, TrainConfig, accuracy
@@ -278,7 +266,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     prof = load_profile(o.profile)
     opts = _data_options(o)
     traw, trec = load_teacher(teacher, o.arch, task=o.task)
-    ds = data_mod.load(data, opts, codec=_codec(traw))
+    ds = data_mod.load(data, opts, codec=codec_for(traw))
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)

@@ -373,16 +373,16 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
          margin: float | None = None, output: str | None = None, progress=None, task: str | None = None,
          text_column: str = "text", label_column: str = "label", max_length: int = 128):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
+    from ..data.text import codec_for
     from ..models.inference import fit_teacher, single_input
     from ..models.teachers import load_teacher
-    from .distill import _codec
     from .target import load_profile
 
     prof = load_profile(profile)
     traw, _ = load_teacher(teacher, arch, task=task)
     opts = data_options or data_mod.DataOptions(text_column=text_column, label_column=label_column,
                                                 max_length=max_length)
-    ds = data_mod.load(data, opts, codec=_codec(traw))
+    ds = data_mod.load(data, opts, codec=codec_for(traw))
     tmodel, t_out, _ = fit_teacher(traw, ds, output)
     if getattr(traw, "tokenizer", None) is not None:  # a Hugging Face teacher: layers x hidden
         if student not in (None, "hf"):

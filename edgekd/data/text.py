@@ -26,6 +26,17 @@ class TextCodec:
     inputs: tuple[str, ...] | None = None  # the inputs the model takes (a tokenizer may make more)
 
 
+def codec_for(teacher) -> TextCodec | None:
+    """A Hugging Face teacher's tokenizer, labels and inputs, for reading text data (None for others).
+    Embedders and token classifiers learn from the teacher's outputs alone: their data's labels are not read."""
+    tok = getattr(teacher, "tokenizer", None)
+    if tok is None:
+        return None
+    labels = None if teacher.task != "classification" else {int(k): str(v) for k, v in
+                                                              teacher.config.id2label.items()}
+    return TextCodec(tok, labels, tuple(teacher.input_names))
+
+
 def is_text(path: Path, opts) -> bool:
     """A text data set: .txt/.jsonl, a .csv/.tsv whose header has the text column, or a datasets folder."""
     if path.is_dir():
