@@ -111,7 +111,7 @@ def train_classifier(root: Path, tok, ds, epochs: int) -> None:
             out.loss.backward()
             opt.step()
             sched.step()
-            total += float(out.loss) * len(idx)
+            total += float(out.loss.detach()) * len(idx)
         print(f"  teacher classifier epoch {epoch + 1}/{epochs}: loss {total / len(y):.3f} "
               f"({time.time() - t0:.0f} s)", flush=True)
     model.eval().save_pretrained(str(root))
@@ -145,7 +145,7 @@ def train_embedder(root: Path, classifier: Path, tok, ds, epochs: int) -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         print(f"  teacher embedder epoch {epoch + 1}/{epochs}: loss {total / n:.3f} ({time.time() - t0:.0f} s)",
               flush=True)
     model.eval().save_pretrained(str(root))

@@ -177,3 +177,27 @@ def test_the_gate_decides_on_at_least_200_samples_where_the_data_has_them(mlp_ru
     assert d["gate_samples"] == {"test": 72, "extra_train": 128} and d["eval_samples"] == 200
     q = invoke_json(runner, "quantize", mlp_run, "--allow-slower", "--output", tmp_path / "q.onnx")
     assert q["details"]["gate_samples"] == {"test": 72, "extra_train": 32}  # 288 training samples, 256 calibrate
+
+
+def test_gate_metric_and_weight_scale_knobs(mlp_run, project, runner, tmp_path):
+    """--metric picks what the gate measures; --per-tensor / --full-range override the preset, said in its name."""
+    q = invoke_json(runner, "quantize", mlp_run, "--allow-slower", "--metric", "cosine", "--per-tensor",
+                    "--full-range", "--output", tmp_path / "c.onnx")
+    d = q["details"]
+    assert d["metric"] == "cosine" and d["agreement_metric"] == "cosine"
+    assert d["preset"].endswith("+per-tensor") or "+per-tensor" in d["preset"], d["preset"]
+    assert d["accuracy_drop"] == pytest.approx(1 - d["agreement_with_fp32"])
+    q = invoke_json(runner, "quantize", mlp_run, "--allow-slower", "--metric", "top1", "--output", tmp_path / "t.onnx")
+    assert q["details"]["metric"] == "top1_agreement"
+    np.savez(tmp_path / "unlabeled.npz", x=np.load(project / "data.npz")["x"])
+    code, out, err = invoke(runner, "quantize", mlp_run, "--metric", "accuracy", "--data", tmp_path / "unlabeled.npz",
+                            "--output", tmp_path / "a.onnx")
+    assert code == 2 and "--metric accuracy needs labels" in err and "Traceback" not in err
+    assert not (tmp_path / "a.onnx").exists()
+
+
+def test_export_writes_the_offline_optimized_graph(mlp_run, runner):
+    e = invoke_json(runner, "export", mlp_run, "--optimize", "extended")
+    opt = e["models"]["student"]["ort_optimized"]
+    assert opt["path"] == "student.ort-extended.onnx" and opt["parity"]["passed"]
+    assert (mlp_run / "student.ort-extended.onnx").is_file()

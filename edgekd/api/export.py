@@ -56,9 +56,11 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
     except EdgekdError as e:
         models["teacher"] = {"error": e.one_line()}
     mobile = _mobile(run / "student.onnx", o.ort_format)
+    if o.optimize:
+        models["student"]["ort_optimized"] = _ort_optimized(student, run / "student.onnx", x, o.optimize, meta)
     shas = {f"{k}.onnx": m["sha256"] for k, m in models.items() if "sha256" in m}
-    shas.update({m["optimized"]["path"]: m["optimized"]["sha256"] for m in models.values()
-                 if "sha256" in m.get("optimized", {})})
+    shas.update({m[k]["path"]: m[k]["sha256"] for m in models.values() for k in ("optimized", "ort_optimized")
+                 if "sha256" in m.get(k, {})})
     app = _app_folder(run, student) if spec.get("family") == "hf" else None
     run.record("export", {"exporter": o.exporter, "opset": o.opset, "models": models, "mobile": mobile,
                           "metadata": meta, "sha256": shas, "app_folder": app})
@@ -186,6 +188,20 @@ def _optimized(model, path: Path, x, metadata: dict) -> dict:
         return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"}
     return {"path": dst.name, "fused": fused, "parity": check, "size_bytes": os.path.getsize(dst),
             "sha256": sha256(dst)}
+
+
+def _ort_optimized(model, path: Path, x, level: str, metadata: dict) -> dict:
+    """NAME.ort-LEVEL.onnx: the graph onnxruntime optimizes at `level`, saved offline (a session then loads
+    it without optimizing again), parity-checked like the plain export."""
+    from ..deploy.runtime import open_session
+
+    dst = path.with_name(f"{path.stem}.ort-{level}.onnx")
+    with atomic_path(dst) as tmp:
+        open_session(path, optimized_path=str(tmp), level=level)
+        check = _checked(model, tmp, x, dst.name, metadata)
+    note = "layout changes for this machine's CPU: load it on the same kind of CPU" if level == "all" else ""
+    return {"path": dst.name, "level": level, "parity": check, "size_bytes": os.path.getsize(dst),
+            "sha256": sha256(dst), "note": note}
 
 
 def _app_folder(run, student) -> dict:

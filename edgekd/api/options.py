@@ -99,6 +99,9 @@ class ExportOptions:
                                   "onnxruntime build) for ORT mobile.", flag="ort-format")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable; plain .onnx files).",
                            multiple=True)
+    optimize: str | None = opt(None, "Also write student.ort-LEVEL.onnx: the graph onnxruntime optimized offline "
+                                     "at that level (all adds layout changes for this machine's CPU).",
+                               choices=("basic", "extended", "all"))
 
 
 @dataclass
@@ -120,6 +123,14 @@ class QuantizeOptions:
     max_drop: float = opt(0.01, "Largest drop the int8 model may have: accuracy points (0.01 = one point) "
                                 "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
                                 "outputs); else fallbacks, else fail.", minimum=0)
+    per_channel: bool | None = opt(None, "Per-channel (or per-tensor) weight scales, overriding the preset's "
+                                         "(per-channel).", flag="per-channel/--per-tensor")
+    reduce_range: bool | None = opt(None, "7-bit weights (or the full 8), overriding the preset's (reduce-range "
+                                          "where VPMADDUBSW can saturate: x86 without VNNI).",
+                                    flag="reduce-range/--full-range")
+    metric: str = opt("auto", "What the gate measures: auto (accuracy with labels, else agreement by the output's "
+                              "kind: top-1 for class logits, per token for token logits, cosine otherwise), "
+                              "accuracy, top1 or cosine.", choices=("auto", "accuracy", "top1", "cosine"))
     output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
     profile: str | None = opt(None, "The target device: its int8 preset, and int8 vs fp32 predicted on it (when "
                                     "it is not this machine). Default: the run's profile, else this machine.")

@@ -63,7 +63,10 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     calib_feeds = all_calib.take(order[:o.calib_samples])
     eval_feeds, eval_y, gate_samples = _gate_set(eval_feeds, md.labels, all_calib, md.calib_labels,
                                                  order[o.calib_samples:])
+    from ..deploy.quantize import with_knobs
+
     preset, preset_why = _preset(o.preset, prof)
+    preset = with_knobs(preset, o.per_channel, o.reduce_range)
     mode, mode_why = (o.mode, "--mode") if o.mode != "auto" else mode_for(src)
     notes = feed_notes(io, eval_feeds, src)
     if mode == "dynamic" and mode_for(src)[0] == "static":
@@ -72,7 +75,8 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
                                  eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
-                                 allow_slower=o.allow_slower, calibration=o.calibration, weights=o.weights)
+                                 allow_slower=o.allow_slower, calibration=o.calibration, weights=o.weights,
+                                 metric=o.metric)
     except SlowerError as e:
         if run is not None:  # the outcome is what later steps need: ship fp32
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode})

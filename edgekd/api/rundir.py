@@ -30,6 +30,9 @@ PRODUCED_BY = {
     "student.onnx": "export",
     "teacher.onnx": "export",
     "student.optimized.onnx": "export",
+    "student.ort-basic.onnx": "export",
+    "student.ort-extended.onnx": "export",
+    "student.ort-all.onnx": "export",
     "teacher.optimized.onnx": "export",
     "student": "export",        # the app folder of a Hugging Face student (model.onnx, config, tokenizer)
     "student.ort": "export",

@@ -139,6 +139,22 @@ def _int4(src: Path, dst: Path) -> None:
     quant.model.save_model_to_file(str(dst))
 
 
+def with_knobs(preset: str, per_channel: bool | None = None, reduce_range: bool | None = None) -> str:
+    """The preset with --per-channel/--per-tensor and --reduce-range/--full-range applied: a derived preset
+    (`u8s8+per-tensor`), registered beside the built-in ones; the preset itself when nothing changes."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown int8 preset {preset!r} (known: {', '.join(PRESETS)})", "pick one of those")
+    knobs, parts = dict(PRESETS[preset]), [preset]
+    for key, value, on, off in (("per_channel", per_channel, "per-channel", "per-tensor"),
+                                ("reduce_range", reduce_range, "reduce-range", "full-range")):
+        if value is not None and value != knobs[key]:
+            knobs[key] = value
+            parts.append(on if value else off)
+    name = "+".join(parts)
+    PRESETS.setdefault(name, knobs)
+    return name
+
+
 def speed_alternative(preset: str) -> Attempt | None:
     """The other activation type, tried for speed where the gate can time it (measured beats folklore)."""
     alt = {"s8s8": "u8s8", "u8s8": "s8s8", "u8s8-reduce-range": "u8s8"}.get(preset)
@@ -339,15 +355,15 @@ class SlowerError(EdgekdError):
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
                    eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
                    timer: Timer | None = None, allow_slower: bool = False, calibration: str = "minmax",
-                   weights: str = "int8") -> dict:
+                   weights: str = "int8", metric: str = "auto") -> dict:
     """Try the preset and its fallbacks; of the int8 models within `max_drop` of fp32, keep the fastest
     (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if it is faster than
     fp32, or `allow_slower`.
 
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
-    boxes and scores each on their own)."""
-    from .measure import fidelity
+    boxes and scores each on their own). `metric` (accuracy, top1, cosine) overrides that choice."""
+    from .measure import fidelity, nn_agreement
     from .runtime import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
@@ -365,6 +381,9 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     labeled = (labels >= 0) if labels is not None else None  # topped-up training samples may have no label
     if labeled is not None and not labeled.any():
         labels = labeled = None
+    kind, labels = _gate_metric(metric, spec, ref, labels)
+    if labels is None:
+        labeled = None
     ref_acc = float((ref.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
     tried: list[dict] = []
     passing: list[tuple[dict, Path]] = []
@@ -382,11 +401,13 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
                 row = {"name": att.name, "error": f"{type(e).__name__}: {str(e)[:200]}"}
                 tried.append(row)
                 return row, cand
-            agree = (fidelity(ref, out, spec.kind) or ("cosine", 0.0))[1]
+            agree = (fidelity(ref, out, kind) or ("cosine", 0.0))[1]
             acc = float((out.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
-            drop = (ref_acc - acc) if ref_acc is not None else (1.0 - agree)
+            drop = (ref_acc - acc) if labels is not None else (1.0 - agree)
             row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
                    "passed": drop <= max_drop}
+            if spec.kind == "embedding" and out.ndim == 2:  # what a search over the embeddings would notice
+                row["nn_agreement_with_fp32"] = nn_agreement(ref, out)
             tried.append(row)
             return row, cand
 
@@ -425,10 +446,33 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             k = 0
         row, cand = passing[k]
         os.replace(cand, dst)  # same directory: atomic
-    agreement_metric = (fidelity(ref, ref, spec.kind) or ("cosine", 1.0))[0]
+    agreement_metric = (fidelity(ref, ref, kind) or ("cosine", 1.0))[0]
     return {"mode": mode if weights == "int8" else f"{weights}-weights", "preset": preset, "calibration": calibration,
             "weights": weights, "chosen": row["name"], "output": spec.name, "output_kind": spec.kind,
             "metric": "accuracy" if labels is not None else agreement_metric, "agreement_metric": agreement_metric,
             "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
             "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
-            "attempts": tried, "eval_samples": int(len(ref)), "speed": speed, "fp32_nodes": row.get("fp32_nodes", [])}
+            "attempts": tried, "eval_samples": int(len(ref)), "speed": speed, "fp32_nodes": row.get("fp32_nodes", []),
+            "nn_agreement_with_fp32": row.get("nn_agreement_with_fp32")}
+
+
+GATE_METRICS = ("auto", "accuracy", "top1", "cosine")
+
+
+def _gate_metric(metric: str, spec, ref: np.ndarray, labels):
+    """(the output kind fidelity scores by, the labels the gate uses or None) for `--metric`: auto (accuracy
+    with labels, else the output's own agreement), accuracy (labels needed), top1 (agreement of the top
+    class, per token for token logits) or cosine (any output)."""
+    if metric not in GATE_METRICS:
+        raise UsageError(f"--metric must be one of {', '.join(GATE_METRICS)}, got {metric!r}", "e.g. --metric cosine")
+    if metric == "accuracy" and labels is None:
+        raise UsageError(f"--metric accuracy needs labels for class logits; output {spec.name!r} "
+                         f"({spec.kind}) has none here", "pass --data with labels, or --metric top1 / cosine")
+    if metric == "top1":
+        if ref.ndim not in (2, 3):
+            raise UsageError(f"--metric top1 needs class scores; output {spec.name!r} has shape {ref.shape}",
+                             "use --metric cosine")
+        return ("logits" if ref.ndim == 2 else "token_logits"), None
+    if metric == "cosine":
+        return "cosine", None
+    return spec.kind, labels
