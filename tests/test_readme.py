@@ -62,6 +62,9 @@ def test_every_readme_command_runs(project, runner, tmp_path, command):
     elif command == "bench":
         invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")
         assert len(invoke_json(runner, "bench", run, "--runs", "5")["models"]) == 4
+    elif command == "compare":
+        invoke_json(runner, "bench", run, "--runs", "5", "--no-memory")
+        assert invoke_json(runner, "compare", run / "bench.json", run, "--fail-if-slower", "50%")["rows"]
     elif command == "predict":
         assert invoke_json(runner, "predict", run / "student.onnx", "--profile", "raspberry-pi-4",
                            "--threads", "4")["latency_ms"] > 0

@@ -191,6 +191,40 @@ def bench(target, as_json, **kw) -> None:
     _emit(res.report, as_json, view.render_bench)
 
 
+def _fraction(ctx, param, value):
+    """`5%` or `0.05` -> 0.05."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a fraction (e.g. 5% or 0.05)") from None
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--fail-if-slower", callback=_fraction, help="Exit 1 when a model of B is this much slower than "
+              "in A beyond the noise of its runs: 5% or 0.05.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def compare(a, b, fail_if_slower, as_json) -> None:
+    """Compare two benchmarks: B (a bench.json, or its run directory) against A, the baseline.
+
+    Per model measured in both at the same batch and threads: the ratio of medians B/A with a 95%
+    bootstrap interval from the timed runs; "slower" or "faster" only when the interval excludes 1."""
+    from ..api.compare import RegressionError
+    from ..api.compare import compare as run
+
+    try:
+        res = run(a, b, fail_if_slower)
+    except RegressionError as e:
+        _emit(e.result.to_dict(), as_json, view.render_compare)
+        click.echo(f"Regression: {e.message}", err=True)
+        raise click.exceptions.Exit(1) from None
+    _emit(res.to_dict(), as_json, view.render_compare)
+
+
 @cli.command()
 @_step_args
 @click_options(DistillOptions, ExportOptions, QuantizeOptions, BenchOptions, skip=PIPELINE_SKIP)

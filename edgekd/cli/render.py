@@ -177,6 +177,19 @@ def render_bench(report: dict) -> None:
     _closing(c, report.get("verdict"))
 
 
+def render_compare(r: dict) -> None:
+    c = console()
+    rows = [[x["model"], f"{x['a_p50_ms']:.3f}", f"{x['b_p50_ms']:.3f}", f"{x['ratio']:.3f}",
+             f"{x['low']:.2f}-{x['high']:.2f}", "REGRESSION" if x.get("regression") else x["verdict"]]
+            for x in r["rows"]]
+    c.print(table(f"B ({r['b']}) against A ({r['a']})", ["model", "A p50", "B p50", "B/A", "95%", "verdict"],
+                  rows))
+    for side, names in (r.get("only_in") or {}).items():
+        if names:
+            c.print(f"only in {side.upper()}: {', '.join(names)}", soft_wrap=True)
+    _closing(c, r.get("verdict"))
+
+
 def render_size(r: dict, next_cmd: str) -> None:
     c = console()
     t = r["teacher"]

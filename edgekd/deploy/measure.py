@@ -19,9 +19,11 @@ BENCH_SCHEMA_VERSION = 1
 
 
 def percentiles(samples_ms: list[float]) -> dict:
+    """Summary of timed runs, and the runs themselves (`edgekd compare` judges noise from them)."""
     a = np.asarray(samples_ms)
     return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "runs": int(len(a))}
+            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "std": float(a.std()), "runs": int(len(a)),
+            "samples_ms": [round(float(v), 5) for v in a]}
 
 
 def _timed(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> dict:

@@ -1,0 +1,121 @@
+"""`edgekd compare A/bench.json B/bench.json`: did B get slower than A? Per model measured in both, the ratio of
+median latencies with a bootstrap confidence interval from the timed runs themselves, so that a machine's noise
+is not called a regression; `fail_if_slower` turns a regression past a threshold into exit 1, for CI."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekdError, UsageError
+from .target import Result
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass
+class CompareResult(Result):
+    a: str
+    b: str
+    rows: list[dict] = field(default_factory=list)
+    only_in: dict = field(default_factory=dict)
+    threshold: float | None = None
+    regressions: list[str] = field(default_factory=list)
+    verdict: str = ""
+
+
+def _read(path: str | os.PathLike) -> dict:
+    """A bench.json (or a run directory holding one), checked for its schema version."""
+    from ..deploy.measure import BENCH_SCHEMA_VERSION
+
+    p = Path(path)
+    p = p / "bench.json" if p.is_dir() else p
+    try:
+        report = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{p} does not exist", "pass a bench.json written by `edgekd bench`, or its run") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{p} is not JSON ({type(e).__name__})", "pass a bench.json written by `edgekd bench`") \
+            from None
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if version != BENCH_SCHEMA_VERSION or not isinstance(report.get("models"), dict):
+        raise UsageError(f"{p} has bench schema version {version!r}; this edgekd reads version "
+                         f"{BENCH_SCHEMA_VERSION}", "rerun `edgekd bench` with this edgekd to compare")
+    return report
+
+
+def _key(name: str, m: dict) -> str:
+    """`student_int8 b1 t1`: a model measured at batch 1 on 1 thread (only like is compared with like)."""
+    return f"{name} b{m.get('batch')} t{m.get('threads')}"
+
+
+def ratio_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """(median(b) / median(a), low, high): a bootstrap interval of the ratio of medians."""
+    rng = np.random.default_rng(seed)
+    ra = np.median(rng.choice(a, (RESAMPLES, len(a))), axis=1)
+    rb = np.median(rng.choice(b, (RESAMPLES, len(b))), axis=1)
+    ratios = rb / np.maximum(ra, 1e-12)
+    tail = (1 - CONFIDENCE) / 2
+    return float(np.median(b) / max(np.median(a), 1e-12)), float(np.quantile(ratios, tail)), \
+        float(np.quantile(ratios, 1 - tail))
+
+
+def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | None = None) -> CompareResult:
+    """Compare bench B against bench A (the baseline). With `fail_if_slower` (0.05: 5%), a model whose median
+    got more than that much slower, beyond the noise of its runs, raises a RegressionError (exit 1)."""
+    if fail_if_slower is not None and not 0 <= fail_if_slower < 10:
+        raise UsageError(f"--fail-if-slower must be a fraction in [0, 10), got {fail_if_slower}",
+                         "e.g. --fail-if-slower 5% or 0.05")
+    ra, rb = _read(a), _read(b)
+    ka = {_key(n, m): m for n, m in ra["models"].items()}
+    kb = {_key(n, m): m for n, m in rb["models"].items()}
+    res = CompareResult(str(a), str(b), threshold=fail_if_slower,
+                        only_in={"a": sorted(set(ka) - set(kb)), "b": sorted(set(kb) - set(ka))})
+    for key in [k for k in ka if k in kb]:
+        la, lb = ka[key]["latency_ms"], kb[key]["latency_ms"]
+        sa, sb = la.get("samples_ms"), lb.get("samples_ms")
+        if sa and sb and len(sa) >= 3 and len(sb) >= 3:
+            ratio, low, high = ratio_interval(np.asarray(sa), np.asarray(sb))
+        else:  # an older bench without its runs: the medians alone, and no claim about noise
+            ratio = lb["p50"] / max(la["p50"], 1e-12)
+            low = high = ratio
+        verdict = "slower" if low > 1 else "faster" if high < 1 else "within noise"
+        row = {"model": key, "a_p50_ms": la["p50"], "b_p50_ms": lb["p50"], "ratio": ratio, "low": low,
+               "high": high, "verdict": verdict}
+        if fail_if_slower is not None and verdict == "slower" and ratio > 1 + fail_if_slower:
+            row["regression"] = True
+            res.regressions.append(key)
+        res.rows.append(row)
+    if not res.rows:
+        raise UsageError(f"{a} and {b} share no model measured at the same batch and threads",
+                         "bench the same run (or models) with the same --batch and --threads")
+    res.verdict = _verdict(res)
+    if res.regressions:
+        raise RegressionError(res)
+    return res
+
+
+def _verdict(res: CompareResult) -> str:
+    worst = max(res.rows, key=lambda r: r["ratio"])
+    if res.regressions:
+        return (f"{len(res.regressions)} regression(s) past {res.threshold:.0%}: {worst['model']} is "
+                f"{worst['ratio'] - 1:.0%} slower ({worst['b_p50_ms']:.3g} vs {worst['a_p50_ms']:.3g} ms, "
+                f"{CONFIDENCE:.0%} interval {worst['low']:.2f}-{worst['high']:.2f}x)")
+    slower = [r for r in res.rows if r["verdict"] == "slower"]
+    if slower:
+        return (f"{len(slower)} of {len(res.rows)} model(s) slower beyond noise, the most {worst['model']} "
+                f"({worst['ratio']:.2f}x)" + (f"; none past the {res.threshold:.0%} threshold"
+                                              if res.threshold is not None else ""))
+    return f"no model is slower beyond the noise of its runs ({len(res.rows)} compared)"
+
+
+class RegressionError(EdgekdError):
+    """B is slower than A past the threshold (exit 1); carries the full comparison for --json."""
+
+    def __init__(self, result: CompareResult) -> None:
+        super().__init__(result.verdict, "look at what changed between the two runs, or raise --fail-if-slower")
+        self.result = result

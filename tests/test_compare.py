@@ -1,0 +1,67 @@
+"""`edgekd compare`: a regression beyond the runs' noise fails CI (exit 1); the same numbers do not; bad
+inputs are one line. Built from real bench.json files of one run, with their timed runs scaled."""
+import json
+
+import pytest
+from conftest import invoke, invoke_json
+from test_bad_inputs import assert_usage_error
+
+
+@pytest.fixture(scope="module")
+def bench_json(project, tmp_path_factory):
+    from click.testing import CliRunner
+
+    run = tmp_path_factory.mktemp("cmp") / "run"
+    r = CliRunner()
+    invoke_json(r, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    invoke_json(r, "export", run)
+    invoke_json(r, "bench", run, "--runs", "40", "--no-memory")
+    return run / "bench.json"
+
+
+def _scaled(src, dst, factor: float, only: str | None = None):
+    """A copy of bench.json whose model `only` (or every model) ran `factor` times as long."""
+    report = json.loads(src.read_text())
+    for name, m in report["models"].items():
+        if only in (None, name):
+            lat = m["latency_ms"]
+            lat["samples_ms"] = [v * factor for v in lat["samples_ms"]]
+            for k in ("p50", "p90", "p99", "mean"):
+                lat[k] *= factor
+    dst.write_text(json.dumps(report))
+    return dst
+
+
+def test_same_bench_is_within_noise(bench_json, runner):
+    r = invoke_json(runner, "compare", bench_json, bench_json.parent, "--fail-if-slower", "5%")
+    assert r["regressions"] == [] and all(x["verdict"] == "within noise" for x in r["rows"])
+    assert {x["model"] for x in r["rows"]} >= {"student_fp32 b1 t1", "teacher_onnx b1 t1"}
+
+
+def test_a_slower_student_fails_past_the_threshold(bench_json, runner, tmp_path):
+    slow = _scaled(bench_json, tmp_path / "slow.json", 1.5, "student_fp32")
+    code, out, err = invoke(runner, "compare", bench_json, slow, "--fail-if-slower", "0.2", "--json")
+    r = json.loads(out)
+    assert code == 1 and r["regressions"] == ["student_fp32 b1 t1"]
+    assert "Regression: 1 regression(s) past 20%" in err
+    row = next(x for x in r["rows"] if x["model"] == "student_fp32 b1 t1")
+    assert row["ratio"] == pytest.approx(1.5, rel=1e-6) and row["low"] > 1
+    # slower, but under the threshold: said, exit 0
+    r = invoke_json(runner, "compare", bench_json, slow, "--fail-if-slower", "60%")
+    assert r["regressions"] == [] and "none past the 60% threshold" in r["verdict"]
+    faster = _scaled(bench_json, tmp_path / "fast.json", 0.5)
+    r = invoke_json(runner, "compare", bench_json, faster)
+    assert all(x["verdict"] == "faster" for x in r["rows"])
+
+
+def test_bad_compare_inputs(bench_json, runner, tmp_path):
+    other = json.loads(bench_json.read_text())
+    other["schema_version"] = 99
+    (tmp_path / "v99.json").write_text(json.dumps(other))
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "v99.json"), "schema version 99")
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "missing.json"), "does not exist")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "bad.json"), "is not JSON")
+    code, out, err = invoke(runner, "compare", bench_json, bench_json, "--fail-if-slower", "lots")
+    assert code == 2 and "not a fraction" in err
