@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# a second, torch-free environment with onnxruntime-openvino (it replaces the onnxruntime package, so it cannot
+# share .venv): the tests run `edgekd bench --ep openvino` there for real
+OV     ?= .venv-openvino
 
 .PHONY: demo test test-fast lint format bench clean
 
@@ -16,8 +19,14 @@ $(BIN)/edgekd: pyproject.toml
 demo: $(BIN)/edgekd
 	$(BIN)/edgekd demo
 
-test: $(BIN)/edgekd
-	$(BIN)/python -m pytest
+$(OV)/bin/python: pyproject.toml
+	$(PYTHON) -m venv $(OV)
+	$(OV)/bin/pip install --quiet "onnxruntime-openvino>=1.20,<1.25" "onnx>=1.17,<1.25" "click>=8.1,<9" \
+		"rich>=13,<16" "numpy>=1.26,<3"
+	touch $(OV)/bin/python
+
+test: $(BIN)/edgekd $(OV)/bin/python
+	EDGEKD_OPENVINO_PYTHON=$(OV)/bin/python $(BIN)/python -m pytest
 
 test-fast: $(BIN)/edgekd  # leaves out the tests marked slow (CI runs them all)
 	$(BIN)/python -m pytest -m "not slow"
@@ -32,4 +41,4 @@ bench: $(BIN)/edgekd
 	$(BIN)/python benchmarks/demo_figures.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(OV) runs build *.egg-info

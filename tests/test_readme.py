@@ -38,6 +38,7 @@ RUNS = {
     "size": lambda p, r, t: invoke_json(r, "size", "--teacher", f"{p}/teacher.py:build", "--data", f"{p}/data.npz",
                                         "--profile", "raspberry-pi-4", "--student", "mlp", "--budget-ms", "5"),
     "profiles list": lambda p, r, t: invoke_json(r, "profiles", "list"),
+    "providers": lambda p, r, t: invoke_json(r, "providers"),
     "profiles show": lambda p, r, t: invoke_json(r, "profiles", "show", "raspberry-pi"),
 }
 

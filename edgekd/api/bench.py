@@ -27,7 +27,10 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     this machine, the prediction's error against the measurement too. spin=False turns onnxruntime's
     idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
     from ..deploy import measure as B
-    from ..deploy.runtime import open_session, run_outputs
+    from ..deploy.providers import options as ep_options
+    from ..deploy.providers import parse as parse_eps
+    from ..deploy.providers import placement
+    from ..deploy.runtime import run_outputs
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO
     from .options import build
@@ -57,6 +60,8 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     md = model_data(t, o.data)
     labels = md.labels if md else None
     seq = _fixed_seq(run)
+    eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
+    cpu_outs: dict[str, tuple] = {}  # each model's outputs on the CPU EP: what other EPs must agree with
     common = {"threads": o.threads, "batch": o.batch}
     models: dict[str, dict] = {}
     ref_out, teacher_acc, student_fp32_out = None, None, None
@@ -73,11 +78,14 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
                                                                    max_seconds),
                                      "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
                                      **B.score(logits, kind, labels, ref_out, teacher_acc)}
-    for key, path in onnx_models.items():
+    for ep, key0, path in _sessions_to_run(eps, onnx_models, notes):
+        key = key0 if ep == "cpu" else f"{key0}@{ep}"
         io = ModelIO.from_onnx(path)
         feeds = bind_data(io, md, shapes)
         notes += feed_notes(io, feeds, path)
-        sess = open_session(path, o.threads, spin=o.spin)  # one session scores and times the model
+        sess = _ep_session(path, o.threads, o.spin, ep, ep_opts.get(ep), notes, key)
+        if sess is None:
+            continue
         outs = run_outputs(sess, io, feeds)
         io = io.observed(outs)
         spec = io.primary()
@@ -90,12 +98,20 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
                "inputs": {k: list(v.shape) for k, v in timing[0].items()}, "output": spec.name,
                "output_kind": spec.kind, "latency_ms": lat, "size_bytes": os.path.getsize(path),
                **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
+        if ep == "cpu":
+            cpu_outs[key0] = (out, spec.kind)
+        else:  # onnxruntime falls back to the CPU silently: count where the nodes ran; and is it still right?
+            row["placement"] = placement(path, ep, ep_opts.get(ep) or {}, timing[0], o.threads)
+            row["fallback_nodes"] = row["placement"].get("CPUExecutionProvider", 0)
+            if key0 in cpu_outs:
+                f = B.fidelity(cpu_outs[key0][0], out, spec.kind)
+                row["agreement_with_cpu"] = f[1] if f else None
         if key == "student_fp32":
             student_fp32_out = out
         if key == "student_int8" and student_fp32_out is not None:
             f = B.fidelity(student_fp32_out, out, spec.kind)
             row["agreement_with_student_fp32"] = f[1] if f else None
-        if o.memory:
+        if o.memory and ep == "cpu":
             row["memory"] = B.peak_memory(path, o.threads, timing[0])
         if seq and {"input_ids", "attention_mask"} <= set(feeds.samples):
             row[f"latency_seq{seq}_ms"] = {f"b{b}": B.onnx_latency(sess, [_token_feed(feeds.samples, seq, b)], 3,
@@ -118,6 +134,37 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         write_text(run / "report.md", render_markdown(report))
         run.record("bench", {"settings": report["settings"], "summary": report["summary"], "notes": notes})
     return BenchResult(str(target), report)
+
+
+def _sessions_to_run(eps: list[str], paths: dict, notes: list[str]):
+    """(EP, model key, path) for every EP this onnxruntime has; the others are skipped with what brings them."""
+    from ..deploy.providers import EPS, available
+
+    have = available()
+    for ep in eps:
+        if ep not in have:
+            notes.append(f"--ep {ep}: this onnxruntime has no {EPS[ep].provider} ({EPS[ep].package}); skipped")
+            continue
+        for key, path in paths.items():
+            yield ep, key, path
+
+
+def _ep_session(path, threads: int, spin: bool, ep: str, opts: dict | None, notes: list[str], key: str):
+    """A session on `ep` (the CPU behind it), or None with a note when the EP cannot take the model; a
+    session that silently came up on another provider is said too."""
+    from ..deploy.providers import EPS, providers_for
+    from ..deploy.runtime import open_session
+
+    try:
+        sess = open_session(path, threads, spin=spin, providers=providers_for(ep, opts))
+    except EdgekdError as e:
+        if ep == "cpu":
+            raise
+        notes.append(f"{key}@{ep}: the session could not be created ({e.message}); the other EPs carry on")
+        return None
+    if sess.get_providers()[0] != EPS[ep].provider:
+        notes.append(f"{key}@{ep}: onnxruntime gave the session {sess.get_providers()[0]}, not {EPS[ep].provider}")
+    return sess
 
 
 FIXED_SEQ = 128              # text models are also timed at this many tokens (what users compare across models)

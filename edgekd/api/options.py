@@ -150,6 +150,11 @@ class BenchOptions:
     memory: bool = opt(True, "The per-model peak-memory probe (a fresh process each).", flag="memory/--no-memory")
     profile: str | None = opt(None, "Also predict each model's latency on this profile; on a profile calibrated "
                                     "on this machine, report predicted vs measured.")
+    ep: str = opt("cpu", "Execution providers to run each ONNX model on, comma-separated: cpu, openvino, cuda, "
+                         "tensorrt, dml, qnn, xnnpack, nnapi, coreml, rocm (those this onnxruntime lacks are "
+                         "skipped, saying what brings them; edgekd providers lists them).")
+    ep_option: list[str] = opt((), "A provider option EP:KEY=VALUE (repeatable), e.g. openvino:device_type=CPU.",
+                               multiple=True)
     spin: bool = opt(True, "onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured "
                            "with --no-spin; use it to compare with their predictions at 2+ threads.",
                      flag="spin/--no-spin")

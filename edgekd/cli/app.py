@@ -287,6 +287,15 @@ def size(teacher, data, profile, as_json, **kw) -> None:
     _emit(res.to_dict(), as_json, lambda r: view.render_size(r, shlex.join(str(a) for a in args)))
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def providers(as_json) -> None:
+    """Execution providers: which this onnxruntime has (bench --ep runs on them), and what brings the others."""
+    from ..deploy.providers import listing
+
+    _emit(listing(), as_json, view.render_providers)
+
+
 @cli.group()
 def profiles() -> None:
     """Device profiles: what a target can do, and its latency/memory budgets."""

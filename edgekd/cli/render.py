@@ -206,6 +206,16 @@ def render_size(r: dict, next_cmd: str) -> None:
     _closing(c, r.get("verdict"), next_cmd)
 
 
+def render_providers(rows: list[dict]) -> None:
+    c = console()
+    version = rows[0]["onnxruntime"] if rows else "?"
+    c.print(table(f"execution providers (onnxruntime {version})", ["--ep", "here", "provider"],
+                  [[r["name"], "yes" if r["available"] else "no", r["provider"]] for r in rows]))
+    for r in rows:
+        if not r["available"]:
+            c.print(f"{r['name']}: {r['package']}", soft_wrap=True)
+
+
 def render_profiles(rows: list[dict]) -> None:
     c = console()
     c.print(table("device profiles", ["name", "aliases", "cores", "int8", "budget ms", "budget MB"],

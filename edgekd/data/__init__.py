@@ -159,14 +159,14 @@ def _shapes(x: Inputs):
 
 
 def _split(spec, x, y, x_test, y_test, kind) -> Dataset:
-    from sklearn.model_selection import train_test_split
-
     labeled = (y != UNLABELED).all()
     n_classes = int(y.max()) + 1 if (y != UNLABELED).any() else None
     if x_test is not None:
         if y_test is not None and n_classes is not None:
             n_classes = max(n_classes, int(y_test.max()) + 1)
         return Dataset(spec, x, y, x_test, y_test, n_classes, kind=kind)
+    from sklearn.model_selection import train_test_split  # only when the data brings no test split
+
     stratify = None
     if labeled:
         counts = np.bincount(y)

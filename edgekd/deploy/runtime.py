@@ -29,7 +29,8 @@ def check_onnx_file(path: str | os.PathLike):
 
 
 def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
-            optimized_path: str | None = None, level: str = "all", spin: bool = True):
+            optimized_path: str | None = None, level: str = "all", spin: bool = True,
+            profile_prefix: str | None = None):
     """An onnxruntime session with explicit threads (ORT ignores taskset/cgroups otherwise).
 
     spin=False stops idle worker threads from busy-waiting: needed when many sessions are timed in turn,
@@ -50,6 +51,9 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path:
         so.optimized_model_filepath = str(optimized_path)
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
 
 

@@ -1,0 +1,66 @@
+"""Execution providers: `edgekd providers`, `bench --ep` (unknown EPs refused, missing ones skipped with what
+brings them) and, for real, the OpenVINO EP in the torch-free environment `make test` builds
+(.venv-openvino: onnxruntime-openvino, onnx, click, rich, numpy — no torch, no scikit-learn)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import real_models
+from conftest import invoke, invoke_json
+from test_bad_inputs import assert_usage_error
+
+ROOT = Path(__file__).resolve().parents[1]
+OV_PYTHON = os.environ.get("EDGEKD_OPENVINO_PYTHON") or str(ROOT / ".venv-openvino" / "bin" / "python")
+
+
+def _text_model(root: Path) -> tuple[Path, Path]:
+    """The tests' int64 token-id classifier, with its data split into train and test arrays (a device run
+    needs no scikit-learn to split it)."""
+    path, data = real_models.text(root)
+    with np.load(data) as f:
+        a = {k: f[k] for k in f.files}
+    split = {**{k: v[:48] for k, v in a.items()}, **{f"{k}_test": v[48:] for k, v in a.items() if k != "y"},
+             "y_test": a["y"][48:]}
+    np.savez(root / "split.npz", **split)
+    return path, root / "split.npz"
+
+
+def test_providers_lists_what_is_here_and_what_brings_the_rest(runner):
+    rows = invoke_json(runner, "providers")
+    by = {r["name"]: r for r in rows}
+    assert by["cpu"]["available"] is True
+    assert "onnxruntime-openvino" in by["openvino"]["package"] and "onnxruntime-gpu" in by["cuda"]["package"]
+
+
+def test_bench_ep_refuses_unknown_and_skips_missing(runner, tmp_path):
+    path, data = _text_model(tmp_path)
+    assert_usage_error(*invoke(runner, "bench", path, "--data", data, "--ep", "cpu,warpdrive"), "warpdrive",
+                       "known: cpu, openvino")
+    assert_usage_error(*invoke(runner, "bench", path, "--data", data, "--ep-option", "openvino=1"), "EP:KEY=VALUE")
+    r = invoke_json(runner, "bench", path, "--data", data, "--ep", "cpu,rocm", "--runs", "5", "--no-memory")
+    assert set(r["models"]) == {"model"}
+    assert any("--ep rocm: this onnxruntime has no ROCMExecutionProvider" in n for n in r["notes"])
+
+
+@pytest.mark.slow
+def test_openvino_ep_for_real_without_torch(tmp_path):
+    if not Path(OV_PYTHON).is_file():
+        pytest.skip(f"no OpenVINO environment at {OV_PYTHON} (make test builds it)")
+    path, data = _text_model(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([OV_PYTHON, "-m", "edgekd", "bench", str(path), "--data", str(data), "--ep", "cpu,openvino",
+                          "--ep-option", "openvino:device_type=CPU", "--runs", "10", "--no-memory", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    ov = r["models"]["model@openvino"]
+    assert ov["provider"] == "OpenVINOExecutionProvider"
+    assert ov["placement"].get("OpenVINOExecutionProvider", 0) >= 1
+    assert ov["agreement_with_cpu"] == pytest.approx(1.0, abs=0.02)
+    assert r["models"]["model"]["provider"] == "CPUExecutionProvider"
+    probe = subprocess.run([OV_PYTHON, "-c", "import torch"], capture_output=True)
+    assert probe.returncode != 0  # it really ran without torch
+    assert np.isfinite(ov["latency_ms"]["p50"])
