@@ -65,3 +65,17 @@ def test_bad_compare_inputs(bench_json, runner, tmp_path):
     assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "bad.json"), "is not JSON")
     code, out, err = invoke(runner, "compare", bench_json, bench_json, "--fail-if-slower", "lots")
     assert code == 2 and "not a fraction" in err
+
+
+def test_report_rebuilds_markdown_and_plots(bench_json, runner):
+    from edgekd.api.report import pareto
+
+    run = bench_json.parent
+    (run / "report.md").unlink()
+    r = invoke_json(runner, "report", run)
+    assert r["plots"] == ["quality_latency.png", "latency.png"]
+    text = (run / "report.md").read_text()
+    assert "![quality_latency](quality_latency.png)" in text and "| student_fp32 |" in text
+    assert (run / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pareto({"slow_good": (10.0, 0.99), "fast_ok": (1.0, 0.9), "slow_bad": (12.0, 0.8)}) == ["fast_ok",
+                                                                                                   "slow_good"]

@@ -72,6 +72,9 @@ def test_classifier_end_to_end_cli(hf, runner, tmp_path):
     assert q["details"]["source"].endswith("student.optimized.onnx")
     b = invoke_json(runner, "bench", run, "--runs", "5")
     assert {"student_optimized", "teacher_optimized", "student_int8", "teacher_pytorch"} <= set(b["models"])
+    # PyTorch gets each input where it takes it (optimum's ONNX orders them otherwise)
+    assert b["models"]["teacher_pytorch"]["accuracy"] == b["models"]["teacher_onnx"]["accuracy"]
+    assert b["models"]["teacher_onnx"]["agreement"] == 1.0
 
 
 def test_embedder_end_to_end_api(hf, tmp_path):

@@ -63,6 +63,9 @@ def test_every_readme_command_runs(project, runner, tmp_path, command):
     elif command == "bench":
         invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")
         assert len(invoke_json(runner, "bench", run, "--runs", "5")["models"]) == 4
+    elif command == "report":
+        invoke_json(runner, "bench", run, "--runs", "5", "--no-memory")
+        assert invoke_json(runner, "report", run)["report"].endswith("report.md")
     elif command == "compare":
         invoke_json(runner, "bench", run, "--runs", "5", "--no-memory")
         assert invoke_json(runner, "compare", run / "bench.json", run, "--fail-if-slower", "50%")["rows"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import EdgekdError
 from .options import BenchOptions
-from .rundir import now, write_json, write_text
+from .rundir import now, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
 
 
@@ -72,7 +72,7 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         ref_out = logits
         kind = ref_io.primary().kind
         teacher_acc = B.score(logits, kind, labels, None, None)["accuracy"]
-        timing = B.feeds_for_timing(ref_io, feeds, o.batch)
+        timing = [_in_order(teacher, f) for f in B.feeds_for_timing(ref_io, feeds, o.batch)]
         models["teacher_pytorch"] = {"runtime": "pytorch", **common,
                                      "latency_ms": B.torch_latency(teacher, timing, o.threads, warmup, o.runs,
                                                                    max_seconds),
@@ -130,8 +130,10 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     if q.get("written") is False:
         report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
     if run is not None:
+        from .report import write_report
+
         write_json(run / "bench.json", report)
-        write_text(run / "report.md", render_markdown(report))
+        report["report"] = write_report(report, run.path).to_dict()
         run.record("bench", {"settings": report["settings"], "summary": report["summary"], "notes": notes})
     return BenchResult(str(target), report)
 
@@ -195,11 +197,21 @@ def _token_feed(samples: dict[str, np.ndarray], seq: int, batch: int) -> dict[st
     return feed
 
 
+def _in_order(model, arrays: dict) -> dict:
+    """Named arrays in the order the (adapted) PyTorch model takes them positionally: the data's order,
+    which need not be the ONNX file's (optimum puts attention_mask before token_type_ids)."""
+    names = getattr(model, "input_names", None)
+    if not names or set(names) != set(arrays):
+        return arrays
+    return {n: arrays[n] for n in names}
+
+
 def _torch_predict(model, feeds) -> np.ndarray:
-    """A PyTorch model's output over bound feeds (its inputs in the ONNX model's order)."""
+    """A PyTorch model's output over bound feeds, each input where the model takes it."""
     from ..models.inference import predict
 
-    return predict(model, dict(feeds.samples) if len(feeds.samples) > 1 else next(iter(feeds.samples.values())))
+    samples = _in_order(model, dict(feeds.samples))
+    return predict(model, samples if len(samples) > 1 else next(iter(samples.values())))
 
 
 def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: int, shapes: dict) -> dict:

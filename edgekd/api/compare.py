@@ -28,7 +28,7 @@ class CompareResult(Result):
     verdict: str = ""
 
 
-def _read(path: str | os.PathLike) -> dict:
+def read_bench(path: str | os.PathLike) -> dict:
     """A bench.json (or a run directory holding one), checked for its schema version."""
     from ..deploy.measure import BENCH_SCHEMA_VERSION
 
@@ -70,7 +70,7 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | 
     if fail_if_slower is not None and not 0 <= fail_if_slower < 10:
         raise UsageError(f"--fail-if-slower must be a fraction in [0, 10), got {fail_if_slower}",
                          "e.g. --fail-if-slower 5% or 0.05")
-    ra, rb = _read(a), _read(b)
+    ra, rb = read_bench(a), read_bench(b)
     ka = {_key(n, m): m for n, m in ra["models"].items()}
     kb = {_key(n, m): m for n, m in rb["models"].items()}
     res = CompareResult(str(a), str(b), threshold=fail_if_slower,

@@ -288,6 +288,20 @@ def size(teacher, data, profile, as_json, **kw) -> None:
 
 
 @cli.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def report(target, as_json) -> None:
+    """Rebuild RUN/report.md and its plots (quality vs latency with the Pareto front, latency distributions)
+    from RUN/bench.json, without running a model. TARGET is a run directory or a bench.json."""
+    from ..api.report import report as run
+
+    res = run(target)
+    _warn(res.notes)
+    _emit(res.to_dict(), as_json, lambda r: view.console().print(
+        f"wrote {r['report']}" + (f" and {', '.join(r['plots'])}" if r["plots"] else "")))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def providers(as_json) -> None:
     """Execution providers: which this onnxruntime has (bench --ep runs on them), and what brings the others."""
