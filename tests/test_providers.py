@@ -64,3 +64,11 @@ def test_openvino_ep_for_real_without_torch(tmp_path):
     probe = subprocess.run([OV_PYTHON, "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0  # it really ran without torch
     assert np.isfinite(ov["latency_ms"]["p50"])
+
+
+def test_threads_beyond_the_cores_are_capped_and_said(runner, tmp_path):
+    path, data = _text_model(tmp_path)
+    cores = os.cpu_count() or 1
+    r = invoke_json(runner, "bench", path, "--data", data, "--threads", str(cores + 7), "--runs", "3", "--no-memory")
+    assert r["models"]["model"]["threads"] == cores
+    assert any(f"--threads {cores + 7} is more than this machine's {cores} cores" in n for n in r["notes"])

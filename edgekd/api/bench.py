@@ -36,6 +36,10 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     from .options import build
 
     o = build(BenchOptions, options)
+    cores = os.cpu_count() or 1
+    capped = None
+    if o.threads > cores:  # more threads than cores only measures the OS scheduler: capped, and said
+        capped, o.threads = o.threads, cores
     t = resolve(target)
     shapes = parse_shapes(o.shape)
     run = t.run
@@ -63,6 +67,9 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
     cpu_outs: dict[str, tuple] = {}  # each model's outputs on the CPU EP: what other EPs must agree with
     common = {"threads": o.threads, "batch": o.batch}
+    if capped:
+        notes.append(f"--threads {capped} is more than this machine's {cores} cores: measured with {cores} "
+                     "(predict the device with --profile)")
     models: dict[str, dict] = {}
     ref_out, teacher_acc, student_fp32_out = None, None, None
     if teacher is not None:
@@ -120,7 +127,8 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         models[key] = row
     if "teacher_pytorch" in models:
         models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
-    prediction = _predictions(o.profile, onnx_models, models, o.threads, o.batch, shapes) if o.profile else None
+    prediction = _predictions(o.profile, onnx_models, models, capped or o.threads, o.batch, shapes) \
+        if o.profile else None
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
               "host": B.host_info(), "settings": {**common, "runs": o.runs, "warmup": warmup, "spin": o.spin},
               "data": md.source if md else None, "models": models, "summary": _summary(models),
