@@ -26,7 +26,7 @@ $(OV)/bin/python: pyproject.toml
 	touch $(OV)/bin/python
 
 test: $(BIN)/edgekd $(OV)/bin/python
-	EDGEKD_OPENVINO_PYTHON=$(OV)/bin/python $(BIN)/python -m pytest
+	EDGEKD_OPENVINO_PYTHON=$(abspath $(OV))/bin/python $(BIN)/python -m pytest
 
 test-fast: $(BIN)/edgekd  # leaves out the tests marked slow (CI runs them all)
 	$(BIN)/python -m pytest -m "not slow"

@@ -13,7 +13,7 @@ from conftest import invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
 ROOT = Path(__file__).resolve().parents[1]
-OV_PYTHON = os.environ.get("EDGEKD_OPENVINO_PYTHON") or str(ROOT / ".venv-openvino" / "bin" / "python")
+OV_PYTHON = str((ROOT / os.environ.get("EDGEKD_OPENVINO_PYTHON", ".venv-openvino/bin/python")).absolute())
 
 
 def _text_model(root: Path) -> tuple[Path, Path]:

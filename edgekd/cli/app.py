@@ -91,10 +91,12 @@ def _step_args(f):
     """The arguments every distilling command takes besides its step options."""
     for o in reversed([
         click.option("--teacher", required=True,
-                     help="file.py:factory, package.module:factory, a TorchScript .pt, or a state dict with --arch."),
+                     help="file.py:factory, package.module:factory, a TorchScript .pt, a state dict with --arch, "
+                          "or hf:FOLDER (a Hugging Face model folder)."),
         click.option("--data", required=True,
                      help="digits; .npz with x (and y, x_test, y_test) or one array per model input; .npy; .csv; "
-                          "or an image folder DIR/CLASS/*.png."),
+                          "an image folder DIR/CLASS/*.png; for hf: teachers, text (.txt, .csv/.jsonl with a "
+                          "text column, a datasets folder)."),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write."),
         click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
     ]):
