@@ -72,3 +72,14 @@ def test_threads_beyond_the_cores_are_capped_and_said(runner, tmp_path):
     r = invoke_json(runner, "bench", path, "--data", data, "--threads", str(cores + 7), "--runs", "3", "--no-memory")
     assert r["models"]["model"]["threads"] == cores
     assert any(f"--threads {cores + 7} is more than this machine's {cores} cores" in n for n in r["notes"])
+
+
+def test_plain_onnx_against_an_onnx_teacher(runner, tmp_path):
+    """A device run with ONNX files only: the student compared with its teacher's .onnx (retention, speed-up)."""
+    path, data = _text_model(tmp_path)
+    r = invoke_json(runner, "bench", path, "--data", data, "--teacher", path, "--runs", "5", "--no-memory")
+    t, m = r["models"]["teacher_onnx"], r["models"]["model"]
+    assert t["agreement"] == 1.0 and m["agreement"] == 1.0 and m["retention"] == pytest.approx(1.0)
+    assert "speedup_vs_teacher_p50" in r["summary"]
+    assert_usage_error(*invoke(runner, "bench", path, "--data", data, "--teacher", tmp_path / "no.onnx"),
+                       "does not exist")

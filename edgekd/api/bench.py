@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekdError
+from ..errors import EdgekdError, UsageError
 from .options import BenchOptions
 from .rundir import now, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
@@ -46,8 +46,16 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
     onnx_models: dict[str, Path] = {}
     teacher, notes = None, []
     if run is None:
+        if o.teacher:  # an ONNX teacher to compare with: what a device run without torch can still do
+            from ..deploy.runtime import check_onnx_file
+
+            check_onnx_file(o.teacher)
+            onnx_models["teacher_onnx"] = Path(o.teacher)
         onnx_models["model"] = t.path
     else:
+        if o.teacher:
+            raise UsageError("--teacher is for a plain .onnx: a run directory benchmarks its own teacher",
+                             "drop --teacher, or pass the student's .onnx file")
         run.step("distill")  # a run that was distilled
         onnx_models["student_fp32"] = run.verify("student.onnx", "export")
         if (run / "teacher.onnx").is_file():
@@ -105,6 +113,10 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
                "inputs": {k: list(v.shape) for k, v in timing[0].items()}, "output": spec.name,
                "output_kind": spec.kind, "latency_ms": lat, "size_bytes": os.path.getsize(path),
                **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
+        if key0 == "teacher_onnx" and ep == "cpu" and teacher is None and ref_out is None:
+            ref_out = out  # no PyTorch teacher: the teacher's ONNX model is the reference
+            teacher_acc = B.score(out, spec.kind, labels, None, None)["accuracy"]
+            row.update(B.score(out, spec.kind, labels, ref_out, teacher_acc))
         if ep == "cpu":
             cpu_outs[key0] = (out, spec.kind)
         else:  # onnxruntime falls back to the CPU silently: count where the nodes ran; and is it still right?
@@ -241,7 +253,8 @@ def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: i
 
 def _fastest(models: dict, who: str) -> tuple[str | None, dict | None]:
     """The fastest fp32 ONNX model of the teacher or the student (plain, or transformer-optimized)."""
-    keys = [k for k in (f"{who}_onnx" if who == "teacher" else "student_fp32", f"{who}_optimized") if k in models]
+    mine = (f"{who}_onnx", f"{who}_optimized") if who == "teacher" else ("student_fp32", "student_optimized", "model")
+    keys = [k for k in mine if k in models]
     if not keys:
         return None, None
     key = min(keys, key=lambda k: models[k]["latency_ms"]["p50"])

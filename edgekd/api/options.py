@@ -143,6 +143,8 @@ class QuantizeOptions:
 @dataclass
 class BenchOptions:
     data: str | None = opt(None, "Data SPEC for accuracy (default: the run's).")
+    teacher: str | None = opt(None, "A plain .onnx target: the teacher's .onnx to compare with (retention, "
+                                    "agreement, speed-up), benchmarked beside it.")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
     threads: int = opt(1, "intra-op threads for ORT and PyTorch.", minimum=1, maximum=1024)
     batch: int = opt(1, "Samples per timed run.", minimum=1, maximum=65536)
@@ -163,7 +165,7 @@ class BenchOptions:
 # pipeline runs distill, export, quantize and bench: every option of each, once (a name two steps share,
 # such as --threads or --profile, means the same thing in both); quantize's and bench's --data and --output
 # are the run's own there.
-PIPELINE_SKIP = {"data", "output"}
+PIPELINE_SKIP = {"data", "output", "teacher"}
 
 
 def fields(cls) -> list[dataclasses.Field]:
