@@ -168,6 +168,7 @@ class Distiller:
                                                                     torch.cuda.is_available()) else "cpu")
         self.fingerprint = {**asdict(cfg), **(fingerprint or {}), "world_size": self.world}
         self.fingerprint.pop("device", None)
+        self.slices: dict[str, slice] = {}  # a method's own feature pairs (cfg.feature_groups), by method name
         self.pairs = self._feature_pairs() if teacher is not None and needs_features(self.terms) else []
         self.tap_t = FeatureTap(unwrap(teacher), [t for t, _ in self.pairs], "teacher") if self.pairs else None
         self.tap_s = FeatureTap(unwrap(student), [s for _, s in self.pairs], "student") if self.pairs else None
@@ -179,7 +180,6 @@ class Distiller:
     # ---------------------------------------------------------------- set-up
 
     def _feature_pairs(self) -> list[tuple[str, str]]:
-        self.slices: dict[str, slice] = {}
         specs = list(self.cfg.feature_map)
         for name, group in self.cfg.feature_groups.items():
             self.slices[name] = slice(len(specs), len(specs) + len(group))
@@ -260,7 +260,7 @@ class Distiller:
         out = {}
         for name, w, opts in self.terms:
             method = METHODS[name]
-            own = getattr(self, "slices", {}).get(name, slice(None))
+            own = self.slices.get(name, slice(None))
             feats = projected if method.projects else s_feats
             step = Step(s_logits, t_out[0] if t_out else None, feats[own], t_feats[own], yb, cfg.temperature,
                         cfg.alpha, epoch, cfg.epochs, mask)
