@@ -218,7 +218,8 @@ def render_providers(rows: list[dict]) -> None:
 
 def render_profiles(rows: list[dict]) -> None:
     c = console()
-    c.print(table("device profiles (int8 preset; budgets in ms and MB)", ["name", "aliases", "int8", "cpus", "ms", "MB"],
+    c.print(table("device profiles (int8 preset; budgets in ms and MB)",
+                  ["name", "aliases", "int8", "cpus", "ms", "MB"],
                   [[r["name"], ", ".join(r["aliases"]) or None, r["int8_preset"], r["cores"],
                     f"{r['latency_budget_ms']:g}", f"{r['memory_budget_mb']:g}"] for r in rows], names=2))
     c.print("Details and sources: edgekd profiles show NAME")
