@@ -153,12 +153,33 @@ class SizeResult:
 MIN_COMPRESSION = 2.0  # a student must have at most half the teacher's parameters: less compresses too little
 
 
-def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budget_ms: float | None = None,
-           memory_mb: float | None = None, quantize: str = "int8", threads: int | None = None,
-           calib_x: np.ndarray | None = None, margin: float | None = None, progress=None,
-           vocab: int | None = None, pricer=None) -> SizeResult:
+class FamilyPricer:
+    """Prices a PyTorch teacher and the candidates of built-in student families (`mobilenet+resnet`) on a
+    profile: each exported with the TorchScript exporter and quantized statically when int8 is planned."""
+
+    min_compression = MIN_COMPRESSION
+
+    def __init__(self, family: str, teacher, input_shape, num_classes: int, calib_x: np.ndarray | None = None,
+                 vocab: int | None = None) -> None:
+        self.family, self.model, self.input_shape, self.num_classes = family, teacher, tuple(input_shape), num_classes
+        self.calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32) if calib_x is None \
+            else calib_x
+        self.vocab = vocab
+
+    def teacher(self, profile, threads: int, quantize: str) -> Candidate:
+        return price_teacher(self.model, self.input_shape, profile, threads, quantize, self.calib_x)
+
+    def candidates(self, profile, threads: int, quantize: str, progress=None) -> list[Candidate]:
+        return candidates(self.family, self.input_shape, self.num_classes, profile, threads, quantize, self.calib_x,
+                          progress, self.vocab)
+
+
+def choose(profile, pricer, *, family: str, budget_ms: float | None = None, memory_mb: float | None = None,
+           quantize: str = "int8", threads: int | None = None, margin: float | None = None,
+           progress=None) -> SizeResult:
     """Choose the candidate with the most capacity that fits the latency and memory budgets and is worth
-    distilling: predicted faster than the teacher (priced the same way) and at least 2x smaller.
+    distilling: predicted faster than the teacher (priced the same way, by `pricer`: FamilyPricer or
+    HFPricer) and at least `pricer.min_compression` times smaller.
 
     A candidate fits when predicted_ms * (1 + margin) <= budget. The default margin is the calibrated
     profile's median prediction error (0 for a datasheet profile, whose error is unknown)."""
@@ -176,19 +197,13 @@ def choose(input_shape, num_classes: int, profile, *, family: str, teacher, budg
     if memory_mb > profile.ram_mb:
         notes.append(f"--memory-mb {memory_mb:g} is more than {profile.name}'s RAM ({profile.ram_mb:g} MB)")
     threads = threads or profile.cores
-    if calib_x is None and pricer is None:
-        calib_x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
-    if pricer is not None:  # another model kind prices its own teacher and candidates (Hugging Face: HFPricer)
-        t = pricer.teacher(profile, threads, quantize)
-    else:
-        t = price_teacher(teacher, input_shape, profile, threads, quantize, calib_x)
+    t = pricer.teacher(profile, threads, quantize)
     if t.predicted_ms * (1 + margin) <= budget_ms and t.predicted_peak_mb <= memory_mb:
         notes.append(f"the teacher already fits the budget on {profile.name} ({t.predicted_ms:.3g} ms <= "
                      f"{budget_ms:g} ms): shipping the teacher is an option; the student below is what a smaller, "
                      "faster model would gain")
-    cands = pricer.candidates(profile, threads, quantize, progress) if pricer is not None else \
-        candidates(family, input_shape, num_classes, profile, threads, quantize, calib_x, progress, vocab)
-    min_compression = getattr(pricer, "min_compression", MIN_COMPRESSION)
+    cands = pricer.candidates(profile, threads, quantize, progress)
+    min_compression = pricer.min_compression
     for c in cands:
         c.fits, c.why_not = _verdict(c, t, budget_ms, memory_mb, margin, min_compression)
     fitting = [c for c in cands if c.fits]
@@ -325,7 +340,7 @@ def hf_search(ds: data_mod.Dataset, teacher, prof, **kw) -> SizeResult:
     mask = ds.x_train["attention_mask"] if "attention_mask" in ds.x_train else None
     seq = int(np.median(mask.sum(1))) if mask is not None else ds.input_shape[0]
     pricer = HFPricer(teacher, max(1, seq), ds.input_names)
-    res = choose(ds.input_shape, 0, prof, family="hf", teacher=teacher, pricer=pricer, **kw)
+    res = choose(prof, pricer, family="hf", **kw)
     res.warnings.append(f"candidates priced at {pricer.seq} tokens per text (the training texts' median length)")
     return res
 
@@ -374,6 +389,7 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
          text_column: str = "text", label_column: str = "label", max_length: int = 128):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
     from ..data.text import codec_for
+    from ..models.hf import is_text_model
     from ..models.inference import fit_teacher, single_input
     from ..models.teachers import load_teacher
     from .target import load_profile
@@ -384,7 +400,7 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
                                                 max_length=max_length)
     ds = data_mod.load(data, opts, codec=codec_for(traw))
     tmodel, t_out, _ = fit_teacher(traw, ds, output)
-    if getattr(traw, "tokenizer", None) is not None:  # a Hugging Face teacher: layers x hidden
+    if is_text_model(traw):  # a Hugging Face teacher: layers x hidden
         if student not in (None, "hf"):
             raise UsageError(f"cannot size --student {student} for a Hugging Face teacher",
                              "leave --student out (or pass --student hf): sizing searches hf:layers=N,hidden=H")
@@ -401,6 +417,7 @@ def search(ds: data_mod.Dataset, teacher, num_classes: int, prof, student: str |
 
     if kw.get("threads") is not None and kw["threads"] < 1:
         raise UsageError(f"--threads must be >= 1, got {kw['threads']}", "e.g. --threads 1")
-    return choose(ds.input_shape, num_classes, prof, family=family_of(student, ds.input_shape,
-                                                                      token_ids(ds.x_train)),
-                  teacher=teacher, calib_x=ds.x_train[:64], vocab=vocab_of(ds.x_train, ds.x_test), **kw)
+    family = family_of(student, ds.input_shape, token_ids(ds.x_train))
+    pricer = FamilyPricer(family, teacher, ds.input_shape, num_classes, ds.x_train[:64],
+                          vocab_of(ds.x_train, ds.x_test))
+    return choose(prof, pricer, family=family, **kw)
