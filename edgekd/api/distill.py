@@ -207,11 +207,12 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     Returns (student, its record, the sizing result or None, how it was initialised, its chosen output)."""
     from ..kd.trainer import seed_everything
     from ..models import students
+    from ..models.hf import is_text_model
     from ..models.inference import adapt, check_student_fits, single_input, student_output, unwrap
     from ..progress import step_progress
     from .size import init_from_teacher, search
 
-    if getattr(unwrap(tmodel), "tokenizer", None) is not None:
+    if is_text_model(tmodel):
         return _hf_student(o, ds, tmodel, prof, show_progress)
     if o.trim_vocab:
         raise UsageError("--trim-vocab is for Hugging Face teachers and students", "drop --trim-vocab")

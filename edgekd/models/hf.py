@@ -9,6 +9,7 @@ or any smaller local checkpoint; their record holds the config, so `student.pt` 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -122,7 +123,9 @@ def _auto_class(task: str):
             "token-classification": tf.AutoModelForTokenClassification, "embedding": tf.AutoModel}[task]
 
 
+@functools.cache
 def _text_model_class():
+    """The TextModel class, defined once (on first use, so that importing this module needs no torch)."""
     import torch
     import torch.nn as nn
 
@@ -482,9 +485,10 @@ OPTIMUM_TASKS = {"classification": "text-classification", "token-classification"
 
 
 def is_text_model(model) -> bool:
+    """A TextModel (a Hugging Face model as edgekd runs it), adapted or not."""
     from .inference import unwrap
 
-    return getattr(unwrap(model), "tokenizer", False) is not False and hasattr(unwrap(model), "task")
+    return isinstance(unwrap(model), _text_model_class())
 
 
 def to_onnx(model, sample: dict, path: Path, opset: int, output_name: str) -> dict:
