@@ -109,14 +109,13 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
         lat = B.onnx_latency(sess, timing, warmup, o.runs, max_seconds)
         if lat["runs"] < o.runs:
             notes.append(f"{key}: {lat['runs']} timed runs (the {max_seconds:g} s cap)")
+        if key0 == "teacher_onnx" and ep == "cpu" and ref_out is None:  # no PyTorch teacher: its ONNX is the reference
+            ref_out = out
+            teacher_acc = B.score(out, spec.kind, labels, None, None)["accuracy"]
         row = {"runtime": "onnxruntime", "path": str(path), "provider": lat.pop("provider"), **common,
                "inputs": {k: list(v.shape) for k, v in timing[0].items()}, "output": spec.name,
                "output_kind": spec.kind, "latency_ms": lat, "size_bytes": os.path.getsize(path),
                **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
-        if key0 == "teacher_onnx" and ep == "cpu" and teacher is None and ref_out is None:
-            ref_out = out  # no PyTorch teacher: the teacher's ONNX model is the reference
-            teacher_acc = B.score(out, spec.kind, labels, None, None)["accuracy"]
-            row.update(B.score(out, spec.kind, labels, ref_out, teacher_acc))
         if ep == "cpu":
             cpu_outs[key0] = (out, spec.kind)
         else:  # onnxruntime falls back to the CPU silently: count where the nodes ran; and is it still right?

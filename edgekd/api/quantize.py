@@ -27,7 +27,7 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     """Quantize the exported student (or a plain .onnx) to int8, keeping it only if it passes the accuracy gate
     and is faster than fp32 — timed side by side on this machine, or predicted on the target profile
     (options: see `QuantizeOptions`)."""
-    from ..deploy.quantize import calibration_feeds, gated_quantize, mode_for
+    from ..deploy.quantize import calibration_feeds, gated_quantize, mode_for, with_knobs
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO
     from .options import build
@@ -63,8 +63,6 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
     calib_feeds = all_calib.take(order[:o.calib_samples])
     eval_feeds, eval_y, gate_samples = _gate_set(eval_feeds, md.labels, all_calib, md.calib_labels,
                                                  order[o.calib_samples:])
-    from ..deploy.quantize import with_knobs
-
     preset, preset_why = _preset(o.preset, prof)
     preset = with_knobs(preset, o.per_channel, o.reduce_range)
     mode, mode_why = (o.mode, "--mode") if o.mode != "auto" else mode_for(src)

@@ -40,6 +40,8 @@ PRODUCED_BY = {
     "student.int8.onnx": "quantize",
     "bench.json": "bench",
     "report.md": "bench",
+    "quality_latency.png": "bench",
+    "latency.png": "bench",
 }
 LATER = {"distill": ["export", "quantize", "bench"], "export": ["quantize", "bench"], "quantize": ["bench"],
          "bench": []}
