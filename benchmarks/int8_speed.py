@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the bu
 import real_models  # noqa: E402
 
 from edgekd.deploy.export import to_onnx  # noqa: E402
-from edgekd.deploy.measure import _cosine, fidelity, host_info, interleaved_p50  # noqa: E402
+from edgekd.deploy.measure import fidelity, host_info, interleaved_p50, mean_cosine  # noqa: E402
 from edgekd.deploy.quantize import Attempt, host_preset, quantize_file  # noqa: E402
 from edgekd.deploy.runtime import session  # noqa: E402
 
@@ -57,7 +57,7 @@ def main() -> None:
                 q = Path(td) / f"{name}.{mode}.{preset}.{calibration}.onnx"
                 quantize_file(fp32, q, Attempt(preset, preset, calibration=calibration), mode, x[:32])
                 out = session(q).run(None, {"input": x[:16]})[0]
-                cands.append((f"{mode}/{calibration}", preset, q, (*fidelity(ref, out, kind), _cosine(ref, out))))
+                cands.append((f"{mode}/{calibration}", preset, q, (*fidelity(ref, out, kind), mean_cosine(ref, out))))
             for batch in (1, 16):
                 feed = {"input": x[:batch]}
                 ms = interleaved_p50([fp32, *[c[2] for c in cands]], feed, threads=1, rounds=5, runs=30,

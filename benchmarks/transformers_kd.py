@@ -36,8 +36,7 @@ import edgekd
 from edgekd.data import DataOptions
 from edgekd.data import load as load_data
 from edgekd.data.text import TextCodec
-from edgekd.deploy.measure import host_info, interleaved_p50, nn_agreement
-from edgekd.kd.trainer import mean_cosine
+from edgekd.deploy.measure import host_info, interleaved_p50, mean_cosine, nn_agreement
 
 PACKAGES = ["asyncio", "distutils", "email", "idlelib", "importlib", "logging", "tkinter", "xml"]
 SEQ = 128

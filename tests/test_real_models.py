@@ -89,14 +89,14 @@ def test_token_ids_stay_int64(zoo, runner, tmp_path):
 
 def test_detector_gate_compares_boxes_and_scores_apart():
     """Zeroed class scores hide behind box coordinates in one cosine; compared apart they do not."""
-    from edgekd.deploy.measure import _cosine, fidelity
+    from edgekd.deploy.measure import fidelity, mean_cosine
 
     rng = np.random.default_rng(0)
     boxes = rng.uniform(0, 640, (8, 4, 100))
     scores = rng.uniform(0, 1, (8, 80, 100))
     ref = np.concatenate([boxes, scores], 1)
     zeroed = np.concatenate([boxes, np.zeros_like(scores)], 1)
-    assert _cosine(ref, zeroed) > 0.98
+    assert mean_cosine(ref, zeroed) > 0.98
     assert fidelity(ref, zeroed, "boxes")[1] < 0.5
     assert fidelity(ref, ref, "boxes")[1] == pytest.approx(1.0)
 

@@ -83,7 +83,7 @@ _METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "to
 def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str, mask: np.ndarray | None = None) -> float:
     """Top-1 agreement with the teacher for class logits (per real token for token classifiers); mean
     cosine to its embeddings for embedders."""
-    from ..kd.trainer import mean_cosine, token_agreement
+    from ..deploy.measure import mean_cosine, token_agreement
 
     if kind == "embedding":
         return mean_cosine(s_out, t_out)

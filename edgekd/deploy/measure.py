@@ -125,7 +125,7 @@ def host_info() -> dict:
     return info
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean per-sample cosine similarity of two outputs of the same shape."""
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
@@ -134,6 +134,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     both_zero = den == 0
     cos = np.where(both_zero, np.where(np.abs(a - b).sum(1) == 0, 1.0, 0.0), num / np.where(both_zero, 1, den))
     return float(cos.mean())
+
+
+def token_agreement(s_out: np.ndarray, t_out: np.ndarray, mask: np.ndarray | None) -> float:
+    """Token classifiers: the share of real tokens (mask 1) whose top-1 class is the teacher's."""
+    same = s_out.argmax(-1) == t_out.argmax(-1)
+    if mask is None or mask.shape != same.shape:
+        return float(same.mean())
+    return float(same[mask.astype(bool)].mean())
 
 
 def nn_agreement(ref: np.ndarray, got: np.ndarray, limit: int = 2000) -> float:
@@ -168,11 +176,11 @@ def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] |
     if kind == "token_logits" and ref.ndim == 3:  # every token's class (padding positions included)
         return "token_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
     if kind == "boxes" and ref.ndim == 3:
-        return "cosine", min(_cosine(a, b) for a, b in zip(_box_parts(ref), _box_parts(got)))
+        return "cosine", min(mean_cosine(a, b) for a, b in zip(_box_parts(ref), _box_parts(got)))
     if ref.size == len(ref):  # one value per sample: a cosine of one number is always 1
         err = np.abs(ref - got).mean() / max(float(np.abs(ref).mean()), 1e-12)
         return "1-relative_error", float(max(0.0, 1.0 - err))
-    return "cosine", _cosine(ref, got)
+    return "cosine", mean_cosine(ref, got)
 
 
 def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndarray | None,

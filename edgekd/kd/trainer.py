@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import n_samples, take
+from ..deploy.measure import mean_cosine, token_agreement
 from ..errors import EdgekdError, UsageError
 from ..models.inference import as_args, mask_index, predict, trim_padding, unwrap
 from .features import FeatureTap, last_linear, projection
@@ -85,21 +86,6 @@ predict_logits = predict  # the output being distilled, over every sample
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(-1) == y).mean())
-
-
-def token_agreement(s_out: np.ndarray, t_out: np.ndarray, mask: np.ndarray | None) -> float:
-    """Token classifiers: the share of real tokens (mask 1) whose top-1 class is the teacher's."""
-    same = s_out.argmax(-1) == t_out.argmax(-1)
-    if mask is None or mask.shape != same.shape:
-        return float(same.mean())
-    return float(same[mask.astype(bool)].mean())
-
-
-def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean per-sample cosine similarity of two embedding sets (the embedder's retention)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return float(((a * b).sum(1) / np.maximum(den, 1e-12)).mean())
 
 
 def _cut(a: np.ndarray, width: int | None) -> np.ndarray:
