@@ -17,7 +17,7 @@ PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-4
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """torch.onnx prints progress lines on stdout; keep stdout clean for --json."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
@@ -51,7 +51,7 @@ def to_onnx(model, sample, path: str | os.PathLike, exporter: str = "dynamo", op
     args = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in two.values())
     names = list(two)
     path = Path(path)
-    with _quiet():
+    with quiet():
         tmp_onnx = path.with_name(path.name + ".export.onnx")
         try:
             if exporter == "dynamo":

@@ -519,9 +519,9 @@ def _optimum_export(tm, path: Path, opset: int) -> dict:
 
     from optimum.exporters.onnx import onnx_export_from_model
 
-    from ..deploy.export import _quiet
+    from ..deploy.export import quiet
 
-    with tempfile.TemporaryDirectory() as td, _quiet():
+    with tempfile.TemporaryDirectory() as td, quiet():
         onnx_export_from_model(tm.model, td, task=OPTIMUM_TASKS[tm.task], opset=opset, do_validation=False)
         shutil.move(str(Path(td) / "model.onnx"), str(path))
     return {"exporter": "optimum"}
@@ -531,13 +531,13 @@ def _torch_export(model, sample: dict, path: Path, opset: int, output_name: str,
     import numpy as np
     import torch
 
-    from ..deploy.export import _quiet
+    from ..deploy.export import quiet
 
     names = list(sample)
     args = tuple(torch.from_numpy(np.ascontiguousarray(v[:2])) for v in sample.values())
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes[output_name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
-    with _quiet():
+    with quiet():
         torch.onnx.export(model.eval(), args, str(path), dynamo=False, opset_version=min(opset, 17),
                           input_names=names, output_names=[output_name], dynamic_axes=axes)
 
@@ -547,12 +547,12 @@ def optimize(src: Path, dst: Path, config: dict) -> dict:
     written to `dst`; returns the fused operators it made."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from ..deploy.export import _quiet
+    from ..deploy.export import quiet
 
     model_type = ORT_MODEL_TYPES.get(config.get("model_type", ""), "bert")
     heads = int(config.get("num_attention_heads") or config.get("n_heads") or 0)
     hidden = int(config.get("hidden_size") or config.get("dim") or 0)
-    with _quiet():
+    with quiet():
         opt = optimize_model(str(src), model_type=model_type, num_heads=heads, hidden_size=hidden)
         fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         opt.save_model_to_file(str(dst))
