@@ -38,7 +38,7 @@ def main() -> None:
                            budget_ms=budget, threads=1, epochs=args.epochs, show_progress=False)
         edgekd.export(out)
         edgekd.quantize(out, mode="static", allow_slower=True)  # the int8 model sizing priced, fast or not
-        b = edgekd.bench(out, threads=1, runs=2000, max_seconds=5.0, memory=False, profile=args.profile).report
+        b = edgekd.bench(out, threads=1, runs=2000, seconds=5.0, memory=False, profile=args.profile).report
         q = b["models"]["student_int8"]
         rows.append({"budget_ms": budget, "chosen": d.sizing["chosen"]["spec"], "params": d.student_params,
                      "predicted_ms": q["predicted_ms"], "measured_p50_ms": q["latency_ms"]["p50"],

@@ -95,6 +95,11 @@ class Profile:
         return list(self.get("runtime.execution_providers"))
 
     @property
+    def predicts(self) -> str:
+        """The execution provider the latency model describes (a CPU roofline: the CPU EP unless it says)."""
+        return self.data.get("runtime", {}).get("models_ep", "CPUExecutionProvider")
+
+    @property
     def latency_budget_ms(self) -> float:
         return float(self.get("budgets.latency_ms"))
 
@@ -145,7 +150,7 @@ class Profile:
     def summary(self) -> dict:
         return {"name": self.name, "title": self.data["title"], "aliases": self.data.get("aliases", []),
                 "cores": self.cores, "isa": self.isa, "execution_providers": self.execution_providers,
-                "int8_preset": self.int8_preset, "latency_budget_ms": self.latency_budget_ms,
+                "predicts": self.predicts, "int8_preset": self.int8_preset, "latency_budget_ms": self.latency_budget_ms,
                 "memory_budget_mb": self.memory_budget_mb, "path": str(self.path)}
 
 
@@ -225,6 +230,9 @@ def validate(data: dict, where: str) -> None:
             raise UsageError(f"{where}: missing field `{field}`",
                              "add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
         _check(where, field, value, typ, rule)
+    found, ep = _lookup(data, "runtime.models_ep")
+    if found:  # optional: which EP the predictions model
+        _check(where, "runtime.models_ep", ep, str, KNOWN_EPS)
     for alias in data.get("aliases", []) if isinstance(data.get("aliases", []), list) else [None]:
         if not isinstance(alias, str):
             raise UsageError(f"{where}: `aliases` must be a list of strings", 'e.g. aliases = ["raspberry-pi"]')

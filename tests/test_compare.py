@@ -23,9 +23,9 @@ def bench_json(project, tmp_path_factory):
 def _scaled(src, dst, factor: float, only: str | None = None):
     """A copy of bench.json whose model `only` (or every model) ran `factor` times as long."""
     report = json.loads(src.read_text())
-    for name, m in report["models"].items():
-        if only in (None, name):
-            lat = m["latency_ms"]
+    for r in report["records"]:
+        if only in (None, r["model"]):
+            lat = r["latency_ms"]
             lat["samples_ms"] = [v * factor for v in lat["samples_ms"]]
             for k in ("p50", "p90", "p99", "mean"):
                 lat[k] *= factor
@@ -59,7 +59,12 @@ def test_bad_compare_inputs(bench_json, runner, tmp_path):
     other = json.loads(bench_json.read_text())
     other["schema_version"] = 99
     (tmp_path / "v99.json").write_text(json.dumps(other))
-    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "v99.json"), "schema version 99")
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "v99.json"), "schema version 99",
+                       "this edgekd reads version 2")
+    other["schema_version"] = 1  # before the sweep's records: said, not misread
+    del other["records"]
+    (tmp_path / "v1.json").write_text(json.dumps(other))
+    assert_usage_error(*invoke(runner, "compare", tmp_path / "v1.json", bench_json), "schema version 1")
     assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "missing.json"), "does not exist")
     (tmp_path / "bad.json").write_text("{not json")
     assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "bad.json"), "is not JSON")

@@ -43,7 +43,9 @@ def test_distill_export_quantize_bench(project, runner, tmp_path):
     assert b["models"]["teacher_pytorch"]["retention"] == 1.0
     assert 0.9 <= b["models"]["student_int8"]["agreement_with_student_fp32"] <= 1
     saved = json.loads((run / "bench.json").read_text())
-    assert saved["schema_version"] == 1 and saved["models"].keys() == b["models"].keys()
+    assert saved["schema_version"] == 2 and saved["models"].keys() == b["models"].keys()
+    assert {(r["model"], r["ep"], r["threads"], r["batch"]) for r in saved["records"]} == {
+        (k, "pytorch" if k == "teacher_pytorch" else "cpu", 1, 1) for k in b["models"]}
     assert "| student_int8 |" in (run / "report.md").read_text()
     assert set(json.loads((run / "manifest.json").read_text())["steps"]) == {"distill", "export", "quantize",
                                                                              "bench"}

@@ -52,11 +52,21 @@ def test_openvino_ep_for_real_without_torch(tmp_path):
     path, data = _text_model(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run([OV_PYTHON, "-m", "edgekd", "bench", str(path), "--data", str(data), "--ep", "cpu,openvino",
-                          "--ep-option", "openvino:device_type=CPU", "--runs", "10", "--no-memory", "--json"],
+                          "--ep-option", "openvino:device_type=CPU", "--runs", "10", "--seconds", "0.5",
+                          "--threads", "1,2", "--batch", "1,8", "--json"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
+    # the sweep: every (model, EP, threads, batch) once, each with its throughput
+    cores = min(2, os.cpu_count() or 1)
+    assert sorted((x["model"], x["ep"], x["threads"], x["batch"]) for x in r["records"]) == sorted(
+        ("model", ep, t, b) for ep in ("cpu", "openvino") for t in sorted({1, cores}) for b in (1, 8))
+    for x in r["records"]:
+        assert x["throughput_per_s"] == pytest.approx(x["batch"] * 1000 / x["latency_ms"]["p50"])
     ov = r["models"]["model@openvino"]
+    # memory per (model, EP), in a fresh process, over an interpreter with onnxruntime imported
+    assert ov["memory"]["provider"] == "OpenVINOExecutionProvider" and ov["memory"]["delta_mb"] > 0
+    assert r["models"]["model"]["memory"]["peak_rss_mb"] >= r["models"]["model"]["memory"]["rss_before_mb"]
     assert ov["provider"] == "OpenVINOExecutionProvider"
     assert ov["placement"].get("OpenVINOExecutionProvider", 0) >= 1
     assert ov["agreement_with_cpu"] == pytest.approx(1.0, abs=0.02)

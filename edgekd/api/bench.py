@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekdError, UsageError
-from .options import BenchOptions
+from .options import BenchOptions, counts
 from .rundir import now, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
 
@@ -20,131 +20,61 @@ class BenchResult(Result):
     report: dict = field(default_factory=dict)
 
 
-def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3.0, **options) -> BenchResult:
-    """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) side by side on ORT CPU, on
-    the same real inputs for accuracy, timing and memory (options: see `BenchOptions`).
-    With a profile, each ONNX model also gets its predicted latency; when the profile was calibrated on
-    this machine, the prediction's error against the measurement too. spin=False turns onnxruntime's
-    idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
+@dataclass
+class Entry:
+    """One model on one EP, as measured: its row of the report, and what timing it needs."""
+
+    key: str                     # student_int8, or student_int8@openvino
+    model: str                   # student_int8
+    ep: str                      # cpu, openvino, ... or pytorch
+    row: dict
+    path: Path | None = None
+    io: Any = None
+    feeds: Any = None
+    sessions: dict = field(default_factory=dict)  # threads -> onnxruntime session
+    torch_model: Any = None
+
+
+def bench(target: str | os.PathLike, **options) -> BenchResult:
+    """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) on every EP asked for, side by
+    side on the same real inputs, for accuracy, latency (a sweep over threads x batch), size and memory
+    (options: see `BenchOptions`). With a profile, each ONNX model also gets its predicted latency; when the
+    profile was calibrated on this machine, the prediction's error against the measurement too. spin=False
+    turns onnxruntime's idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
     from ..deploy import measure as B
     from ..deploy.providers import options as ep_options
     from ..deploy.providers import parse as parse_eps
-    from ..deploy.providers import placement
-    from ..deploy.runtime import run_outputs
     from ..latency.graph import parse_shapes
-    from ..models.io import ModelIO
     from .options import build
 
     o = build(BenchOptions, options)
-    cores = os.cpu_count() or 1
-    capped = None
-    if o.threads > cores:  # more threads than cores only measures the OS scheduler: capped, and said
-        capped, o.threads = o.threads, cores
+    prof = load_profile(o.profile) if o.profile else None
+    notes: list[str] = []
+    threads, asked_threads = _threads(o, prof, notes)
+    batches = counts(o.batch, "batch")
     t = resolve(target)
     shapes = parse_shapes(o.shape)
-    run = t.run
-    onnx_models: dict[str, Path] = {}
-    teacher, notes = None, []
-    if run is None:
-        if o.teacher:  # an ONNX teacher to compare with: what a device run without torch can still do
-            from ..deploy.runtime import check_onnx_file
-
-            check_onnx_file(o.teacher)
-            onnx_models["teacher_onnx"] = Path(o.teacher)
-        onnx_models["model"] = t.path
-    else:
-        if o.teacher:
-            raise UsageError("--teacher is for a plain .onnx: a run directory benchmarks its own teacher",
-                             "drop --teacher, or pass the student's .onnx file")
-        run.step("distill")  # a run that was distilled
-        onnx_models["student_fp32"] = run.verify("student.onnx", "export")
-        if (run / "teacher.onnx").is_file():
-            onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
-        for key in ("student", "teacher"):  # onnxruntime's transformer fusions (Hugging Face models)
-            if (run / f"{key}.optimized.onnx").is_file():
-                onnx_models[f"{key}_optimized"] = run.verify(f"{key}.optimized.onnx", "export")
-        if (run / "student.int8.onnx").is_file():
-            onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
-        try:
-            teacher = run_teacher(run)
-        except EdgekdError as e:
-            notes.append(f"teacher_pytorch left out: {e.one_line()}")
+    onnx_models, teacher = _models(t, o, notes)
     md = model_data(t, o.data)
-    labels = md.labels if md else None
-    seq = _fixed_seq(run)
     eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
-    cpu_outs: dict[str, tuple] = {}  # each model's outputs on the CPU EP: what other EPs must agree with
-    common = {"threads": o.threads, "batch": o.batch}
-    if capped:
-        notes.append(f"--threads {capped} is more than this machine's {cores} cores: measured with {cores} "
-                     "(predict the device with --profile)")
-    models: dict[str, dict] = {}
-    ref_out, teacher_acc, student_fp32_out = None, None, None
-    if teacher is not None:
-        ref_io = ModelIO.from_onnx(onnx_models["student_fp32"])
-        feeds = bind_data(ref_io, md, shapes)
-        logits = _torch_predict(teacher, feeds)
-        ref_out = logits
-        kind = ref_io.primary().kind
-        teacher_acc = B.score(logits, kind, labels, None, None)["accuracy"]
-        timing = [_in_order(teacher, f) for f in B.feeds_for_timing(ref_io, feeds, o.batch)]
-        models["teacher_pytorch"] = {"runtime": "pytorch", **common,
-                                     "latency_ms": B.torch_latency(teacher, timing, o.threads, warmup, o.runs,
-                                                                   max_seconds),
-                                     "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
-                                     **B.score(logits, kind, labels, ref_out, teacher_acc)}
-    for ep, key0, path in _sessions_to_run(eps, onnx_models, notes):
-        key = key0 if ep == "cpu" else f"{key0}@{ep}"
-        io = ModelIO.from_onnx(path)
-        feeds = bind_data(io, md, shapes)
-        notes += feed_notes(io, feeds, path)
-        sess = _ep_session(path, o.threads, o.spin, ep, ep_opts.get(ep), notes, key)
-        if sess is None:
-            continue
-        outs = run_outputs(sess, io, feeds)
-        io = io.observed(outs)
-        spec = io.primary()
-        out = outs[spec.name]
-        timing = B.feeds_for_timing(io, feeds, o.batch)
-        lat = B.onnx_latency(sess, timing, warmup, o.runs, max_seconds)
-        if lat["runs"] < o.runs:
-            notes.append(f"{key}: {lat['runs']} timed runs (the {max_seconds:g} s cap)")
-        if key0 == "teacher_onnx" and ep == "cpu" and ref_out is None:  # no PyTorch teacher: its ONNX is the reference
-            ref_out = out
-            teacher_acc = B.score(out, spec.kind, labels, None, None)["accuracy"]
-        row = {"runtime": "onnxruntime", "path": str(path), "provider": lat.pop("provider"), **common,
-               "inputs": {k: list(v.shape) for k, v in timing[0].items()}, "output": spec.name,
-               "output_kind": spec.kind, "latency_ms": lat, "size_bytes": os.path.getsize(path),
-               **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
-        if ep == "cpu":
-            cpu_outs[key0] = (out, spec.kind)
-        else:  # onnxruntime falls back to the CPU silently: count where the nodes ran; and is it still right?
-            row["placement"] = placement(path, ep, ep_opts.get(ep) or {}, timing[0], o.threads)
-            row["fallback_nodes"] = row["placement"].get("CPUExecutionProvider", 0)
-            if key0 in cpu_outs:
-                f = B.fidelity(cpu_outs[key0][0], out, spec.kind)
-                row["agreement_with_cpu"] = f[1] if f else None
-        if key == "student_fp32":
-            student_fp32_out = out
-        if key == "student_int8" and student_fp32_out is not None:
-            f = B.fidelity(student_fp32_out, out, spec.kind)
-            row["agreement_with_student_fp32"] = f[1] if f else None
-        if o.memory and ep == "cpu":
-            row["memory"] = B.peak_memory(path, o.threads, timing[0])
-        if seq and {"input_ids", "attention_mask"} <= set(feeds.samples):
-            row[f"latency_seq{seq}_ms"] = {f"b{b}": B.onnx_latency(sess, [_token_feed(feeds.samples, seq, b)], 3,
-                                                                   min(o.runs, 50), max_seconds)["p50"]
-                                           for b in FIXED_SEQ_BATCHES}
-        models[key] = row
-    if "teacher_pytorch" in models:
-        models["teacher_pytorch"]["provider"] = models["teacher_pytorch"]["latency_ms"].pop("provider")
-    prediction = _predictions(o.profile, onnx_models, models, capped or o.threads, o.batch, shapes) \
-        if o.profile else None
+    entries = _score(t, onnx_models, teacher, md, shapes, eps, ep_opts, threads[0], o.spin, notes)
+    records = _sweep(entries, threads, batches, o, ep_opts, notes)
+    models = {e.key: e.row for e in entries if "latency_ms" in e.row}
+    if o.memory:
+        for e in entries:
+            if e.path is not None and e.key in models:
+                e.row["memory"] = B.peak_memory(e.path, threads[0], _feed_at(e, batches[0])[0],
+                                                _providers(e.ep, ep_opts))
+    _fixed_length(t.run, entries, o)
+    prediction = _predictions(prof, onnx_models, models, asked_threads, batches[0], shapes) if prof else None
+    settings = {"threads": threads[0], "batch": batches[0], "runs": o.runs, "warmup": o.warmup,
+                "seconds": o.seconds, "spin": o.spin, "sweep": {"threads": threads, "batch": batches},
+                "eps": eps}
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
-              "host": B.host_info(), "settings": {**common, "runs": o.runs, "warmup": warmup, "spin": o.spin},
-              "data": md.source if md else None, "models": models, "summary": _summary(models),
-              "prediction": prediction, "notes": notes}
-    report["verdict"] = verdict(models, report["summary"], prediction)
+              "host": B.host_info(), "settings": settings, "data": md.source if md else None, "models": models,
+              "records": records, "summary": _summary(models), "prediction": prediction, "notes": notes}
+    report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records)
+    run = t.run
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
         report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
@@ -153,8 +83,181 @@ def bench(target: str | os.PathLike, *, warmup: int = 20, max_seconds: float = 3
 
         write_json(run / "bench.json", report)
         report["report"] = write_report(report, run.path).to_dict()
-        run.record("bench", {"settings": report["settings"], "summary": report["summary"], "notes": notes})
+        run.record("bench", {"settings": settings, "summary": report["summary"], "notes": notes})
     return BenchResult(str(target), report)
+
+
+def _threads(o: BenchOptions, prof, notes: list[str]) -> tuple[list[int], int]:
+    """The thread counts to measure (capped at this machine's cores, said) and the first one asked for (what a
+    profile predicts). Without --threads: the profile's cores, else 1."""
+    asked = counts(o.threads if o.threads is not None else (prof.cores if prof else 1), "threads")
+    cores = os.cpu_count() or 1
+    over = [n for n in asked if n > cores]
+    if over:  # more threads than cores only measures the OS scheduler: capped, and said
+        notes.append(f"--threads {','.join(map(str, over))} is more than this machine's {cores} cores: measured "
+                     f"with {cores}" + (f" (the prediction for {prof.name} uses {asked[0]})" if prof else
+                                        " (predict the device with --profile)"))
+    return list(dict.fromkeys(min(n, cores) for n in asked)), asked[0]
+
+
+def _models(t, o: BenchOptions, notes: list[str]) -> tuple[dict[str, Path], Any]:
+    """The ONNX models to measure, by key, and the PyTorch teacher (a run's; None when it cannot load)."""
+    run = t.run
+    onnx_models: dict[str, Path] = {}
+    if run is None:
+        if o.teacher:  # an ONNX teacher to compare with: what a device run without torch can still do
+            from ..deploy.runtime import check_onnx_file
+
+            check_onnx_file(o.teacher)
+            onnx_models["teacher_onnx"] = Path(o.teacher)
+        onnx_models["model"] = t.path
+        return onnx_models, None
+    if o.teacher:
+        raise UsageError("--teacher is for a plain .onnx: a run directory benchmarks its own teacher",
+                         "drop --teacher, or pass the student's .onnx file")
+    run.step("distill")  # a run that was distilled
+    onnx_models["student_fp32"] = run.verify("student.onnx", "export")
+    if (run / "teacher.onnx").is_file():
+        onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
+    for key in ("student", "teacher"):  # onnxruntime's transformer fusions (Hugging Face models)
+        if (run / f"{key}.optimized.onnx").is_file():
+            onnx_models[f"{key}_optimized"] = run.verify(f"{key}.optimized.onnx", "export")
+    if (run / "student.int8.onnx").is_file():
+        onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
+    try:
+        return onnx_models, run_teacher(run)
+    except EdgekdError as e:
+        notes.append(f"teacher_pytorch left out: {e.one_line()}")
+        return onnx_models, None
+
+
+def _score(t, onnx_models: dict, teacher, md, shapes: dict, eps: list[str], ep_opts: dict, threads: int,
+           spin: bool, notes: list[str]) -> list[Entry]:
+    """Every (model, EP) run over the whole eval set once: accuracy, retention and agreement with the teacher
+    (and, off the CPU, with the same model on the CPU, and where the nodes really ran)."""
+    from ..deploy import measure as B
+    from ..deploy.providers import placement
+    from ..deploy.runtime import model_size, run_outputs
+    from ..models.io import ModelIO
+
+    labels = md.labels if md else None
+    entries: list[Entry] = []
+    ref_out, teacher_acc, cpu_outs = None, None, {}
+    if teacher is not None:
+        io = ModelIO.from_onnx(onnx_models["student_fp32"])
+        feeds = bind_data(io, md, shapes)
+        ref_out = _torch_predict(teacher, feeds)
+        kind = io.primary().kind
+        teacher_acc = B.score(ref_out, kind, labels, None, None)["accuracy"]
+        row = {"runtime": "pytorch", "provider": "pytorch-cpu", "threads": threads,
+               "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
+               **B.score(ref_out, kind, labels, ref_out, teacher_acc)}
+        entries.append(Entry("teacher_pytorch", "teacher_pytorch", "pytorch", row, io=io, feeds=feeds,
+                             torch_model=teacher))
+    for ep, key0, path in _sessions_to_run(eps, onnx_models, notes):
+        key = key0 if ep == "cpu" else f"{key0}@{ep}"
+        io = ModelIO.from_onnx(path)
+        feeds = bind_data(io, md, shapes)
+        if ep == "cpu":
+            notes += feed_notes(io, feeds, path)
+        sess = _ep_session(path, threads, spin, ep, ep_opts.get(ep), notes, key)
+        if sess is None:
+            continue
+        outs = run_outputs(sess, io, feeds)
+        io = io.observed(outs)
+        spec = io.primary()
+        out = outs[spec.name]
+        if key0 == "teacher_onnx" and ep == "cpu" and ref_out is None:  # no PyTorch teacher: its ONNX is the reference
+            ref_out = out
+            teacher_acc = B.score(out, spec.kind, labels, None, None)["accuracy"]
+        row = {"runtime": "onnxruntime", "path": str(path), "provider": sess.get_providers()[0], "ep": ep,
+               "threads": threads, "output": spec.name, "output_kind": spec.kind, "size_bytes": model_size(path),
+               **B.score(out, spec.kind, labels, ref_out, teacher_acc)}
+        if ep == "cpu":
+            cpu_outs[key0] = out
+        else:  # onnxruntime falls back to the CPU silently: count where the nodes ran; and is it still right?
+            feed = next(iter(B.feeds_for_timing(io, feeds, io.batch or 1, 1)))
+            row["placement"] = placement(path, ep, ep_opts.get(ep) or {}, feed, threads)
+            row["fallback_nodes"] = row["placement"].get("CPUExecutionProvider", 0)
+            if key0 in cpu_outs:
+                f = B.fidelity(cpu_outs[key0], out, spec.kind)
+                row["agreement_with_cpu"] = f[1] if f else None
+        if key0 == "student_int8" and "student_fp32" in cpu_outs:
+            f = B.fidelity(cpu_outs["student_fp32"], out, spec.kind)
+            row["agreement_with_student_fp32"] = f[1] if f else None
+        entries.append(Entry(key, key0, ep, row, path, io, feeds, {threads: sess}))
+    return entries
+
+
+def _feed_at(e: Entry, batch: int) -> list[dict]:
+    from ..deploy import measure as B
+
+    return B.feeds_for_timing(e.io, e.feeds, batch)
+
+
+def _providers(ep: str, ep_opts: dict) -> list | None:
+    from ..deploy.providers import providers_for
+
+    return None if ep in ("cpu", "pytorch") else providers_for(ep, ep_opts.get(ep))
+
+
+def _sweep(entries: list[Entry], threads: list[int], batches: list[int], o: BenchOptions, ep_opts: dict,
+           notes: list[str]) -> list[dict]:
+    """Time every entry at every (threads, batch), the entries of one setting interleaved; one record per
+    measurement. The first setting's latencies also go into each entry's row (the report's table)."""
+    from ..deploy import measure as B
+    from ..deploy.providers import EPS
+
+    records = []
+    for n in threads:
+        for e in entries:  # sessions for this thread count (the scoring pass made the first)
+            if e.path is not None and n not in e.sessions:
+                e.sessions = {n: _ep_session(e.path, n, o.spin, e.ep, ep_opts.get(e.ep), [], e.key)}
+        for b in batches:
+            timed = {}
+            for e in entries:
+                try:
+                    feeds = _feed_at(e, b)
+                except UsageError as err:  # a model whose batch is fixed: the other batches are not for it
+                    if len(batches) == 1:
+                        raise
+                    notes.append(f"{e.key}: batch {b} left out ({err.message})")
+                    continue
+                if e.torch_model is not None:
+                    timed[e.key] = B.torch_timed(e.torch_model, [_in_order(e.torch_model, f) for f in feeds], n)
+                elif e.sessions.get(n) is not None:
+                    timed[e.key] = B.onnx_timed(e.sessions[n], feeds, EPS[e.ep].device)
+                    e.row.setdefault("inputs", {k: list(v.shape) for k, v in feeds[0].items()})
+            lats = B.interleave(timed, o.warmup, o.runs, o.seconds)
+            by_key = {e.key: e for e in entries}
+            for key, lat in lats.items():
+                e = by_key[key]
+                if lat["runs"] < o.runs:
+                    notes.append(f"{key} (threads {n}, batch {b}): {lat['runs']} timed runs (the {o.seconds:g} s cap)")
+                records.append({"model": e.model, "ep": e.ep, "threads": n, "batch": b, "latency_ms": lat,
+                                "throughput_per_s": b * 1000 / max(lat["p50"], 1e-9)})
+                if n == threads[0] and b == batches[0]:
+                    e.row.update(latency_ms=lat, batch=b, throughput_per_s=records[-1]["throughput_per_s"])
+    for e in entries:
+        e.sessions = {}
+    return records
+
+
+def _fixed_length(run, entries: list[Entry], o: BenchOptions) -> None:
+    """Text models of a Hugging Face run: also p50 at a fixed 128 tokens, batch 1 and 8 (CPU EP)."""
+    from ..deploy import measure as B
+
+    seq = _fixed_seq(run)
+    if not seq:
+        return
+    for e in entries:
+        if e.path is None or e.ep != "cpu" or "latency_ms" not in e.row \
+                or not {"input_ids", "attention_mask"} <= set(e.feeds.samples):
+            continue
+        sess = _ep_session(e.path, e.row["threads"], o.spin, "cpu", None, [], e.key)
+        e.row[f"latency_seq{seq}_ms"] = {
+            f"b{b}": B.onnx_latency(sess, [_token_feed(e.feeds.samples, seq, b)], 3, min(o.runs, 50),
+                                    o.seconds)["p50"] for b in FIXED_SEQ_BATCHES}
 
 
 def _sessions_to_run(eps: list[str], paths: dict, notes: list[str]):
@@ -233,21 +336,25 @@ def _torch_predict(model, feeds) -> np.ndarray:
     return predict(model, samples if len(samples) > 1 else next(iter(samples.values())))
 
 
-def _predictions(profile: str, paths: dict, models: dict, threads: int, batch: int, shapes: dict) -> dict:
-    """Predicted latency per ONNX model; the error vs measured only when the profile is this machine."""
+def _predictions(prof, paths: dict, models: dict, threads: int, batch: int, shapes: dict) -> dict:
+    """Predicted latency per ONNX model (CPU EP rows); the error vs measured only when the profile is this
+    machine. Says which EP the prediction models, and which of the device's EPs it does not."""
     from ..latency.predictor import predict_latency
 
-    prof = load_profile(profile)
     here = prof.measured_here
     for key, path in paths.items():
+        if key not in models:
+            continue
         inputs = models[key].get("inputs") or shapes
         pred = predict_latency(str(path), prof, threads=threads, batch=batch, shapes=inputs).latency_ms
         models[key]["predicted_ms"] = pred
         if here:
             models[key]["prediction_error"] = pred / models[key]["latency_ms"]["p50"] - 1
-    return {"profile": prof.name, "is_this_machine": here,
-            "note": None if here else f"{prof.name} is not this machine: compare the predictions with "
-                                      "measurements taken on the device (edgekd bench there)"}
+    others = [ep for ep in prof.execution_providers if ep != prof.predicts]
+    note = None if here else (f"{prof.name} is not this machine: compare the predictions with measurements "
+                              "taken on the device (edgekd bench there)")
+    return {"profile": prof.name, "is_this_machine": here, "models_ep": prof.predicts, "threads": threads,
+            "batch": batch, "not_modelled": others, "note": note}
 
 
 def _fastest(models: dict, who: str) -> tuple[str | None, dict | None]:
@@ -274,6 +381,50 @@ def _summary(models: dict) -> dict:
         out["int8_speedup_p50"] = s["latency_ms"]["p50"] / q["latency_ms"]["p50"]
         out["int8_agreement_with_fp32"] = q.get("agreement_with_student_fp32")
     return out
+
+
+def _shipped(models: dict) -> str | None:
+    """The model the verdict ships: int8 when it is faster than the fastest fp32 student, else that fp32."""
+    (s_name, s), q = _fastest(models, "student"), models.get("student_int8")
+    if q and (not s or s["latency_ms"]["p50"] >= q["latency_ms"]["p50"]):
+        return "student_int8"
+    return s_name
+
+
+def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
+    """What the sweep adds to the verdict: which EP to run the shipped model on, whether int8's win over fp32
+    holds at every setting, and what more threads buy."""
+    ship = _shipped(models)
+    at = {(r["model"], r["ep"], r["threads"], r["batch"]): r["latency_ms"]["p50"] for r in records}
+    if ship is None or not records:
+        return []
+    t0, b0 = records[0]["threads"], records[0]["batch"]
+    lines = []
+    cpu = at.get((ship, "cpu", t0, b0))
+    for ep in dict.fromkeys(r["ep"] for r in records if r["model"] == ship and r["ep"] not in ("cpu", "pytorch")):
+        other = at.get((ship, ep, t0, b0))
+        if cpu and other:
+            r = cpu / other
+            lines.append(f"{ship} on {ep}: {r:.2f}x as fast as on the CPU EP (batch {b0}, {t0} thread(s)): "
+                         + (f"deploy it with --ep {ep}" if r > 1 else "keep the CPU EP"))
+    s_name = _fastest(models, "student")[0]
+    if s_name and "student_int8" in models:
+        ratios = {(t, b): at[(s_name, "cpu", t, b)] / at[("student_int8", "cpu", t, b)]
+                  for (m, ep, t, b) in at if m == "student_int8" and ep == "cpu" and (s_name, "cpu", t, b) in at}
+        wins = ratios.get((t0, b0), 0) >= 1
+        odd = [k for k, r in ratios.items() if (r >= 1) != wins]
+        if odd:
+            where = ", ".join(f"batch {b}/{t} thread(s) ({ratios[(t, b)]:.2f}x)" for t, b in odd)
+            lines.append(f"int8 vs fp32 is not the same everywhere: int8 is {'slower' if wins else 'faster'} at "
+                         f"{where}")
+    threads = sorted({r["threads"] for r in records})
+    if len(threads) > 1 and (ship, "cpu", threads[0], b0) in at and (ship, "cpu", threads[-1], b0) in at:
+        gain = at[(ship, "cpu", threads[0], b0)] / at[(ship, "cpu", threads[-1], b0)]
+        n, one = threads[-1], threads[0]
+        lines.append(f"{ship}: {n} threads run {gain:.2f}x as fast as {one} at batch {b0}" if gain >= 1 else
+                     f"{ship}: {n} threads are {1 / gain:.1f}x slower than {one} at batch {b0} (too little work "
+                     f"per run to share): run it on {one}")
+    return lines
 
 
 def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list[str]:
@@ -306,31 +457,3 @@ def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list
         lines.append(f"model: p50 {m['latency_ms']['p50']:.3g} ms, p99 {m['latency_ms']['p99']:.3g} ms at batch "
                      f"{m['batch']} on {m['threads']} thread(s)")
     return lines
-
-
-def render_markdown(report: dict) -> str:
-    s = report["settings"]
-    lines = [f"# edgekd benchmark: {report['target']}", "",
-             f"Host: {report['host'].get('cpu', '?')} ({report['host'].get('cpu_count')} CPUs), onnxruntime "
-             f"{report['host']['onnxruntime']}; batch {s['batch']}, {s['threads']} thread(s), {s['warmup']} warm-up, "
-             f"up to {s['runs']} timed runs. Created {report['created']}.", "",
-             "| model | runtime | p50 ms | p90 ms | p99 ms | size KB | peak RSS MB | accuracy | retention "
-             "| agreement |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    fmt = lambda v, f="{:.2%}": "–" if v is None else f.format(v)  # noqa: E731
-    for name, m in report["models"].items():
-        lat = m["latency_ms"]
-        peak = (m.get("memory") or {}).get("peak_rss_mb")
-        lines.append(f"| {name} | {m['runtime']} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
-                     f"{m['size_bytes'] / 1024:.1f} | {fmt(peak, '{:.0f}')} | {fmt(m['accuracy'])} | "
-                     f"{fmt(m['retention'])} | {fmt(m['agreement'])} |")
-    fixed = [(name, k, m[k]) for name, m in report["models"].items() for k in m if k.startswith("latency_seq")]
-    if fixed:
-        lines += ["", f"At a fixed length ({fixed[0][1].removeprefix('latency_seq').removesuffix('_ms')} tokens), "
-                  "p50 ms:", "", "| model | " + " | ".join(f"batch {b[1:]}" for b in fixed[0][2]) + " |",
-                  "|---|" + "---|" * len(fixed[0][2])]
-        lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in lat.values()) + " |" for name, _, lat in fixed]
-    if report["summary"]:
-        lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
-    lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]
-    return "\n".join(lines) + "\n"

@@ -42,15 +42,17 @@ def read_bench(path: str | os.PathLike) -> dict:
         raise UsageError(f"{p} is not JSON ({type(e).__name__})", "pass a bench.json written by `edgekd bench`") \
             from None
     version = report.get("schema_version") if isinstance(report, dict) else None
-    if version != BENCH_SCHEMA_VERSION or not isinstance(report.get("models"), dict):
+    if version != BENCH_SCHEMA_VERSION or not isinstance(report.get("records"), list):
         raise UsageError(f"{p} has bench schema version {version!r}; this edgekd reads version "
                          f"{BENCH_SCHEMA_VERSION}", "rerun `edgekd bench` with this edgekd to compare")
     return report
 
 
-def _key(name: str, m: dict) -> str:
-    """`student_int8 b1 t1`: a model measured at batch 1 on 1 thread (only like is compared with like)."""
-    return f"{name} b{m.get('batch')} t{m.get('threads')}"
+def _key(r: dict) -> str:
+    """`student_int8@openvino b1 t1`: a model on an EP at batch 1 on 1 thread (only like is compared with like;
+    the CPU EP and PyTorch go unnamed)."""
+    at = "" if r.get("ep") in ("cpu", "pytorch", None) else f"@{r['ep']}"
+    return f"{r.get('model')}{at} b{r.get('batch')} t{r.get('threads')}"
 
 
 def ratio_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
@@ -71,8 +73,8 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | 
         raise UsageError(f"--fail-if-slower must be a fraction in [0, 10), got {fail_if_slower}",
                          "e.g. --fail-if-slower 5% or 0.05")
     ra, rb = read_bench(a), read_bench(b)
-    ka = {_key(n, m): m for n, m in ra["models"].items()}
-    kb = {_key(n, m): m for n, m in rb["models"].items()}
+    ka = {_key(r): r for r in ra["records"]}
+    kb = {_key(r): r for r in rb["records"]}
     res = CompareResult(str(a), str(b), threshold=fail_if_slower,
                         only_in={"a": sorted(set(ka) - set(kb)), "b": sorted(set(kb) - set(ka))})
     for key in [k for k in ka if k in kb]:
@@ -91,7 +93,7 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | 
             res.regressions.append(key)
         res.rows.append(row)
     if not res.rows:
-        raise UsageError(f"{a} and {b} share no model measured at the same batch and threads",
+        raise UsageError(f"{a} and {b} share no model measured on the same EP at the same batch and threads",
                          "bench the same run (or models) with the same --batch and --threads")
     res.verdict = _verdict(res)
     if res.regressions:

@@ -146,16 +146,22 @@ class BenchOptions:
     teacher: str | None = opt(None, "A plain .onnx target: the teacher's .onnx to compare with (retention, "
                                     "agreement, speed-up), benchmarked beside it.")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
-    threads: int = opt(1, "intra-op threads for ORT and PyTorch.", minimum=1, maximum=1024)
-    batch: int = opt(1, "Samples per timed run.", minimum=1, maximum=65536)
-    runs: int = opt(300, "Timed runs per model (capped at ~3 s).", minimum=1)
-    memory: bool = opt(True, "The per-model peak-memory probe (a fresh process each).", flag="memory/--no-memory")
+    threads: str | None = opt(None, "intra-op threads for ORT and PyTorch, or a list to sweep: 1,2 (default: the "
+                                    "profile's cores, else 1; capped at this machine's).", minimum=1, maximum=1024)
+    batch: str = opt("1", "Samples per timed run, or a list to sweep: 1,8.", minimum=1, maximum=65536)
+    runs: int = opt(300, "Timed runs per model and setting, at most (the --seconds cap ends them sooner).",
+                    minimum=1)
+    warmup: int = opt(20, "Untimed runs before timing (capped at a third of --seconds).", minimum=0)
+    seconds: float = opt(3.0, "Time cap per model and setting: a huge batch gets fewer runs, with a note.",
+                         minimum=0.01, maximum=3600)
+    memory: bool = opt(True, "Peak memory per model and EP, each in a fresh process.", flag="memory/--no-memory")
     profile: str | None = opt(None, "Also predict each model's latency on this profile; on a profile calibrated "
                                     "on this machine, report predicted vs measured.")
     ep: str = opt("cpu", "Execution providers to run each ONNX model on, comma-separated: cpu, openvino, cuda, "
                          "tensorrt, dml, qnn, xnnpack, nnapi, coreml, rocm (those this onnxruntime lacks are "
                          "skipped, saying what brings them; edgekd providers lists them).")
-    ep_option: list[str] = opt((), "A provider option EP:KEY=VALUE (repeatable), e.g. openvino:device_type=CPU.",
+    ep_option: list[str] = opt((), "A provider option EP:KEY=VALUE (repeatable), e.g. openvino:device_type=CPU, "
+                                   "tensorrt:trt_fp16_enable=True, tensorrt:trt_engine_cache_enable=True.",
                                multiple=True)
     spin: bool = opt(True, "onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured "
                            "with --no-spin; use it to compare with their predictions at 2+ threads.",
@@ -195,6 +201,26 @@ def build(cls, kw: dict, *, strict: bool = True):
             continue
         _check(f, v, hints[f.name])
     return cls(**values)
+
+
+def counts(value: Any, name: str) -> list[int]:
+    """An option that takes one count or a list to sweep (`1,8`, 8 or [1, 8]) as a list of ints, each
+    checked against the field's bounds."""
+    f = next(x for x in dataclasses.fields(BenchOptions) if x.name == name)
+    flag = "--" + name.replace("_", "-")
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    out = []
+    for part in parts:
+        try:
+            n = int(str(part).strip())
+        except ValueError:
+            raise UsageError(f"{flag} takes whole numbers separated by commas, got {value!r}",
+                             f"e.g. {flag} 1,8") from None
+        _check(f, n, int)
+        out.append(n)
+    if not out:
+        raise UsageError(f"{flag} is empty", f"e.g. {flag} 1,8")
+    return list(dict.fromkeys(out))
 
 
 def _check(f: dataclasses.Field, v: Any, hint) -> None:

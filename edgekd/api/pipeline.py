@@ -73,5 +73,5 @@ def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progre
         q = quantize(out, **only(QuantizeOptions)).to_dict()
     except SlowerError as err:  # a result, not a failure: the fp32 student is what to ship
         q = {"written": False, "details": {"verdict": err.message, "attempts": []}}
-    b = bench(out, **only(BenchOptions, threads=options.get("threads") or 1))
+    b = bench(out, **only(BenchOptions, threads=options.get("threads")))
     return {"distill": d.to_dict(), "export": e.to_dict(), "quantize": q, "bench": b.report}

@@ -1,11 +1,15 @@
-"""`edgekd report RUN`: report.md and its plots rebuilt from bench.json (no model is run again).
+"""`edgekd report RUN`: report.md, report.html and the plots rebuilt from bench.json (no model is run again).
 
 Plots need matplotlib (`pip install "edgekd[report]"`; `make test` installs it): quality against latency with
-the Pareto front marked (the models no other model beats on both), and each model's latency distribution from
-its timed runs. Without matplotlib the report is written without them, and says so.
+the Pareto front marked (the models no other model beats on both), each model's latency distribution from its
+timed runs, and predicted against measured latency when a profile predicted them. Without matplotlib the report
+is written without them, and says so. report.html is the same tables with the plots inline (one file to send);
+every name in it is escaped, since labels and file names come from users' files.
 """
 from __future__ import annotations
 
+import base64
+import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,7 @@ class ReportResult(Result):
     report: str
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    html: str | None = None
 
 
 def quality(m: dict) -> tuple[str, float] | None:
@@ -77,7 +82,29 @@ def plots(report: dict, folder: Path) -> tuple[list[str], list[str]]:
         ax.set_xlabel("latency per run, ms (log)")
         ax.set_title("latency distributions (timed runs)", fontsize=10)
         written.append(_save(fig, folder / "latency.png"))
+    pred = {n: (m["latency_ms"]["p50"], m["predicted_ms"]) for n, m in models.items() if "predicted_ms" in m}
+    if pred:
+        written.append(_save(_predicted_plot(plt, pred, report["prediction"]), folder / "predicted.png"))
     return written, []
+
+
+def _predicted_plot(plt, pred: dict[str, tuple[float, float]], info: dict):
+    """Predicted against measured p50, log-log, with the line where they agree."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for name, (ms, pr) in pred.items():
+        ax.scatter(ms, pr, color="tab:blue", zorder=3)
+        ax.annotate(name, (ms, pr), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    lo = min(min(v) for v in pred.values()) / 1.5
+    hi = max(max(v) for v in pred.values()) * 1.5
+    ax.plot([lo, hi], [lo, hi], color="tab:gray", lw=1, ls="--", label="predicted = measured")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured p50 here, ms (log)")
+    ax.set_ylabel(f"predicted on {info['profile']}, ms (log)")
+    ax.set_title("predicted vs measured" if info.get("is_this_machine") else
+                 f"{info['profile']} (predicted) vs this host (measured)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
 
 
 def _save(fig, path: Path) -> str:
@@ -90,16 +117,104 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def write_report(report: dict, folder: Path) -> ReportResult:
-    """report.md (with the plots linked) and the plots, into `folder`."""
-    from .bench import render_markdown
+def prediction_scope(pred: dict) -> str:
+    """What a profile's prediction is of: which EP it models, and which of the device's EPs it does not."""
+    line = f"the {pred['profile']} predictions model its {pred.get('models_ep', 'CPUExecutionProvider')}"
+    if pred.get("not_modelled"):
+        line += f", not its {', '.join(pred['not_modelled'])}"
+    return line
 
+
+def _fmt(v, f: str = "{:.2%}") -> str:
+    return "–" if v is None else f.format(v)
+
+
+def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, columns, rows) of every table the report shows: the models at the first setting, the sweep, the
+    fixed-length text timings, the predictions. Markdown and HTML format the same tables."""
+    s = report["settings"]
+    out = []
+    rows = []
+    for name, m in report["models"].items():
+        lat, mem = m["latency_ms"], m.get("memory") or {}
+        rows.append([name, m.get("provider", m["runtime"]), f"{lat['p50']:.3f}", f"{lat['p90']:.3f}",
+                     f"{lat['p99']:.3f}", f"{m['size_bytes'] / 1024:.1f}", _fmt(mem.get("peak_rss_mb"), "{:.0f}"),
+                     _fmt(mem.get("delta_mb"), "{:.1f}"), _fmt(m["accuracy"]), _fmt(m["retention"]),
+                     _fmt(m["agreement"])])
+    out.append((f"Batch {s['batch']}, {s['threads']} thread(s)",
+                ["model", "provider", "p50 ms", "p90 ms", "p99 ms", "size KB", "peak RSS MB", "+MB over ORT",
+                 "accuracy", "retention", "agreement"], rows))
+    records = report.get("records") or []
+    if len({(r["threads"], r["batch"]) for r in records}) > 1:
+        out.append(("Sweep: every model, EP, thread count and batch (interleaved within each setting)",
+                    ["model", "EP", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "std ms", "samples/s"],
+                    [[r["model"], r["ep"], str(r["threads"]), str(r["batch"]), f"{r['latency_ms']['p50']:.3f}",
+                      f"{r['latency_ms']['p90']:.3f}", f"{r['latency_ms']['p99']:.3f}",
+                      f"{r['latency_ms']['std']:.3f}", f"{r['throughput_per_s']:,.1f}"] for r in records]))
+    fixed = [(name, k, m[k]) for name, m in report["models"].items() for k in m if k.startswith("latency_seq")]
+    if fixed:
+        out.append((f"At a fixed length ({fixed[0][1].removeprefix('latency_seq').removesuffix('_ms')} tokens), "
+                     "p50 ms", ["model", *(f"batch {b[1:]}" for b in fixed[0][2])],
+                    [[name, *(f"{v:.3f}" for v in lat.values())] for name, _, lat in fixed]))
+    pred = report.get("prediction")
+    if pred:
+        out.append((f"Predicted on {pred['profile']} ({prediction_scope(pred)})",
+                    ["model", "predicted ms", "measured p50 ms", "error"],
+                    [[n, f"{m['predicted_ms']:.3f}", f"{m['latency_ms']['p50']:.3f}",
+                      _fmt(m.get("prediction_error"), "{:+.0%}")]
+                     for n, m in report["models"].items() if "predicted_ms" in m]))
+    return out
+
+
+def _host_line(report: dict) -> str:
+    s, h = report["settings"], report["host"]
+    flags = ", ".join(h.get("int8_flags") or []) or "none"
+    return (f"Host: {h.get('cpu', '?')} ({h.get('cpu_count')} CPUs; int8 flags: {flags}), onnxruntime "
+            f"{h['onnxruntime']}; {s['warmup']} warm-up, up to {s['runs']} timed runs and {s.get('seconds', 3):g} s "
+            f"per model and setting. Created {report['created']}.")
+
+
+def render_markdown(report: dict, plot_files: list[str] = ()) -> str:
+    lines = [f"# edgekd benchmark: {report['target']}", "", _host_line(report)]
+    for title, cols, rows in tables(report):
+        lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if report["summary"]:
+        lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
+    lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]
+    lines += [f"- {n}" for n in report.get("notes") or []]
+    if plot_files:
+        lines += ["", *(f"![{Path(p).stem}]({p})" for p in plot_files)]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(report: dict, folder: Path, plot_files: list[str] = ()) -> str:
+    """One self-contained page: the verdict, the tables, the plots inline (base64 PNG), the notes."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd benchmark: {e(report['target'])}"
+             "</title><style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
+             "collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}</style></head><body>",
+             f"<h1>edgekd benchmark: {e(report['target'])}</h1>", f"<p>{e(_host_line(report))}</p>"]
+    parts += [f"<p><strong>{e(v)}</strong></p>" for v in report.get("verdict", [])]
+    for title, cols, rows in tables(report):
+        parts.append(f"<h3>{e(title)}</h3><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows]
+        parts.append("</table>")
+    for p in plot_files:
+        data = base64.b64encode((folder / p).read_bytes()).decode()
+        parts.append(f"<p><img alt='{e(Path(p).stem)}' src='data:image/png;base64,{data}'></p>")
+    if report.get("notes"):
+        parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{e(n)}</li>" for n in report["notes"]) + "</ul>")
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def write_report(report: dict, folder: Path) -> ReportResult:
+    """report.md and report.html (with the plots) and the plots, into `folder`."""
     written, notes = plots(report, folder)
-    md = render_markdown(report)
-    if written:
-        md += "\n" + "\n".join(f"![{Path(p).stem}]({p})" for p in written) + "\n"
-    write_text(folder / "report.md", md)
-    return ReportResult(str(folder / "report.md"), written, notes)
+    write_text(folder / "report.md", render_markdown(report, written))
+    write_text(folder / "report.html", render_html(report, folder, written))
+    return ReportResult(str(folder / "report.md"), written, notes, html=str(folder / "report.html"))
 
 
 def report(target: str | os.PathLike) -> ReportResult:

@@ -42,6 +42,8 @@ PRODUCED_BY = {
     "report.md": "bench",
     "quality_latency.png": "bench",
     "latency.png": "bench",
+    "predicted.png": "bench",
+    "report.html": "bench",
 }
 LATER = {"distill": ["export", "quantize", "bench"], "export": ["quantize", "bench"], "quantize": ["bench"],
          "bench": []}

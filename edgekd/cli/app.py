@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -183,9 +184,10 @@ def quantize(target, as_json, **kw) -> None:
 @click_options(BenchOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def bench(target, as_json, **kw) -> None:
-    """Benchmark teacher (PyTorch, ONNX), student fp32 and int8: latency p50/p90/p99, size, memory,
-    accuracy, retention and agreement, all on the same real inputs. TARGET is a run directory (writes
-    RUN/bench.json and RUN/report.md) or a plain .onnx file (with --data, or generated inputs)."""
+    """Benchmark teacher (PyTorch, ONNX), student fp32 and int8 on every --ep, over every --threads x --batch:
+    latency p50/p90/p99, throughput, size, memory, accuracy, retention and agreement, all on the same real
+    inputs, interleaved. TARGET is a run directory (writes RUN/bench.json, RUN/report.md and RUN/report.html)
+    or a plain .onnx file (with --data, or generated inputs)."""
     from ..api.bench import bench as run
 
     res = run(target, **kw)
@@ -293,14 +295,15 @@ def size(teacher, data, profile, as_json, **kw) -> None:
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def report(target, as_json) -> None:
-    """Rebuild RUN/report.md and its plots (quality vs latency with the Pareto front, latency distributions)
-    from RUN/bench.json, without running a model. TARGET is a run directory or a bench.json."""
+    """Rebuild RUN/report.md, RUN/report.html (plots inline) and the plots (quality vs latency with the Pareto
+    front, latency distributions, predicted vs measured) from RUN/bench.json, without running a model. TARGET
+    is a run directory or a bench.json."""
     from ..api.report import report as run
 
     res = run(target)
     _warn(res.notes)
     _emit(res.to_dict(), as_json, lambda r: view.console().print(
-        f"wrote {r['report']}" + (f" and {', '.join(r['plots'])}" if r["plots"] else "")))
+        f"wrote {r['report']}, {Path(r['html']).name}" + (f" and {', '.join(r['plots'])}" if r["plots"] else "")))
 
 
 @cli.command()

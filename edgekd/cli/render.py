@@ -151,6 +151,8 @@ def render_quantize(d: dict) -> None:
 
 
 def render_bench(report: dict) -> None:
+    from ..api.report import prediction_scope
+
     rows = []
     for name, m in report["models"].items():
         lat, mem = m["latency_ms"], m.get("memory") or {}
@@ -160,6 +162,11 @@ def render_bench(report: dict) -> None:
     c = console()
     c.print(table(f"bench: batch {s['batch']}, {s['threads']} thread(s), {report['host'].get('cpu', '?')}",
                   ["model", "p50 ms", "p99 ms", "KB", "RSS MB", "acc", "retain", "agree"], rows))
+    records = report.get("records") or []
+    if len({(r["threads"], r["batch"]) for r in records}) > 1:  # a sweep: every setting, with throughput
+        c.print(table("sweep: p50 per setting", ["model", "EP", "threads", "batch", "p50 ms", "p90 ms", "per s"],
+                      [[r["model"], r["ep"], r["threads"], r["batch"], f"{r['latency_ms']['p50']:.3f}",
+                        f"{r['latency_ms']['p90']:.3f}", f"{r['throughput_per_s']:,.0f}"] for r in records]))
     fixed = {name: (k, m[k]) for name, m in report["models"].items() for k in m if k.startswith("latency_seq")}
     if fixed:  # text models, also at a fixed number of tokens
         key, first = next(iter(fixed.values()))
@@ -172,6 +179,7 @@ def render_bench(report: dict) -> None:
             if "predicted_ms" in m:
                 err = f" ({m['prediction_error']:+.0%} vs measured p50)" if "prediction_error" in m else ""
                 c.print(f"{name}: predicted {m['predicted_ms']:.3f} ms on {pred['profile']}{err}")
+        c.print(prediction_scope(pred))
         if pred["note"]:
             c.print(pred["note"])
     _closing(c, report.get("verdict"))

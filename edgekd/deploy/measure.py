@@ -11,11 +11,15 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-BENCH_SCHEMA_VERSION = 1
+BENCH_SCHEMA_VERSION = 2  # 2: `records`, one per (model, EP, threads, batch)
 
 
 def percentiles(samples_ms: list[float]) -> dict:
@@ -26,22 +30,89 @@ def percentiles(samples_ms: list[float]) -> dict:
             "samples_ms": [round(float(v), 5) for v in a]}
 
 
-def _timed(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> dict:
-    """Warm up, then time up to `runs` calls; both stop at the time cap (a huge batch gets fewer runs)."""
+def _samples(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> list[float]:
+    """Warm up, then time up to `runs` calls, in ms. Both stop at the time cap: warm-up at a third of it (after
+    one call), timing at the cap once 3 runs are in, or at three times the cap whatever the count, so a
+    huge batch gets fewer runs instead of a minutes-long hang."""
     warm_deadline = time.perf_counter() + max_seconds / 3
     for i in range(warmup):
         fn(inputs[i % len(inputs)])
-        if i >= 2 and time.perf_counter() > warm_deadline:
+        if time.perf_counter() > warm_deadline:
             break
-    samples, deadline = [], time.perf_counter() + max_seconds
-    for i in range(runs):
+    samples: list[float] = []
+    start = time.perf_counter()
+    for i in range(max(runs, 1)):
         x = inputs[i % len(inputs)]
         t0 = time.perf_counter_ns()
         fn(x)
         samples.append((time.perf_counter_ns() - t0) / 1e6)
-        if time.perf_counter() > deadline and len(samples) >= 5:
+        spent = time.perf_counter() - start
+        if (spent > max_seconds and len(samples) >= 3) or spent > 3 * max_seconds:
             break
-    return percentiles(samples)
+    return samples
+
+
+def _timed(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> dict:
+    return percentiles(_samples(fn, inputs, warmup, runs, max_seconds))
+
+
+@dataclass
+class Timed:
+    """One thing to time: `call(x)` over `inputs`, inside `around()` (PyTorch sets its thread count there)."""
+
+    call: Callable[[Any], Any]
+    inputs: list
+    around: Callable[[], AbstractContextManager] = nullcontext
+
+
+def interleave(timed: dict[str, Timed], warmup: int, runs: int, max_seconds: float, rounds: int = 3) -> dict:
+    """Percentiles per name, timed side by side: `rounds` rounds, each timing every entry for its share of
+    the runs and of the time cap, so a machine that slows down for a while slows every model alike."""
+    rounds = max(1, min(rounds, runs))
+    got: dict[str, list[float]] = {k: [] for k in timed}
+    for r in range(rounds):
+        share = runs // rounds + (1 if r < runs % rounds else 0)
+        for name, t in timed.items():
+            with t.around():
+                got[name] += _samples(t.call, t.inputs, warmup if r == 0 else min(warmup, 2), share,
+                                      max_seconds / rounds)
+    return {k: percentiles(v) for k, v in got.items()}
+
+
+def onnx_timed(sess, inputs: list[dict[str, np.ndarray]], device: str | None = None) -> Timed:
+    """A session's runs over feed dicts. With a `device` (an EP with memory of its own: cuda), the inputs are
+    copied there once and bound with IO binding, so the runs time the model, not host-to-device copies."""
+    if device is None:
+        return Timed(lambda feed: sess.run(None, feed), inputs)
+    import onnxruntime as ort
+
+    bindings = []
+    for feed in inputs:
+        b = sess.io_binding()
+        for name, arr in feed.items():
+            b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr, device, 0))
+        for out in sess.get_outputs():
+            b.bind_output(out.name, device)
+        bindings.append(b)
+    return Timed(sess.run_with_iobinding, bindings)
+
+
+def torch_timed(model, inputs: list[dict[str, np.ndarray]], threads: int = 1) -> Timed:
+    """A PyTorch model over the same feeds (inputs passed positionally, in the model's order), on `threads`."""
+    import torch
+
+    tensors = [tuple(torch.from_numpy(v) for v in feed.values()) for feed in inputs]
+
+    @contextmanager
+    def around():
+        prev = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            torch.set_num_threads(prev)
+    return Timed(lambda args: model(*args), tensors, around)
 
 
 def feeds_for_timing(io, feeds, batch: int, count: int = 16) -> list[dict[str, np.ndarray]]:
@@ -55,41 +126,29 @@ def feeds_for_timing(io, feeds, batch: int, count: int = 16) -> list[dict[str, n
 def onnx_latency(sess, inputs: list[dict[str, np.ndarray]], warmup: int = 20, runs: int = 300,
                  max_seconds: float = 3.0) -> dict:
     """Latency of an onnxruntime session (made with the threads to measure) over real feed dicts."""
-    out = _timed(lambda feed: sess.run(None, feed), inputs, warmup, runs, max_seconds)
+    out = _timed(onnx_timed(sess, inputs).call, inputs, warmup, runs, max_seconds)
     out["provider"] = sess.get_providers()[0]
     return out
 
 
-def torch_latency(model, inputs: list[dict[str, np.ndarray]], threads: int = 1, warmup: int = 20, runs: int = 300,
-                  max_seconds: float = 3.0) -> dict:
-    """Latency of a PyTorch model over the same feeds (inputs passed positionally, in the model's order)."""
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        tensors = [tuple(torch.from_numpy(v) for v in feed.values()) for feed in inputs]
-        with torch.inference_mode():
-            out = _timed(lambda args: model(*args), tensors, warmup, runs, max_seconds)
-    finally:
-        torch.set_num_threads(prev)
-    out["provider"] = "pytorch-cpu"
-    return out
-
-
-def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarray]) -> dict:
-    """Run the memory probe in a fresh interpreter on the timed runs' own inputs; on failure report why
-    instead of crashing the bench."""
+def peak_memory(path: str | os.PathLike, threads: int, feed: dict[str, np.ndarray],
+                providers: list | None = None) -> dict:
+    """Run the memory probe in a fresh interpreter on the timed runs' own inputs (and EP); on failure report
+    why instead of crashing the bench."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as td:
         feed_path = Path(td) / "feed.npz"
         np.savez(feed_path, **feed)
+        cmd = [sys.executable, "-m", "edgekd.deploy.memprobe", str(path), str(threads), str(feed_path)]
+        if providers:
+            (Path(td) / "providers.json").write_text(json.dumps(providers))
+            cmd.append(str(Path(td) / "providers.json"))
         try:
-            cmd = [sys.executable, "-m", "edgekd.deploy.memprobe", str(path), str(threads), str(feed_path)]
-            res = subprocess.run(cmd,
-                                 capture_output=True, text=True, timeout=120, check=True)
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
             return json.loads(res.stdout.strip().splitlines()[-1])
+        except subprocess.CalledProcessError as e:
+            return {"error": ((e.stderr or "").strip().splitlines() or ["CalledProcessError"])[-1][:200]}
         except (subprocess.SubprocessError, ValueError, IndexError) as e:
             return {"error": f"{type(e).__name__}"}
 

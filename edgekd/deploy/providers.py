@@ -18,6 +18,7 @@ class EP:
     name: str        # what users type: --ep openvino
     provider: str    # what onnxruntime calls it
     package: str     # what brings it
+    device: str | None = None  # an EP with memory of its own: bench binds inputs there once (IO binding)
 
 
 EPS: dict[str, EP] = {}
@@ -33,8 +34,8 @@ for _ep in [
     EP("cpu", "CPUExecutionProvider", "onnxruntime (every build)"),
     EP("openvino", "OpenVINOExecutionProvider", "pip install onnxruntime-openvino (x86 CPUs, Intel GPUs and NPUs; it "
                                                 "replaces the onnxruntime package)"),
-    EP("cuda", "CUDAExecutionProvider", "pip install onnxruntime-gpu (NVIDIA GPUs, CUDA 12)"),
-    EP("tensorrt", "TensorrtExecutionProvider", "pip install onnxruntime-gpu, plus the TensorRT libraries"),
+    EP("cuda", "CUDAExecutionProvider", "pip install onnxruntime-gpu (NVIDIA GPUs, CUDA 12)", "cuda"),
+    EP("tensorrt", "TensorrtExecutionProvider", "pip install onnxruntime-gpu, plus the TensorRT libraries", "cuda"),
     EP("dml", "DmlExecutionProvider", "pip install onnxruntime-directml (Windows, DirectX 12 GPUs)"),
     EP("qnn", "QNNExecutionProvider", "pip install onnxruntime-qnn (Qualcomm NPUs, Windows on Arm / Android)"),
     EP("xnnpack", "XnnpackExecutionProvider", "the mobile packages (onnxruntime-android, onnxruntime-objc) or a "

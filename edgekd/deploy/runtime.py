@@ -28,6 +28,18 @@ def check_onnx_file(path: str | os.PathLike):
     return model
 
 
+def model_size(path: str | os.PathLike) -> int:
+    """Bytes on disk of an ONNX model: the .onnx file and the external-data files its tensors name (what a
+    device must hold), each file once."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    files = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+    return os.path.getsize(path) + sum(os.path.getsize(path.parent / f) for f in files
+                                       if (path.parent / f).is_file())
+
+
 def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
             optimized_path: str | None = None, level: str = "all", spin: bool = True,
             profile_prefix: str | None = None):

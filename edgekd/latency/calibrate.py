@@ -486,7 +486,8 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
         data = {"cpu": {"arch": h["arch"], "cores": h["cores"], "freq_ghz": h["freq_ghz"], "isa": h["isa"],
                         "fp32_gflops_per_core": round(fp32, 2), "int8_gops_per_core": round(int8, 2)},
                 "memory": {"ram_mb": h["ram_mb"], "bandwidth_gbps": bandwidth},
-                "runtime": {"execution_providers": ["CPUExecutionProvider"], "int8_preset": host_preset()},
+                "runtime": {"execution_providers": ["CPUExecutionProvider"], "models_ep": "CPUExecutionProvider",
+                            "int8_preset": host_preset()},
                 "budgets": {"latency_ms": 10.0, "memory_mb": round(h["ram_mb"] / 4, 0)}}
         sources = {"cpu": "this host: /proc/cpuinfo (peaks derived from ISA width x frequency)",
                    "memory.ram_mb": "this host: /proc/meminfo", "memory.bandwidth_gbps": measured + " (numpy copy)",
