@@ -13,7 +13,7 @@ $(BIN)/edgekd: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 first: the CPU build (a looser range would pull a multi-GB CUDA build)
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,hf,report]"
+	$(BIN)/pip install --quiet -e ".[train,dev,hf,report]"
 	touch $(BIN)/edgekd
 
 demo: $(BIN)/edgekd

@@ -28,3 +28,18 @@ class UsageError(EdgekdError):
 
 class StepMissingError(UsageError):
     """A run directory lacks the output of an earlier step (e.g. quantize before export)."""
+
+
+# modules only the training side needs, and the install that brings them
+TRAINING_MODULES = {"torch": "torch", "sklearn": "scikit-learn", "PIL": "pillow", "onnxscript": "onnxscript",
+                    "transformers": "transformers", "optimum": "optimum"}
+
+
+def missing_module(e: ModuleNotFoundError) -> UsageError | None:
+    """A training dependency missing from a runtime-only install, as one line saying what to install."""
+    root = (e.name or "").split(".")[0]
+    if root not in TRAINING_MODULES:
+        return None
+    extra = "hf" if root in ("transformers", "optimum") else "train"
+    return UsageError(f"this needs {TRAINING_MODULES[root]}, which this install does not have (the runtime install "
+                      "runs bench, predict, compare, report and profiles)", f'pip install "edgekd[{extra}]"')

@@ -155,7 +155,12 @@ class Profile:
 
 
 def _builtin_dir():
-    return resources.files("edgekd.profile_data")
+    """The built-in profiles: package data in a wheel or an editable install (`edgekd.profile_data`), else the
+    `profiles/` folder beside the package in a plain source copy (edgekd on PYTHONPATH, as on a device)."""
+    try:
+        return resources.files("edgekd.profile_data")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "profiles"
 
 
 def builtin_files() -> dict[str, Any]:

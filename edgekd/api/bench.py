@@ -1,6 +1,7 @@
 """`edgekd bench`: every model of a run (or one .onnx) timed side by side on the same real inputs."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekdError, UsageError
+from ..errors import EdgekdError, UsageError, missing_module
 from .options import BenchOptions, counts
 from .rundir import now, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
@@ -35,7 +36,7 @@ class Entry:
     torch_model: Any = None
 
 
-def bench(target: str | os.PathLike, **options) -> BenchResult:
+def bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = False, **options) -> BenchResult:
     """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) on every EP asked for, side by
     side on the same real inputs, for accuracy, latency (a sweep over threads x batch), size and memory
     (options: see `BenchOptions`). With a profile, each ONNX model also gets its predicted latency; when the
@@ -48,6 +49,8 @@ def bench(target: str | os.PathLike, **options) -> BenchResult:
     from .options import build
 
     o = build(BenchOptions, options)
+    if on:
+        return bench_on(target, on, keep, options)
     prof = load_profile(o.profile) if o.profile else None
     notes: list[str] = []
     threads, asked_threads = _threads(o, prof, notes)
@@ -87,6 +90,47 @@ def bench(target: str | os.PathLike, **options) -> BenchResult:
     return BenchResult(str(target), report)
 
 
+def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> BenchResult:
+    """The same bench on the device over SSH (edgekd.deploy.remote). A run's result is kept in
+    RUN/devices/HOST/ (bench.json, report.md, report.html) beside this workstation's bench and the profile's
+    predictions, whose error is now against the device itself."""
+    from ..deploy import remote
+
+    t = resolve(target)  # checked here, before anything is copied
+    if t.run is not None:
+        t.run.step("distill")
+        t.run.verify("student.onnx", "export")
+    staged = remote.stage_bench(str(t.path), {k: v for k, v in options.items() if v is not None})
+    got = remote.run_on(url, "bench", staged, keep)
+    report = got["result"]
+    report["target"] = str(target)
+    report["device"], report["overhead"], report["kept"] = got["device"], got["overhead"], got["kept"]
+    pred = report.get("prediction")
+    if pred:  # the profile is meant to be this device: its error is against the device's measurements
+        for m in report["models"].values():
+            if "predicted_ms" in m:
+                m["prediction_error"] = m["predicted_ms"] / m["latency_ms"]["p50"] - 1
+        pred.update(is_this_machine=True, measured_on=got["device"]["url"], note=None)
+    if t.run is not None:
+        from .report import write_report
+
+        here = t.run / "bench.json"
+        if here.is_file():
+            report["workstation"] = _workstation(json.loads(here.read_text(encoding="utf-8")), report)
+        folder = t.run / "devices" / got["device"]["node"]
+        write_json(folder / "bench.json", report)
+        report["report"] = write_report(report, folder).to_dict()
+    return BenchResult(str(target), report)
+
+
+def _workstation(local: dict, device: dict) -> dict:
+    """This workstation's p50 of each model the device measured at the same threads and batch."""
+    s = device["settings"]
+    return {"host": local.get("host", {}).get("cpu"), "created": local.get("created"),
+            "p50_ms": {r["model"]: r["latency_ms"]["p50"] for r in local.get("records", [])
+                       if r["ep"] in ("cpu", "pytorch") and r["threads"] == s["threads"] and r["batch"] == s["batch"]}}
+
+
 def _threads(o: BenchOptions, prof, notes: list[str]) -> tuple[list[int], int]:
     """The thread counts to measure (capped at this machine's cores, said) and the first one asked for (what a
     profile predicts). Without --threads: the profile's cores, else 1."""
@@ -116,10 +160,12 @@ def _models(t, o: BenchOptions, notes: list[str]) -> tuple[dict[str, Path], Any]
         raise UsageError("--teacher is for a plain .onnx: a run directory benchmarks its own teacher",
                          "drop --teacher, or pass the student's .onnx file")
     run.step("distill")  # a run that was distilled
-    onnx_models["student_fp32"] = run.verify("student.onnx", "export")
-    if (run / "teacher.onnx").is_file():
+    student = run.verify("student.onnx", "export")
+    if (run / "teacher.onnx").is_file():  # first: without torch it is the reference the others are scored by
         onnx_models["teacher_onnx"] = run.verify("teacher.onnx", "export")
-    for key in ("student", "teacher"):  # onnxruntime's transformer fusions (Hugging Face models)
+    for key in ("teacher", "student"):  # onnxruntime's transformer fusions (Hugging Face models)
+        if key == "student":
+            onnx_models["student_fp32"] = student
         if (run / f"{key}.optimized.onnx").is_file():
             onnx_models[f"{key}_optimized"] = run.verify(f"{key}.optimized.onnx", "export")
     if (run / "student.int8.onnx").is_file():
@@ -128,7 +174,11 @@ def _models(t, o: BenchOptions, notes: list[str]) -> tuple[dict[str, Path], Any]
         return onnx_models, run_teacher(run)
     except EdgekdError as e:
         notes.append(f"teacher_pytorch left out: {e.one_line()}")
-        return onnx_models, None
+    except ModuleNotFoundError as e:  # a runtime-only install (a device): the teacher's ONNX is the reference
+        if missing_module(e) is None:
+            raise
+        notes.append(f"teacher_pytorch left out: {e.name} is not installed here; teacher_onnx is the reference")
+    return onnx_models, None
 
 
 def _score(t, onnx_models: dict, teacher, md, shapes: dict, eps: list[str], ep_opts: dict, threads: int,
@@ -405,8 +455,9 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
         other = at.get((ship, ep, t0, b0))
         if cpu and other:
             r = cpu / other
-            lines.append(f"{ship} on {ep}: {r:.2f}x as fast as on the CPU EP (batch {b0}, {t0} thread(s)): "
-                         + (f"deploy it with --ep {ep}" if r > 1 else "keep the CPU EP"))
+            lines.append(f"{ship} on {ep}: {r:.2f}x faster than on the CPU EP (batch {b0}, {t0} thread(s)): deploy "
+                         f"it on {ep}" if r > 1 else f"{ship} on {ep}: {1 / r:.1f}x slower than on the CPU EP "
+                         f"(batch {b0}, {t0} thread(s)): keep the CPU EP")
     s_name = _fastest(models, "student")[0]
     if s_name and "student_int8" in models:
         ratios = {(t, b): at[(s_name, "cpu", t, b)] / at[("student_int8", "cpu", t, b)]

@@ -168,6 +168,15 @@ class BenchOptions:
                      flag="spin/--no-spin")
 
 
+@dataclass
+class RemoteOptions:
+    """Where a step runs: here, or on the device over SSH (`bench`, `profiles calibrate`)."""
+
+    on: str | None = opt(None, "Run it on the device: ssh://user@host[:port][?python=PATH] (your SSH keys and "
+                               "config; the device needs python3 with onnxruntime, onnx and numpy, no torch).")
+    keep: bool = opt(False, "Leave the copied files on the device (to look at them there).", flag="keep")
+
+
 # pipeline runs distill, export, quantize and bench: every option of each, once (a name two steps share,
 # such as --threads or --profile, means the same thing in both); quantize's and bench's --data and --output
 # are the run's own there.

@@ -156,6 +156,13 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append((f"At a fixed length ({fixed[0][1].removeprefix('latency_seq').removesuffix('_ms')} tokens), "
                      "p50 ms", ["model", *(f"batch {b[1:]}" for b in fixed[0][2])],
                     [[name, *(f"{v:.3f}" for v in lat.values())] for name, _, lat in fixed]))
+    ws = report.get("workstation")
+    if ws and ws["p50_ms"]:
+        out.append((f"On {report['device']['url']} against this workstation ({ws['host']}), p50 ms",
+                    ["model", "device", "workstation", "device/workstation"],
+                    [[n, f"{m['latency_ms']['p50']:.3f}", f"{ws['p50_ms'][n]:.3f}",
+                      f"{m['latency_ms']['p50'] / ws['p50_ms'][n]:.2f}x"]
+                     for n, m in report["models"].items() if n in ws["p50_ms"]]))
     pred = report.get("prediction")
     if pred:
         out.append((f"Predicted on {pred['profile']} ({prediction_scope(pred)})",
@@ -169,7 +176,13 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 def _host_line(report: dict) -> str:
     s, h = report["settings"], report["host"]
     flags = ", ".join(h.get("int8_flags") or []) or "none"
-    return (f"Host: {h.get('cpu', '?')} ({h.get('cpu_count')} CPUs; int8 flags: {flags}), onnxruntime "
+    where = "Host"
+    if report.get("device"):
+        d, o = report["device"], report.get("overhead") or {}
+        where = (f"Measured on the device {d['url']} ({d.get('os', '?')}; copy {o.get('copy_s', 0):.1f} s, run "
+                 f"{o.get('run_s', 0):.1f} s, check and clean-up {o.get('check_s', 0) + o.get('cleanup_s', 0):.1f} s)."
+                 " Device")
+    return (f"{where}: {h.get('cpu', '?')} ({h.get('cpu_count')} CPUs; int8 flags: {flags}), onnxruntime "
             f"{h['onnxruntime']}; {s['warmup']} warm-up, up to {s['runs']} timed runs and {s.get('seconds', 3):g} s "
             f"per model and setting. Created {report['created']}.")
 

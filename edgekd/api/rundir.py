@@ -44,6 +44,7 @@ PRODUCED_BY = {
     "latency.png": "bench",
     "predicted.png": "bench",
     "report.html": "bench",
+    "devices": "bench",         # bench --on: each device's bench.json and report
 }
 LATER = {"distill": ["export", "quantize", "bench"], "export": ["quantize", "bench"], "quantize": ["bench"],
          "bench": []}

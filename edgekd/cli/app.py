@@ -16,8 +16,16 @@ from typing import Any
 
 import click
 
-from ..api.options import PIPELINE_SKIP, BenchOptions, DistillOptions, ExportOptions, QuantizeOptions, click_options
-from ..errors import EdgekdError
+from ..api.options import (
+    PIPELINE_SKIP,
+    BenchOptions,
+    DistillOptions,
+    ExportOptions,
+    QuantizeOptions,
+    RemoteOptions,
+    click_options,
+)
+from ..errors import EdgekdError, missing_module
 from . import render as view
 from .render import console, table
 
@@ -62,6 +70,10 @@ class _Cli(click.Group):
         except Exception as e:  # the boundary: a library's failure, as one line
             if _debug(ctx):
                 raise
+            missing = missing_module(e) if isinstance(e, ModuleNotFoundError) else None
+            if missing is not None:  # a runtime-only install asked to train
+                click.echo(f"Error: {missing.one_line()}", err=True)
+                ctx.exit(missing.exit_code)
             where = f" on {e.filename}" if isinstance(e, OSError) and e.filename else ""
             click.echo(f"Error: {type(e).__name__}{where}: {_first_line(e)} (hint: rerun with --debug for the "
                        "traceback; please report it if the input looks right)", err=True)
@@ -181,13 +193,14 @@ def quantize(target, as_json, **kw) -> None:
 
 @cli.command()
 @click.argument("target")
-@click_options(BenchOptions)
+@click_options(BenchOptions, RemoteOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def bench(target, as_json, **kw) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8 on every --ep, over every --threads x --batch:
     latency p50/p90/p99, throughput, size, memory, accuracy, retention and agreement, all on the same real
     inputs, interleaved. TARGET is a run directory (writes RUN/bench.json, RUN/report.md and RUN/report.html)
-    or a plain .onnx file (with --data, or generated inputs)."""
+    or a plain .onnx file (with --data, or generated inputs). With --on ssh://user@host the same bench runs on
+    the device (RUN/devices/HOST/ gets its bench.json and report)."""
     from ..api.bench import bench as run
 
     res = run(target, **kw)
@@ -379,8 +392,9 @@ NOISY = 0.9  # calibrate warns when fewer of its graphs than this agree within 2
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="TOML file to write.")
 @click.option("--threads", multiple=True, type=int, help="Thread counts to measure (default: 1 and all cores).")
 @click.option("--quick", is_flag=True, help="A quarter of the suite (a smoke test, not a calibration).")
+@click_options(RemoteOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
+def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) -> None:
     """Measure this device with onnxruntime micro-benchmarks (no torch needed) and write a calibrated
     profile: efficiencies and thread scaling fitted to the measurements, measured run and per-node
     overheads, plus kernel tables that predictions read (every kernel onnxruntime runs for the suite,
@@ -392,8 +406,14 @@ def profiles_calibrate(name, base, output, threads, quick, as_json) -> None:
     from ..latency.calibrate import calibrate
     from ..progress import step_progress
 
-    with step_progress("calibrate") as progress:
-        res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick, progress=progress)
+    if on:  # on the device: its profile comes back to OUTPUT here
+        from ..deploy.remote import calibrate_on
+
+        res = calibrate_on(on, output, keep, name=name, base=base, threads=list(threads) or None, quick=quick)
+    else:
+        with step_progress("calibrate") as progress:
+            res = calibrate(output, name=name, base=base, threads=list(threads) or None, quick=quick,
+                            progress=progress)
     res.pop("alongside_seconds", None)
     if res.get("repeat_within_20", 1.0) < NOISY:
         click.echo(f"Warning: timed twice, only {res['repeat_within_20']:.0%} of the whole graphs agreed within "

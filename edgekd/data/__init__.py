@@ -165,16 +165,24 @@ def _split(spec, x, y, x_test, y_test, kind) -> Dataset:
         if y_test is not None and n_classes is not None:
             n_classes = max(n_classes, int(y_test.max()) + 1)
         return Dataset(spec, x, y, x_test, y_test, n_classes, kind=kind)
-    from sklearn.model_selection import train_test_split  # only when the data brings no test split
-
-    stratify = None
-    if labeled:
-        counts = np.bincount(y)
-        if counts[counts > 0].min() >= 2 and len(y) * TEST_FRACTION >= len(counts):
-            stratify = y
-    tr, te = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED,
-                              stratify=stratify)
+    tr, te = split_indices(y, labeled)  # the data brings no test split
     return Dataset(spec, take(x, tr), y[tr], take(x, te), y[te] if labeled else None, n_classes, kind=kind)
+
+
+def split_indices(y: np.ndarray, labeled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices: a seeded shuffle, stratified by class when every class has two samples or more
+    (each then keeps at least one on each side). numpy only, so a runtime install splits data as training does."""
+    fraction, rng = TEST_FRACTION, np.random.default_rng(SPLIT_SEED)
+    counts = np.bincount(y) if labeled else np.array([])
+    if labeled and counts[counts > 0].min() >= 2 and len(y) * fraction >= (counts > 0).sum():
+        test = []
+        for c in np.flatnonzero(counts):
+            idx = rng.permutation(np.flatnonzero(y == c))
+            test.append(idx[:min(len(idx) - 1, max(1, int(round(len(idx) * fraction))))])
+        te = np.sort(np.concatenate(test))
+    else:
+        te = np.sort(rng.permutation(len(y))[:max(1, int(np.ceil(len(y) * fraction)))])
+    return np.setdiff1d(np.arange(len(y)), te), te
 
 
 def _hold_out_val(ds: Dataset, fraction: float) -> None:

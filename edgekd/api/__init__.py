@@ -1,0 +1,1 @@
+"""The steps users run: distill, export, quantize, bench, compare, report, size, pipeline."""

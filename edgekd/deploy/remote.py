@@ -1,0 +1,334 @@
+"""`--on ssh://user@host[:port][?python=PATH]`: run `bench` or `profiles calibrate` on the real device.
+
+edgekd builds its runtime wheel (pure Python, the built-in profiles inside), copies it with the model(s) and data
+into a fresh temp dir on the device, and runs the step there with the device's own python3, onnxruntime, onnx and
+numpy: the wheel is imported straight from the file (a wheel is a zip), so nothing is installed and, unless
+`keep`, nothing is left behind. It uses the system `ssh` with the user's own keys and config (BatchMode: a key
+that needs a password is refused, not prompted for); EDGEKD_SSH_OPTIONS adds ssh options (e.g. `-F FILE`,
+`-i KEY`). Every failure is one line naming the device.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from ..errors import EdgekdError, UsageError
+
+CONNECT_TIMEOUT_S = 10
+RUN_TIMEOUT_S = 3600
+RUNTIME_NEEDS = {"onnxruntime": "onnxruntime", "onnx": "onnx", "numpy": "numpy"}
+
+# what the device has, from a python3 that may have nothing of edgekd's (stdlib only, one JSON line)
+FACTS = r"""
+import json, os, platform, shutil, sys, tempfile
+out = {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system(),
+       "os": platform.platform(), "node": platform.node(), "cpu_count": os.cpu_count(),
+       "free_tmp_mb": shutil.disk_usage(tempfile.gettempdir()).free // 2**20}
+try:
+    text = open("/proc/cpuinfo").read()
+    out["cpu"] = next((l.split(":", 1)[1].strip() for l in text.splitlines()
+                       if l.startswith(("model name", "Model", "Hardware"))), "")
+    out["flags"] = sorted(set(next((l.split(":", 1)[1].split() for l in text.splitlines()
+                                    if l.startswith(("flags", "Features"))), [])))
+except OSError:
+    pass
+for m in ("onnxruntime", "onnx", "numpy"):
+    try:
+        out[m] = __import__(m).__version__
+    except Exception:
+        out[m] = None
+print(json.dumps(out))
+"""
+
+
+class RemoteError(EdgekdError):
+    """A failure on or reaching the device (exit 1); the message starts with the device's name."""
+
+
+@dataclass(frozen=True)
+class Device:
+    user: str | None
+    host: str
+    port: int | None
+    python: str = "python3"
+
+    @property
+    def name(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}{':' + str(self.port) if self.port else ''}"
+
+    @property
+    def dest(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+
+def parse(url: str) -> Device:
+    """`ssh://pi@raspberrypi.local:2222?python=/home/pi/venv/bin/python` -> Device; anything else is refused."""
+    u = urlparse(url)
+    try:
+        port = u.port
+    except ValueError:
+        port = -1
+    if u.scheme != "ssh" or not u.hostname or port == -1 or (u.path not in ("", "/")):
+        raise UsageError(f"--on {url!r} is not ssh://[user@]host[:port][?python=PATH]",
+                         "e.g. --on ssh://pi@raspberrypi.local or --on ssh://pi@10.0.0.5:2222")
+    python = (parse_qs(u.query).get("python") or ["python3"])[0]
+    return Device(u.username, u.hostname, port, python)
+
+
+def _ssh_base(dev: Device) -> list[str]:
+    opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+            "-o", "StrictHostKeyChecking=accept-new", *shlex.split(os.environ.get("EDGEKD_SSH_OPTIONS", ""))]
+    return ["ssh", *opts, *(["-p", str(dev.port)] if dev.port else []), dev.dest]
+
+
+def ssh(dev: Device, command: str, stdin: bytes | None = None, timeout: float = 120) -> str:
+    """Run `command` (a shell line) on the device; its stdout, or a RemoteError with the reason in one line."""
+    try:
+        res = subprocess.run([*_ssh_base(dev), command], input=stdin, capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise UsageError("no `ssh` command on this machine", "install OpenSSH's client (apt-get install "
+                         "openssh-client)") from None
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"{dev.name}: no answer in {timeout:g} s", "is the device busy or the network "
+                          "down? try `ssh` to it by hand") from None
+    err = res.stderr.decode(errors="replace").strip()
+    if res.returncode == 255:  # ssh's own failure: connection or authentication
+        raise _ssh_failure(dev, err)
+    if res.returncode != 0:
+        raise RemoteError(f"{dev.name}: {_last_line(err) or f'exit {res.returncode}'}",
+                          _hint_for(err, res.returncode) or "run the command on the device by hand to see more")
+    return res.stdout.decode(errors="replace")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Warning: Permanently")]
+    return lines[-1][:300] if lines else ""
+
+
+def _ssh_failure(dev: Device, err: str) -> RemoteError:
+    line = _last_line(err)
+    low = err.lower()
+    if "permission denied" in low:
+        return RemoteError(f"{dev.name}: the device refused the key ({line})",
+                           f"ssh-copy-id {dev.dest} (BatchMode: keys only, no password prompts)")
+    if "could not resolve" in low or "name or service not known" in low:
+        return RemoteError(f"{dev.name}: unknown host ({line})", "check the name, or use the device's IP address")
+    if any(s in low for s in ("connection refused", "timed out", "no route", "unreachable", "closed")):
+        return RemoteError(f"{dev.name}: cannot connect ({line})",
+                           "is the device on, sshd running and the port right? (ssh://user@host:PORT)")
+    if "host key verification failed" in low or "remote host identification has changed" in low:
+        return RemoteError(f"{dev.name}: its host key does not match known_hosts ({line})",
+                           f"if the device was reinstalled: ssh-keygen -R {dev.host}")
+    return RemoteError(f"{dev.name}: ssh failed ({line or 'exit 255'})", "try `ssh` to it by hand")
+
+
+def _hint_for(err: str, code: int) -> str | None:
+    low = err.lower()
+    if "no space left" in low:
+        return "free space in the device's temp dir (df -h /tmp), or set TMPDIR there"
+    if code == 127 or ("python" in low and ("not found" in low or "no such file" in low)):
+        return "install Python 3.10+ on the device (apt-get install python3), or pass ?python=PATH"
+    return None
+
+
+def facts(dev: Device) -> dict:
+    """The device's Python, CPU, ISA flags, cores, OS and onnxruntime, checked for what a run needs."""
+    out = ssh(dev, f"{shlex.quote(dev.python)} -c {shlex.quote(FACTS)}")
+    try:
+        got = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RemoteError(f"{dev.name}: {dev.python} did not answer the facts probe ({out.strip()[:120]!r})",
+                          "check that it is a CPython 3.10+") from None
+    major, minor = (int(x) for x in got["python"].split(".")[:2])
+    if (major, minor) < (3, 10):
+        raise RemoteError(f"{dev.name}: {dev.python} is Python {got['python']}; edgekd needs 3.10 or later",
+                          "install a newer python3 there, or pass ?python=PATH to one")
+    missing = [pkg for mod, pkg in RUNTIME_NEEDS.items() if not got.get(mod)]
+    if missing:
+        raise RemoteError(f"{dev.name}: {dev.python} has no {', '.join(missing)}", _install_hint(got, missing))
+    return got
+
+
+def _install_hint(got: dict, missing: list[str]) -> str:
+    """What to install on this device, for its platform."""
+    machine = got.get("machine", "")
+    if machine in ("armv7l", "armv6l", "i686"):
+        return (f"onnxruntime publishes no wheels for {machine} (32-bit): use a 64-bit OS on the device, or build "
+                "onnxruntime from source there")
+    return f"on the device: {got.get('python') and 'python3'} -m pip install {' '.join(missing)}"
+
+
+def runtime_wheel(dest_dir: Path) -> Path:
+    """edgekd's runtime as a wheel: every module and the built-in profiles, no dependencies bundled. pip can
+    install it; `--on` imports it straight from the file instead (PYTHONPATH=edgekd-*.whl)."""
+    import edgekd
+
+    from .. import profiles
+
+    pkg = Path(edgekd.__file__).resolve().parent
+    version = edgekd.__version__
+    files: dict[str, bytes] = {}
+    for f in sorted(pkg.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".typed"):
+            files[f"edgekd/{f.relative_to(pkg).as_posix()}"] = f.read_bytes()
+    for f in profiles._builtin_dir().iterdir():
+        if f.name.endswith((".toml", ".md", ".py")):
+            files[f"edgekd/profile_data/{f.name}"] = f.read_bytes()
+    info = f"edgekd-{version}.dist-info"
+    requires = "".join(f"Requires-Dist: {r}\n" for r in ("onnx>=1.17", "onnxruntime>=1.20", "numpy>=1.26",
+                                                          "click>=8.1", "rich>=13"))
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: edgekd\nVersion: {version}\n{requires}".encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: edgekd\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/entry_points.txt"] = b"[console_scripts]\nedgekd = edgekd.cli:main\n"
+    record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
+              for n, b in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    path = dest_dir / f"edgekd-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+@dataclass
+class Staged:
+    """What goes to the device: files by their name there, and the job's arguments in those names."""
+
+    files: dict[str, Path]
+    target: str
+    options: dict
+
+
+def stage_bench(target: str, options: dict) -> Staged:
+    """A run directory's models and eval data (no torch: the teacher is its ONNX), or a plain .onnx with its
+    external data, --data and --teacher; a --profile that is a file goes too."""
+    from ..api.rundir import MANIFEST
+
+    files: dict[str, Path] = {}
+    path = Path(target)
+    opts = dict(options)
+    if path.is_dir():
+        for f in path.iterdir():
+            if f.is_file() and (f.suffix in (".onnx", ".data", ".npz") or f.name == MANIFEST):
+                files[f"run/{f.name}"] = f
+        remote_target = "run"
+    else:
+        remote_target = _with_external(path, "model", files)
+    if opts.get("teacher"):
+        opts["teacher"] = _with_external(Path(opts["teacher"]), "teacher", files)
+    if opts.get("data") and Path(opts["data"]).exists():
+        d = Path(opts["data"])
+        for f in ([d] if d.is_file() else sorted(x for x in d.rglob("*") if x.is_file())):
+            files[f"data/{d.name}/{f.relative_to(d).as_posix()}" if d.is_dir() else f"data/{d.name}"] = f
+        opts["data"] = f"data/{d.name}"
+    if opts.get("profile") and Path(opts["profile"]).is_file():
+        files[f"profile/{Path(opts['profile']).name}"] = Path(opts["profile"])
+        opts["profile"] = f"profile/{Path(opts['profile']).name}"
+    return Staged(files, remote_target, opts)
+
+
+def _with_external(model: Path, folder: str, files: dict[str, Path]) -> str:
+    """A model and the external-data files beside it that it names, into `folder/`; its name there."""
+    import onnx
+
+    from .runtime import check_onnx_file
+
+    check_onnx_file(model)
+    files[f"{folder}/{model.name}"] = model
+    m = onnx.load(str(model), load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location" and (model.parent / e.value).is_file():
+                files[f"{folder}/{e.value}"] = model.parent / e.value
+    return f"{folder}/{model.name}"
+
+
+def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
+    """Copy the runtime wheel and `staged` to a temp dir on the device, run `step` there, bring its result
+    back. The result carries the device's facts and the overhead (check, copy, run, clean-up) apart from the
+    measurements."""
+    dev = parse(url)
+    t0 = time.perf_counter()
+    info = facts(dev)
+    overhead = {"check_s": time.perf_counter() - t0}
+    with tempfile.TemporaryDirectory() as td:
+        wheel = runtime_wheel(Path(td))
+        job = {"step": step, "target": staged.target, "options": staged.options}
+        blob = _tar({**staged.files, wheel.name: wheel}, {"job.json": json.dumps(job).encode()})
+        t1 = time.perf_counter()
+        remote = ssh(dev, "mktemp -d \"${TMPDIR:-/tmp}/edgekd.XXXXXX\"").strip()
+        try:
+            ssh(dev, f"tar -C {shlex.quote(remote)} -xf -", stdin=blob, timeout=600)
+            overhead["copy_s"] = time.perf_counter() - t1
+            overhead["copied_mb"] = len(blob) / 2**20
+            t2 = time.perf_counter()
+            cmd = (f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote + '/' + wheel.name)} "
+                   f"{shlex.quote(dev.python)} -m edgekd.deploy.remote_job job.json")
+            out = ssh(dev, cmd, timeout=RUN_TIMEOUT_S)
+            overhead["run_s"] = time.perf_counter() - t2
+        finally:
+            t3 = time.perf_counter()
+            if not keep:
+                try:
+                    ssh(dev, f"rm -rf {shlex.quote(remote)}")
+                except EdgekdError:
+                    pass  # the device is gone: nothing more to clean from here
+            overhead["cleanup_s"] = time.perf_counter() - t3
+    answer = _answer(dev, out)
+    return {**answer, "device": {"url": f"ssh://{dev.name}", **info}, "overhead": overhead,
+            "kept": remote if keep else None}
+
+
+def _tar(files: dict[str, Path], extra: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, path in files.items():
+            tar.add(str(path), arcname=name)
+        for name, data in extra.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _answer(dev: Device, out: str) -> dict:
+    """The job's last stdout line: {"ok": true, "result": ...} or an error, re-raised here with the device's name."""
+    try:
+        answer = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RemoteError(f"{dev.name}: the job printed no result ({out.strip()[-200:]!r})",
+                          "rerun with --keep and run it there by hand") from None
+    if not answer.get("ok"):
+        if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0"):
+            print(f"{dev.name}: {answer.get('traceback')}", file=sys.stderr)
+        cls = UsageError if answer.get("exit_code") == 2 else RemoteError
+        raise cls(f"{dev.name}: {answer.get('error')}", answer.get("hint"))
+    return answer
+
+
+def calibrate_on(url: str, output: str | os.PathLike, keep: bool = False, **options) -> dict:
+    """`profiles calibrate` on the device: the calibrated profile is written to `output` here (its
+    `calibration.host` is the device's name, so a bench there later knows it was measured on it)."""
+    from ..api.rundir import write_text
+
+    files: dict[str, Path] = {}
+    if options.get("base") and Path(options["base"]).is_file():
+        files[f"profile/{Path(options['base']).name}"] = Path(options["base"])
+        options["base"] = f"profile/{Path(options['base']).name}"
+    got = run_on(url, "calibrate", Staged(files, "calibrated.toml", options), keep)
+    res = got["result"]
+    write_text(output, res.pop("toml"))
+    return {**res, "path": str(output), "device": got["device"], "overhead": got["overhead"], "kept": got["kept"]}

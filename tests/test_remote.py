@@ -1,0 +1,172 @@
+"""`--on ssh://...`: bench and profiles calibrate on a device over SSH, for real. A throwaway OpenSSH server on
+127.0.0.1 (Debian's openssh-server; .ci/run installs it) with a throwaway key plays the device, and the torch-free
+OpenVINO environment `make test` builds is the device's python (onnxruntime, onnx and numpy; no torch, no
+scikit-learn). The tests skip, saying why, only where sshd cannot start."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import invoke, invoke_json
+from test_bad_inputs import assert_usage_error
+from test_providers import OV_PYTHON
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory):
+    """ssh://USER@127.0.0.1:PORT?python=<the torch-free venv's python>, with EDGEKD_SSH_OPTIONS set to a client
+    config holding the throwaway key."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).is_file() or not shutil.which("ssh-keygen"):
+        pytest.skip("no OpenSSH server here (apt-get install openssh-server; .ci/run installs it)")
+    if not Path(OV_PYTHON).is_file():
+        pytest.skip(f"no torch-free device environment at {OV_PYTHON} (make test builds it)")
+    d = tmp_path_factory.mktemp("sshd")
+    _keygen(d / "host_key")
+    _keygen(d / "user_key")
+    _keygen(d / "other_key")
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # the privilege-separation dir sshd insists on
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None:
+            pytest.skip(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
+        time.sleep(0.05)
+    config = d / "ssh_config"
+    config.write_text(f"Host *\n  IdentityFile {d}/user_key\n  IdentitiesOnly yes\n"
+                      f"  UserKnownHostsFile {d}/known_hosts\n")
+    old = os.environ.get("EDGEKD_SSH_OPTIONS")
+    os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {config}"
+    try:
+        yield {"url": f"ssh://{getpass.getuser()}@127.0.0.1:{port}?python={OV_PYTHON}", "port": port, "dir": d}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if old is None:
+            os.environ.pop("EDGEKD_SSH_OPTIONS", None)
+        else:
+            os.environ["EDGEKD_SSH_OPTIONS"] = old
+
+
+@pytest.fixture(scope="module")
+def run(project, tmp_path_factory):
+    """A distilled, exported, quantized run benchmarked on this workstation."""
+    from click.testing import CliRunner
+
+    r = CliRunner()
+    out = tmp_path_factory.mktemp("remote") / "run"
+    invoke_json(r, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", out)
+    invoke_json(r, "export", out)
+    invoke_json(r, "quantize", out, "--allow-slower", "--max-drop", "1")
+    invoke_json(r, "bench", out, "--runs", "20", "--no-memory", "--threads", "1")
+    return out
+
+
+def _leftovers() -> set[str]:
+    return {p.name for p in Path("/tmp").glob("edgekd.*")}
+
+
+def test_bench_on_the_device(device, run, runner):
+    before = _leftovers()
+    r = invoke_json(runner, "bench", run, "--on", device["url"], "--runs", "20", "--threads", "1",
+                    "--profile", "raspberry-pi-4")
+    # measured there, without torch: the ONNX teacher is the reference
+    assert set(r["models"]) == {"teacher_onnx", "student_fp32", "student_int8"}
+    assert any("teacher_pytorch left out" in n for n in r["notes"])
+    assert r["device"]["url"].startswith("ssh://") and r["device"]["onnxruntime"] and r["device"]["cpu_count"]
+    assert r["host"]["onnxruntime"] == r["device"]["onnxruntime"]  # the device's onnxruntime measured it
+    assert {"check_s", "copy_s", "run_s", "cleanup_s"} <= set(r["overhead"])
+    assert r["models"]["student_fp32"]["retention"] is not None and r["models"]["student_fp32"]["memory"]["peak_rss_mb"]
+    # the profile's prediction is judged against the device itself
+    assert "prediction_error" in r["models"]["student_fp32"] and r["prediction"]["measured_on"] == r["device"]["url"]
+    folder = run / "devices" / r["device"]["node"]
+    saved = json.loads((folder / "bench.json").read_text())
+    assert saved["records"] and set(saved["workstation"]["p50_ms"]) >= {"student_fp32", "teacher_onnx"}
+    text = (folder / "report.md").read_text()
+    assert "against this workstation" in text and "Measured on the device ssh://" in text
+    assert _leftovers() == before  # nothing left behind
+
+
+def test_keep_leaves_the_copy_and_a_plain_onnx_with_its_teacher(device, run, runner):
+    import numpy as np
+
+    np.savez(run.parent / "x.npz", x=np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32))
+    r = invoke_json(runner, "bench", run / "student.onnx", "--teacher", run / "teacher.onnx", "--data",
+                    run.parent / "x.npz", "--on", device["url"], "--keep", "--runs", "5", "--no-memory")
+    kept = Path(r["kept"])
+    try:
+        assert (kept / "job.json").is_file() and (kept / "model" / "student.onnx").is_file()
+        assert list(kept.glob("edgekd-*.whl"))
+        assert r["models"]["model"]["agreement"] is not None and "speedup_vs_teacher_p50" in r["summary"]
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_calibrate_on_the_device(device, runner, tmp_path):
+    from edgekd.profiles import load
+
+    out = tmp_path / "device.toml"
+    r = invoke_json(runner, "profiles", "calibrate", "--quick", "--threads", "1", "-o", out, "--on", device["url"])
+    prof = load(str(out))
+    assert prof.calibrated and prof.calibration["host"] == r["device"]["node"]
+    assert r["path"] == str(out) and r["overhead"]["run_s"] > 0
+
+
+def test_device_failures_are_one_line_naming_the_device(device, run, runner):
+    base = device["url"].split("?")[0]
+
+    def fails(url, *needles, extra=(), env=None, exit_code=1):
+        if env:
+            os.environ["EDGEKD_SSH_OPTIONS"] = env
+        try:
+            code, out, err = invoke(runner, "bench", run, "--on", url, "--runs", "3", "--no-memory", *extra)
+        finally:
+            os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {device['dir'] / 'ssh_config'}"
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == exit_code and len(lines) == 1 and "Traceback" not in err, err
+        for n in needles:
+            assert n in lines[0], (n, lines[0])
+
+    closed = _free_port()
+    fails(f"ssh://127.0.0.1:{closed}?python={OV_PYTHON}", f"127.0.0.1:{closed}", "cannot connect")
+    other = device["dir"] / "other_config"
+    other.write_text((device["dir"] / "ssh_config").read_text().replace("user_key", "other_key"))
+    fails(device["url"], "refused the key", "ssh-copy-id", env=f"-F {other}")
+    fails(f"{base}?python=/nonexistent/python3", "127.0.0.1", "/nonexistent/python3", "pass ?python=PATH")
+    system = shutil.which("python3", path="/usr/bin")
+    if system and subprocess.run([system, "-c", "import onnxruntime"], capture_output=True).returncode:
+        fails(f"{base}?python={system}", "has no onnxruntime", "-m pip install onnxruntime")
+    # a remote command that fails comes back as its one line, prefixed with the device's name
+    fails(device["url"], f"Error: {base.removeprefix('ssh://')}: ", "nosuch.npz", extra=("--data", "nosuch.npz"),
+          exit_code=2)
+    assert_usage_error(*invoke(runner, "bench", run, "--on", "http://example.com"), "ssh://")
