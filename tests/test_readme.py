@@ -62,7 +62,9 @@ def test_every_readme_command_runs(project, runner, tmp_path, command):
         assert invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")["size_bytes"] > 0
     elif command == "bench":
         invoke_json(runner, "quantize", run, "--max-drop", "0.5", "--allow-slower")
-        assert len(invoke_json(runner, "bench", run, "--runs", "5")["models"]) == 4
+        b = invoke_json(runner, "bench", run, "--runs", "5", "--threads", "1,2", "--batch", "1,8")
+        assert len(b["models"]) == 4 and len(b["records"]) == 4 * len({1, min(2, os.cpu_count() or 1)}) * 2
+        assert (run / "report.html").is_file()
     elif command == "report":
         invoke_json(runner, "bench", run, "--runs", "5", "--no-memory")
         assert invoke_json(runner, "report", run)["report"].endswith("report.md")

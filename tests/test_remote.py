@@ -4,73 +4,36 @@ OpenVINO environment `make test` builds is the device's python (onnxruntime, onn
 scikit-learn). The tests skip, saying why, only where sshd cannot start."""
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from conftest import invoke, invoke_json
+from sshd import NoSshd, free_port, throwaway_sshd
 from test_bad_inputs import assert_usage_error
 from test_providers import OV_PYTHON
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-
-
 @pytest.fixture(scope="module")
 def device(tmp_path_factory):
     """ssh://USER@127.0.0.1:PORT?python=<the torch-free venv's python>, with EDGEKD_SSH_OPTIONS set to a client
     config holding the throwaway key."""
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd).is_file() or not shutil.which("ssh-keygen"):
-        pytest.skip("no OpenSSH server here (apt-get install openssh-server; .ci/run installs it)")
     if not Path(OV_PYTHON).is_file():
         pytest.skip(f"no torch-free device environment at {OV_PYTHON} (make test builds it)")
     d = tmp_path_factory.mktemp("sshd")
-    _keygen(d / "host_key")
-    _keygen(d / "user_key")
-    _keygen(d / "other_key")
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n")
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # the privilege-separation dir sshd insists on
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None:
-            pytest.skip(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
-        time.sleep(0.05)
-    config = d / "ssh_config"
-    config.write_text(f"Host *\n  IdentityFile {d}/user_key\n  IdentitiesOnly yes\n"
-                      f"  UserKnownHostsFile {d}/known_hosts\n")
     old = os.environ.get("EDGEKD_SSH_OPTIONS")
-    os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {config}"
     try:
-        yield {"url": f"ssh://{getpass.getuser()}@127.0.0.1:{port}?python={OV_PYTHON}", "port": port, "dir": d}
+        with throwaway_sshd(d) as (base, config):
+            os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {config}"
+            yield {"url": f"{base}?python={OV_PYTHON}", "dir": d}
+    except NoSshd as e:
+        pytest.skip(str(e))
     finally:
-        proc.terminate()
-        proc.wait(10)
         if old is None:
             os.environ.pop("EDGEKD_SSH_OPTIONS", None)
         else:
@@ -157,7 +120,7 @@ def test_device_failures_are_one_line_naming_the_device(device, run, runner):
         for n in needles:
             assert n in lines[0], (n, lines[0])
 
-    closed = _free_port()
+    closed = free_port()
     fails(f"ssh://127.0.0.1:{closed}?python={OV_PYTHON}", f"127.0.0.1:{closed}", "cannot connect")
     other = device["dir"] / "other_config"
     other.write_text((device["dir"] / "ssh_config").read_text().replace("user_key", "other_key"))
