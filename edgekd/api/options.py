@@ -149,7 +149,7 @@ class BenchOptions:
     threads: str | None = opt(None, "intra-op threads for ORT and PyTorch, or a list to sweep: 1,2 (default: the "
                                     "profile's cores, else 1; capped at this machine's).", minimum=1, maximum=1024)
     batch: str = opt("1", "Samples per timed run, or a list to sweep: 1,8.", minimum=1, maximum=65536)
-    runs: int = opt(300, "Timed runs per model and setting, at most (the --seconds cap ends them sooner).",
+    runs: int = opt(1000, "Timed runs per model and setting, at most (the --seconds cap ends them sooner).",
                     minimum=1)
     warmup: int = opt(20, "Untimed runs before timing (capped at a third of --seconds).", minimum=0)
     seconds: float = opt(3.0, "Time cap per model and setting: a huge batch gets fewer runs, with a note.",
