@@ -71,6 +71,15 @@ def test_openvino_ep_for_real_without_torch(tmp_path):
     assert ov["placement"].get("OpenVINOExecutionProvider", 0) >= 1
     assert ov["agreement_with_cpu"] == pytest.approx(1.0, abs=0.02)
     assert r["models"]["model"]["provider"] == "CPUExecutionProvider"
+    assert r["host"]["onnxruntime_package"].startswith("onnxruntime-openvino")
+    # an EP that exists but cannot make the session: said, and the CPU carries on
+    res = subprocess.run([OV_PYTHON, "-m", "edgekd", "bench", str(path), "--data", str(data), "--ep", "cpu,openvino",
+                          "--ep-option", "openvino:device_type=NO_SUCH_DEVICE", "--runs", "5", "--no-memory", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    bad = json.loads(res.stdout)
+    assert set(bad["models"]) == {"model"}
+    assert any("model@openvino: the session could not be created" in n for n in bad["notes"]), bad["notes"]
     probe = subprocess.run([OV_PYTHON, "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0  # it really ran without torch
     assert np.isfinite(ov["latency_ms"]["p50"])
@@ -93,3 +102,29 @@ def test_plain_onnx_against_an_onnx_teacher(runner, tmp_path):
     assert "speedup_vs_teacher_p50" in r["summary"]
     assert_usage_error(*invoke(runner, "bench", path, "--data", data, "--teacher", tmp_path / "no.onnx"),
                        "does not exist")
+
+
+def test_a_huge_batch_ends_within_the_time_cap(runner, tmp_path):
+    """Warm-up and timed runs both stop at --seconds: a batch of 20,000 gets a few runs and a note, not a hang."""
+    import time
+
+    path, data = _text_model(tmp_path)
+    t0 = time.perf_counter()
+    r = invoke_json(runner, "bench", path, "--data", data, "--batch", "20000", "--seconds", "0.3", "--no-memory")
+    assert time.perf_counter() - t0 < 60
+    lat = r["models"]["model"]["latency_ms"]
+    assert 1 <= lat["runs"] < 1000 and any("timed runs (the 0.3 s cap)" in n for n in r["notes"])
+
+
+def test_cuda_and_tensorrt_with_io_binding(runner, tmp_path):
+    """With onnxruntime-gpu and a GPU, CUDA and TensorRT run with inputs bound on the device; CI has no GPU."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDAExecutionProvider in this onnxruntime (pip install onnxruntime-gpu, on a machine "
+                    "with an NVIDIA GPU)")
+    path, data = _text_model(tmp_path)
+    r = invoke_json(runner, "bench", path, "--data", data, "--ep", "cpu,cuda,tensorrt", "--runs", "20",
+                    "--ep-option", "tensorrt:trt_fp16_enable=True", "--no-memory")
+    cuda = r["models"]["model@cuda"]
+    assert cuda["provider"] == "CUDAExecutionProvider" and cuda["agreement_with_cpu"] == pytest.approx(1, abs=0.02)

@@ -324,8 +324,9 @@ def _sessions_to_run(eps: list[str], paths: dict, notes: list[str]):
 
 
 def _ep_session(path, threads: int, spin: bool, ep: str, opts: dict | None, notes: list[str], key: str):
-    """A session on `ep` (the CPU behind it), or None with a note when the EP cannot take the model; a
-    session that silently came up on another provider is said too."""
+    """A session on `ep` (the CPU behind it), or None with a note when the EP cannot take the model, or when
+    onnxruntime could not create the EP and silently gave the session the CPU instead (a row labelled with the
+    EP would then be a CPU measurement)."""
     from ..deploy.providers import EPS, providers_for
     from ..deploy.runtime import open_session
 
@@ -334,10 +335,12 @@ def _ep_session(path, threads: int, spin: bool, ep: str, opts: dict | None, note
     except EdgekdError as e:
         if ep == "cpu":
             raise
-        notes.append(f"{key}@{ep}: the session could not be created ({e.message}); the other EPs carry on")
+        notes.append(f"{key}: the session could not be created ({e.message}); the other EPs carry on")
         return None
     if sess.get_providers()[0] != EPS[ep].provider:
-        notes.append(f"{key}@{ep}: onnxruntime gave the session {sess.get_providers()[0]}, not {EPS[ep].provider}")
+        notes.append(f"{key}: the session could not be created on {EPS[ep].provider} (onnxruntime fell back to "
+                     f"{sess.get_providers()[0]}; check --ep-option {ep}:...); left out, the other EPs carry on")
+        return None
     return sess
 
 

@@ -184,17 +184,35 @@ def cpu_flags() -> set[str]:
                      if ln.startswith(("flags", "Features"))), []))
 
 
+def _ort_package() -> str | None:
+    """Which onnxruntime distribution is installed (onnxruntime, onnxruntime-gpu, onnxruntime-openvino, ...):
+    the EPs and their versions come with it."""
+    from importlib import metadata
+
+    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml", "onnxruntime-qnn"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def host_info() -> dict:
     import onnxruntime as ort
 
     info = {"machine": platform.machine(), "python": platform.python_version(), "onnxruntime": ort.__version__,
-            "cpu_count": os.cpu_count()}
+            "onnxruntime_package": _ort_package(), "providers": ort.get_available_providers(),
+            "cpu_count": os.cpu_count(), "os": platform.platform()}
     try:
         text = Path("/proc/cpuinfo").read_text()
         model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
         info["cpu"] = model
-        info["int8_flags"] = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
-                                                  "asimddp", "i8mm", "asimdhp"})
+        flags = cpu_flags()
+        info["int8_flags"] = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+                                            "asimddp", "i8mm", "asimdhp"})
+        info["isa"] = sorted(flags & {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+                                      "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16", "asimd", "asimddp", "asimdhp",
+                                      "i8mm", "sve", "sve2", "bf16"})
     except OSError:
         pass
     try:
@@ -278,7 +296,20 @@ def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndar
             res["agreement"], res["agreement_metric"] = f[1], f[0]
         if kind == "embedding" and teacher_out.shape == out.shape and out.ndim == 2:
             res["nn_agreement"] = nn_agreement(teacher_out, out)
+        if kind == "logits" and teacher_out.shape == out.shape and out.ndim == 2:
+            res["kl_from_teacher"] = kl_divergence(teacher_out, out)
     return res
+
+
+def kl_divergence(ref_logits: np.ndarray, logits: np.ndarray) -> float:
+    """Mean KL(softmax(ref) || softmax(logits)) per sample, in nats: how far the class distributions drift,
+    which top-1 agreement cannot see."""
+    def log_softmax(z):
+        z = z.astype(np.float64)
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+    lp, lq = log_softmax(ref_logits), log_softmax(logits)
+    return float((np.exp(lp) * (lp - lq)).sum(-1).mean())
 
 
 def interleaved_p50(paths: list, feed: dict[str, np.ndarray] | list[dict], threads: int = 1, rounds: int = 5,

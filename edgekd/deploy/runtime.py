@@ -49,6 +49,9 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
     where one session's spinning workers would steal the cores the next session's run needs."""
     import onnxruntime as ort
 
+    # onnxruntime's own log lines (an EP it could not create, a fallback) would land on stderr above edgekd's one
+    # line; edgekd reports those itself. EDGEKD_DEBUG=1 shows them.
+    ort.set_default_logger_severity(2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4)
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
