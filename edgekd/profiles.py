@@ -8,6 +8,7 @@ the expected and the actual value.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,7 @@ _FRACTION = (0.0, 1.0, True)
 FIELDS: dict[str, tuple[type, Any]] = {
     "name": (str, None), "title": (str, None),
     "cpu.arch": (str, {"arm64", "x86_64"}),
-    "cpu.cores": (int, _POS), "cpu.freq_ghz": (float, _POS),
+    "cpu.cores": (int, (0.0, 4096.0, False)), "cpu.freq_ghz": (float, _POS),
     "cpu.isa": (list, KNOWN_ISA),
     "cpu.fp32_gflops_per_core": (float, _POS), "cpu.int8_gops_per_core": (float, _POS),
     "memory.ram_mb": (float, _POS), "memory.bandwidth_gbps": (float, _POS),
@@ -235,6 +236,7 @@ def validate(data: dict, where: str) -> None:
             raise UsageError(f"{where}: missing field `{field}`",
                              "add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
         _check(where, field, value, typ, rule)
+    _check_calibration(data.get("calibration"), where)
     found, ep = _lookup(data, "runtime.models_ep")
     if found:  # optional: which EP the predictions model
         _check(where, "runtime.models_ep", ep, str, KNOWN_EPS)
@@ -256,6 +258,34 @@ def validate(data: dict, where: str) -> None:
                              f'add "{field}" = "datasheet: ..." or "measured: edgekd profiles calibrate, DATE"')
 
 
+def _check_calibration(cal: Any, where: str) -> None:
+    """`[calibration]` (written by `profiles calibrate`): text for date and host, thread counts, and finite
+    non-negative figures for the rest."""
+    if cal is None:
+        return
+    if not isinstance(cal, dict):
+        raise UsageError(f"{where}: `calibration` must be a table, got {cal!r}"[:200],
+                         "rerun edgekd profiles calibrate")
+    def figures(v) -> bool:  # finite non-negative numbers, possibly in tables (int8_preset_ms)
+        if isinstance(v, dict):
+            return all(figures(x) for x in v.values())
+        if isinstance(v, list):
+            return all(figures(x) for x in v)
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+    for k, v in cal.items():
+        if k in ("date", "host", "onnxruntime"):
+            ok = isinstance(v, str)
+        elif k == "threads":
+            ok = isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in v)
+        else:
+            ok = figures(v) or (isinstance(v, dict) and all(isinstance(x, (str, dict)) or figures(x)
+                                                             for x in v.values()))
+        if not ok:
+            raise UsageError(f"{where}: field `calibration.{k}` has a bad value {v!r}"[:200],
+                             "rerun `edgekd profiles calibrate`, or remove the [calibration] section")
+
+
 def _check(where: str, field: str, value: Any, typ: type, rule: Any) -> None:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -275,6 +305,6 @@ def _check(where: str, field: str, value: Any, typ: type, rule: Any) -> None:
                              "use one of those values")
     elif isinstance(rule, tuple):
         lo, hi, inclusive = rule
-        if value != value or (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
+        if not math.isfinite(value) or (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
             rng = f"{'>=' if inclusive else '>'} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
             raise UsageError(f"{where}: field `{field}` must be {rng}, got {value!r}", "fix the value")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import EdgekdError, UsageError, missing_module
 from .options import BenchOptions, counts
-from .rundir import now, write_json
+from .rundir import now, step_lock, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
 
 
@@ -36,12 +36,20 @@ class Entry:
     torch_model: Any = None
 
 
-def bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = False, **options) -> BenchResult:
+
+def bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = False, trust_run: bool = False,
+          **options) -> BenchResult:
     """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) on every EP asked for, side by
     side on the same real inputs, for accuracy, latency (a sweep over threads x batch), size and memory
     (options: see `BenchOptions`). With a profile, each ONNX model also gets its predicted latency; when the
     profile was calibrated on this machine, the prediction's error against the measurement too. spin=False
     turns onnxruntime's idle-thread spinning off, as calibration times kernels (it matters from 2 threads on)."""
+    with step_lock(target, "bench"):  # one writer per run directory
+        return _bench(target, on=on, keep=keep, trust_run=trust_run, **options)
+
+
+def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = False, trust_run: bool = False,
+          **options) -> BenchResult:
     from ..deploy import measure as B
     from ..deploy.providers import options as ep_options
     from ..deploy.providers import parse as parse_eps
@@ -57,7 +65,7 @@ def bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fals
     batches = counts(o.batch, "batch")
     t = resolve(target)
     shapes = parse_shapes(o.shape)
-    onnx_models, teacher = _models(t, o, notes)
+    onnx_models, teacher = _models(t, o, notes, trust_run)
     md = model_data(t, o.data)
     eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
     entries = _score(t, onnx_models, teacher, md, shapes, eps, ep_opts, threads[0], o.spin, notes)
@@ -144,7 +152,7 @@ def _threads(o: BenchOptions, prof, notes: list[str]) -> tuple[list[int], int]:
     return list(dict.fromkeys(min(n, cores) for n in asked)), asked[0]
 
 
-def _models(t, o: BenchOptions, notes: list[str]) -> tuple[dict[str, Path], Any]:
+def _models(t, o: BenchOptions, notes: list[str], trust_run: bool) -> tuple[dict[str, Path], Any]:
     """The ONNX models to measure, by key, and the PyTorch teacher (a run's; None when it cannot load)."""
     run = t.run
     onnx_models: dict[str, Path] = {}
@@ -171,7 +179,7 @@ def _models(t, o: BenchOptions, notes: list[str]) -> tuple[dict[str, Path], Any]
     if (run / "student.int8.onnx").is_file():
         onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
     try:
-        return onnx_models, run_teacher(run)
+        return onnx_models, run_teacher(run, trust_run)
     except EdgekdError as e:
         notes.append(f"teacher_pytorch left out: {e.one_line()}")
     except ModuleNotFoundError as e:  # a runtime-only install (a device): the teacher's ONNX is the reference

@@ -1,6 +1,7 @@
 """`edgekd distill`: a teacher and data in, a trained student (RUN/student.pt) and its eval set out."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from dataclasses import asdict, dataclass, field
@@ -10,8 +11,9 @@ import numpy as np
 
 from .. import data as data_mod
 from ..errors import UsageError
+from . import trust
 from .options import DistillOptions
-from .rundir import RunDir, atomic_path, sha256
+from .rundir import RunDir, atomic_path, sha256, step_lock
 from .target import Result, load_profile
 
 DEFAULT_STUDENT = "mlp:hidden=160"
@@ -271,7 +273,9 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
-    num_classes = ds.num_classes or t_out.shape[-1]
+    # the teacher's head decides the classes (labels beyond it were refused above): data missing its highest
+    # class is as fine as data missing its lowest
+    num_classes = t_out.shape[-1]
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
                                                        show_progress)
 
@@ -285,52 +289,60 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
                       seed=o.seed, method=o.method, feature_map=list(o.feature_map), feature_groups=groups,
                       patience=o.patience, augment=augment, cache=o.cache, device=o.device, kind=kind)
-    run = RunDir.create(out)
-    if not o.resume:
-        removed = run.invalidate("distill", o.force)
-        if removed:
-            ds.notes.append(f"removed the old student's later steps: {', '.join(removed)}")
-        (run / "metrics.jsonl").unlink(missing_ok=True)
-    val = (ds.x_val, ds.y_val) if ds.x_val is not None else None
-    test = (ds.x_test, ds.y_test)
-    trec = {**trec, "spec": _abs_spec(trec["spec"]), "input_names": ds.input_names, "output": t_output}
-    if trec.get("arch"):
-        trec["arch"] = _abs_spec(trec["arch"])
-    fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
-    trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
-                        label="distil", show_progress=show_progress, fingerprint=fingerprint)
-    res = trainer.fit(resume=o.resume)
-    if trainer.rank != 0:
-        return None  # type: ignore[return-value]  (rank 0 writes the artifacts)
-    _save_student(run / "student.pt", smodel, rec)
-    eval_sha = _save_eval(run, ds, o.seed)
+    # one writer per run directory (under torchrun the ranks are one distill: rank 0 holds the lock)
+    lock = step_lock(out, "distill", create=True) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:
+        run = RunDir.create(out)
+        if not o.resume:
+            removed = run.invalidate("distill", o.force)
+            if removed:
+                ds.notes.append(f"removed the old student's later steps: {', '.join(removed)}")
+            (run / "metrics.jsonl").unlink(missing_ok=True)
+        val = (ds.x_val, ds.y_val) if ds.x_val is not None else None
+        test = (ds.x_test, ds.y_test)
+        trec = {**trec, "spec": _abs_spec(trec["spec"]), "input_names": ds.input_names, "output": t_output}
+        if trec.get("arch"):
+            trec["arch"] = _abs_spec(trec["arch"])
+        # later steps import the teacher's (and a factory student's) code only as recorded here, unchanged
+        trec["code"] = trust.stamp(*trust.teacher_specs(trec["spec"], trec.get("arch")))
+        if rec["family"] == "entrypoint":
+            rec["code"] = trust.stamp(rec["kwargs"]["spec"])
+        fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
+        trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
+                            label="distil", show_progress=show_progress, fingerprint=fingerprint)
+        res = trainer.fit(resume=o.resume)
+        if trainer.rank != 0:
+            return None  # type: ignore[return-value]  (rank 0 writes the artifacts)
+        _save_student(run / "student.pt", smodel, rec)
+        eval_sha = _save_eval(run, ds, o.seed)
 
-    s_logits, t_logits = predict(smodel, ds.x_test), predict(tmodel, ds.x_test)
-    has_labels = ds.y_test is not None and kind == "logits"
-    teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
-    student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
-    sp, tp = students.count_params(smodel), students.count_params(tmodel)
-    sf, tf = (students.count_flops(m, ds.input_shape) if not ds.input_names else 0 for m in (smodel, tmodel))
-    io = ModelIO.from_arrays(data_mod.arrays(data_mod.take(ds.x_test, slice(0, 2))) if ds.input_names
-                             else {"input": ds.x_test[:2]},
-                             {rec.get("output_name") or s_output or "logits": s_logits[:2]})
-    result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
-                           param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
-                           retention=(student_acc / teacher_acc) if teacher_acc else None,
-                           agreement=_agreement(s_logits, t_logits, kind, _mask(ds.x_test)),
-                           agreement_metric=_METRIC[kind],
-                           nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
-                           epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
-                           method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
-                           best_epoch=res.best_epoch, stopped_early=res.stopped_early, resumed_from=res.resumed_from,
-                           init=init_used, sizing=sized.to_dict() if sized else None, notes=list(ds.notes),
-                           next=f"edgekd export {shlex.quote(str(run.path))}")
-    result.verdict = verdict(result)
-    data_rec = {**ds.summary(), "spec": _abs_spec(ds.spec)}
-    run.record("distill", {"teacher": trec, "data": data_rec, "data_options": asdict(opts), "notes": ds.notes,
-                           "student": rec, "io": io.to_dict(), "init": init_used,
-                           "sizing": sized.to_dict() if sized else None,
-                           "profile": prof.summary() if prof else None, "options": asdict(o), "config": asdict(cfg),
-                           "feature_map": res.feature_map, "figures": result.to_dict(),
-                           "sha256": {"student.pt": sha256(run / "student.pt"), "eval.npz": eval_sha}})
-    return result
+        s_logits, t_logits = predict(smodel, ds.x_test), predict(tmodel, ds.x_test)
+        has_labels = ds.y_test is not None and kind == "logits"
+        teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
+        student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
+        sp, tp = students.count_params(smodel), students.count_params(tmodel)
+        sf, tf = (students.count_flops(m, ds.input_shape) if not ds.input_names else 0 for m in (smodel, tmodel))
+        io = ModelIO.from_arrays(data_mod.arrays(data_mod.take(ds.x_test, slice(0, 2))) if ds.input_names
+                                 else {"input": ds.x_test[:2]},
+                                 {rec.get("output_name") or s_output or "logits": s_logits[:2]})
+        result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
+                               param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
+                               retention=(student_acc / teacher_acc) if teacher_acc else None,
+                               agreement=_agreement(s_logits, t_logits, kind, _mask(ds.x_test)),
+                               agreement_metric=_METRIC[kind],
+                               nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
+                               epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
+                               method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
+                               best_epoch=res.best_epoch, stopped_early=res.stopped_early,
+                               resumed_from=res.resumed_from,
+                               init=init_used, sizing=sized.to_dict() if sized else None, notes=list(ds.notes),
+                               next=f"edgekd export {shlex.quote(str(run.path))}")
+        result.verdict = verdict(result)
+        data_rec = {**ds.summary(), "spec": _abs_spec(ds.spec)}
+        run.record("distill", {"teacher": trec, "data": data_rec, "data_options": asdict(opts), "notes": ds.notes,
+                               "student": rec, "io": io.to_dict(), "init": init_used,
+                               "sizing": sized.to_dict() if sized else None,
+                               "profile": prof.summary() if prof else None, "options": asdict(o), "config": asdict(cfg),
+                               "feature_map": res.feature_map, "figures": result.to_dict(),
+                               "sha256": {"student.pt": sha256(run / "student.pt"), "eval.npz": eval_sha}})
+        return result

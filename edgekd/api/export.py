@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import EdgekdError
 from .options import ExportOptions
-from .rundir import atomic_path, sha256
+from .rundir import atomic_path, sha256, step_lock
 from .target import Result, as_inputs, bind_data, load_student, read_eval, resolve, run_teacher
 
 PARITY_SAMPLES = 256
@@ -23,10 +23,16 @@ class ExportResult(Result):
     mobile: dict = field(default_factory=dict)
 
 
-def export(target: str | os.PathLike, **options) -> ExportResult:
+
+def export(target: str | os.PathLike, *, trust_run: bool = False, **options) -> ExportResult:
     """RUN: export student (and teacher, for the benchmark) to ONNX and check parity with PyTorch.
     A plain .onnx path: check the file loads and runs once in onnxruntime, and report its inputs and
-    outputs (options: see `ExportOptions`)."""
+    outputs (options: see `ExportOptions`). `trust_run`: see `edgekd.api.trust`."""
+    with step_lock(target, "export"):  # one writer per run directory
+        return _export(target, trust_run=trust_run, **options)
+
+
+def _export(target: str | os.PathLike, *, trust_run: bool = False, **options) -> ExportResult:
     from ..latency.graph import parse_shapes
     from .options import build
 
@@ -36,7 +42,7 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
         return _check_plain_onnx(t.path, parse_shapes(o.shape))
     run = t.run
     run.step("distill")  # a run that was distilled
-    student, spec = load_student(run)
+    student, spec = load_student(run, trust_run)
     test, _, _, calib = read_eval(run)
     x, sample = as_inputs({k: v[:PARITY_SAMPLES] for k, v in test.items()}), as_inputs(calib)
     out_name = spec.get("output_name") or spec.get("output") or "logits"
@@ -46,7 +52,7 @@ def export(target: str | os.PathLike, **options) -> ExportResult:
     models = {"student": _export_checked(student, sample, x, run / "student.onnx", export,
                                          {**meta, "edgekd.model": "student"})}
     try:  # the teacher is only needed for the benchmark: a teacher that will not load or export is a note
-        teacher = run_teacher(run)
+        teacher = run_teacher(run, trust_run)
         tmeta = {**meta, "edgekd.model": "teacher"}
         try:
             models["teacher"] = _export_checked(teacher, sample, x, run / "teacher.onnx", export, tmeta)

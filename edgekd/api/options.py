@@ -43,11 +43,11 @@ class DistillOptions:
                            flag="trim-vocab")
     output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
                                    "ModelOutput). Default: logits, else the first.")
-    epochs: int = opt(30, "Training epochs.", minimum=1)
-    temperature: float = opt(4.0, "Softmax temperature T.", minimum=1e-6)
+    epochs: int = opt(30, "Training epochs.", minimum=1, maximum=1_000_000)
+    temperature: float = opt(4.0, "Softmax temperature T.", minimum=1e-6, maximum=1000)
     alpha: float = opt(0.9, "Weight of the soft KD term; 1-alpha weights the hard-label CE.", minimum=0, maximum=1)
-    lr: float = opt(3e-3, "Peak learning rate (AdamW, cosine).", minimum=1e-12)
-    batch_size: int = opt(64, "Training batch size.", minimum=2)
+    lr: float = opt(3e-3, "Peak learning rate (AdamW, cosine).", minimum=1e-12, maximum=100)
+    batch_size: int = opt(64, "Training batch size.", minimum=2, maximum=1 << 20)
     method: str | None = opt(None, "ce, kd, dkd, hint, at, cosine, rkd, embed, or a weighted sum such as "
                                    "kd+hint:0.5; a method's own options after it: dkd:alpha=1,beta=8. Default: kd "
                                    "(embed for embedding teachers).")
@@ -55,7 +55,8 @@ class DistillOptions:
                                      "a module's input). Default: the penultimate embeddings.", multiple=True)
     val_split: float = opt(0.0, "Share of training data held out for validation (early stopping, best epoch).",
                            minimum=0, maximum=0.9)
-    patience: int = opt(0, "Stop after this many epochs without a better validation score (0: never).", minimum=0)
+    patience: int = opt(0, "Stop after this many epochs without a better validation score (0: never).", minimum=0,
+                        maximum=1_000_000)
     augment: bool | None = opt(None, "Random flip/crop of images (default: on for image folders, off otherwise).",
                                flag="augment/--no-augment")
     cache: str = opt("auto", "Cache teacher outputs (needs deterministic inputs).",
@@ -71,10 +72,10 @@ class DistillOptions:
     quantize: str = opt("int8", "Size for the int8 model you will deploy (predicted int8 latency) or fp32.",
                         choices=("int8", "none"))
     threads: int | None = opt(None, "Threads on the device (default: the profile's cores); pipeline also "
-                                    "benchmarks with it.", minimum=1)
+                                    "benchmarks with it.", minimum=1, maximum=4096)
     margin: float | None = opt(None, "Sizing headroom: a candidate fits when predicted * (1 + margin) <= budget "
                                      "(default: the profile's calibrated median error, 0 for datasheet profiles).",
-                               minimum=0)
+                               minimum=0, maximum=100)
     init: str = opt("auto", "auto: start from the teacher's weights where the structures match (every k-th "
                             "layer, largest-norm units).", choices=("auto", "random"))
     unlabeled: str | None = opt(None, "Extra inputs without labels (a transfer set): SPEC.")
@@ -83,7 +84,7 @@ class DistillOptions:
     text_pair_column: str | None = opt(None, "Text data: the column holding each pair's second text.")
     max_length: int = opt(128, "Text data: tokens per text at most (longer texts are truncated and counted).",
                           minimum=1, maximum=100000)
-    image_size: int | None = opt(None, "Image folders: resize to SIZE x SIZE.", minimum=1)
+    image_size: int | None = opt(None, "Image folders: resize to SIZE x SIZE.", minimum=1, maximum=16384)
     channels: str = opt("3", "Image folders: grayscale or RGB.", choices=("1", "3"))
     mean: str = opt("0.5", "Image normalisation mean(s), comma-separated.")
     std: str = opt("0.5", "Image normalisation std(s), comma-separated.")
@@ -113,7 +114,7 @@ class QuantizeOptions:
                                    "host CPU's).")
     data: str | None = opt(None, "Data SPEC for calibration and the gate (default: the run's).")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
-    calib_samples: int = opt(256, "Calibration samples.", minimum=1)
+    calib_samples: int = opt(256, "Calibration samples.", minimum=1, maximum=10_000_000)
     calibration: str = opt("minmax", "How activation ranges are set from the calibration samples (entropy and "
                                      "percentile use at most 128 samples: they keep a histogram per tensor).",
                            choices=("minmax", "entropy", "percentile"))
@@ -135,7 +136,7 @@ class QuantizeOptions:
     profile: str | None = opt(None, "The target device: its int8 preset, and int8 vs fp32 predicted on it (when "
                                     "it is not this machine). Default: the run's profile, else this machine.")
     threads: int | None = opt(None, "Threads to time or predict int8 vs fp32 with (default: 1 on this machine, "
-                                    "the profile's cores on a profile).", minimum=1)
+                                    "the profile's cores on a profile).", minimum=1, maximum=4096)
     allow_slower: bool = opt(False, "Write the int8 model even when it is slower than fp32 (it says so).",
                              flag="allow-slower")
 
@@ -150,8 +151,9 @@ class BenchOptions:
                                     "profile's cores, else 1; capped at this machine's).", minimum=1, maximum=1024)
     batch: str = opt("1", "Samples per timed run, or a list to sweep: 1,8.", minimum=1, maximum=65536)
     runs: int = opt(1000, "Timed runs per model and setting, at most (the --seconds cap ends them sooner).",
-                    minimum=1)
-    warmup: int = opt(20, "Untimed runs before timing (capped at a third of --seconds).", minimum=0)
+                    minimum=1, maximum=10_000_000)
+    warmup: int = opt(20, "Untimed runs before timing (capped at a third of --seconds).", minimum=0,
+                      maximum=1_000_000)
     seconds: float = opt(3.0, "Time cap per model and setting: a huge batch gets fewer runs, with a note.",
                          minimum=0.01, maximum=3600)
     memory: bool = opt(True, "Peak memory per model and EP, each in a fresh process.", flag="memory/--no-memory")
@@ -166,6 +168,15 @@ class BenchOptions:
     spin: bool = opt(True, "onnxruntime's idle-thread spinning between runs. Calibrated profiles are measured "
                            "with --no-spin; use it to compare with their predictions at 2+ threads.",
                      flag="spin/--no-spin")
+
+
+@dataclass
+class TrustOptions:
+    """Steps that may import code a run directory names (export, bench): only with the user's say-so."""
+
+    trust_run: bool = opt(False, "Run the code the run directory names (its teacher.py, a factory student) although "
+                                 "this user's edgekd did not record it: for a run you received and trust. A file "
+                                 "changed since distill is refused anyway.", flag="trust-run")
 
 
 @dataclass

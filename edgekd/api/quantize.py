@@ -10,7 +10,7 @@ import numpy as np
 from ..deploy.quantize import SlowerError
 from ..errors import UsageError
 from .options import QuantizeOptions
-from .rundir import sha256
+from .rundir import sha256, step_lock
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve
 
 
@@ -23,10 +23,16 @@ class QuantizeResult(Result):
     details: dict
 
 
+
 def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> QuantizeResult:
     """Quantize the exported student (or a plain .onnx) to int8, keeping it only if it passes the accuracy gate
     and is faster than fp32 — timed side by side on this machine, or predicted on the target profile
     (options: see `QuantizeOptions`)."""
+    with step_lock(target, "quantize"):  # one writer per run directory
+        return _quantize(target, seed=seed, **options)
+
+
+def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> QuantizeResult:
     from ..deploy.quantize import calibration_feeds, gated_quantize, mode_for, with_knobs
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO

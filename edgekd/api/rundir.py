@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -71,7 +72,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise UsageError(f"cannot write {final}: it is a directory", "pass a file path")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        clean_stale(final.parent, f".{final.name}.")
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp", dir=final.parent)
         os.close(fd)
     except OSError as e:
         raise fs_error(e, final) from None
@@ -89,6 +91,72 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def clean_stale(folder: Path, prefix: str) -> None:
+    """Remove temp files and folders a killed writer left in `folder`: named `PREFIX<pid>.` or `PREFIX<pid>-`,
+    they carry the writer's pid, and a writer that no longer runs will not finish them."""
+    for tmp in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = tmp.name[len(prefix):].replace("-", ".").split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+LOCK = ".edgekd.lock"
+
+
+@contextlib.contextmanager
+def step_lock(target: str | os.PathLike, step: str, create: bool = False) -> Iterator[None]:
+    """One writing step per run directory at a time. A second is refused, naming the holder (its step, pid and
+    start); the lock is an flock, so the OS drops a killed holder's lock and the next step takes the file over.
+    A plain file target (an .onnx) needs none; `create` makes the run directory (distill's --out)."""
+    path = Path(target)
+    if create:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {path} is a file", "pass a directory for the run")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise fs_error(e, path) from None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    if fcntl is None or not (path / MANIFEST).is_file() and not create:
+        yield
+        return
+    try:
+        fh = open(path / LOCK, "a+")
+    except OSError as e:
+        raise fs_error(e, path / LOCK) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another edgekd step"
+            raise UsageError(f"{path} is in use by {holder}", "wait for it to finish, or use another run "
+                             "directory") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"`edgekd {step}` (pid {os.getpid()}, since {now()})\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:

@@ -49,17 +49,24 @@ def resolve(target: str | os.PathLike) -> Target:
     return Target(path)
 
 
-def run_teacher(run: RunDir):
-    """The teacher as distill used it (its chosen output, its inputs in the data's order, its constants)."""
+def run_teacher(run: RunDir, trust_run: bool = False):
+    """The teacher as distill used it (its chosen output, its inputs in the data's order, its constants); the
+    code its spec names runs only when `trust.check` allows it."""
     from ..models.inference import adapt
     from ..models.teachers import load_teacher
+    from .trust import check, teacher_specs
 
-    rec = run.step("distill")["teacher"]
+    rec = run.step("distill").get("teacher")
+    if not isinstance(rec, dict) or not rec.get("spec"):
+        raise UsageError(f"{run / 'manifest.json'} has no teacher spec in its distill step",
+                         "restore the manifest or rerun `edgekd distill`")
+    check(rec.get("code"), *teacher_specs(rec["spec"], rec.get("arch")), trust_run=trust_run,
+          where=str(run / "manifest.json"))
     model = load_teacher(rec["spec"], rec.get("arch"), task=rec.get("task"))[0]
     return adapt(model, rec.get("input_names"), rec.get("output"), read_eval(run)[2])
 
 
-def load_student(run: RunDir):
+def load_student(run: RunDir, trust_run: bool = False):
     import pickle
 
     import torch
@@ -70,6 +77,11 @@ def load_student(run: RunDir):
     path = run.verify("student.pt", "distill")
     try:
         blob = torch.load(str(path), map_location="cpu", weights_only=True)
+        if blob["spec"].get("family") == "entrypoint":  # a factory named in student.pt: untrusted input too
+            from .trust import check
+
+            code = (run.step("distill").get("student") or {}).get("code")
+            check(code, blob["spec"]["kwargs"]["spec"], trust_run=trust_run, where=str(path))
         model = students.build(blob["spec"])
         model.load_state_dict(blob["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as e:

@@ -23,6 +23,7 @@ from ..api.options import (
     ExportOptions,
     QuantizeOptions,
     RemoteOptions,
+    TrustOptions,
     click_options,
 )
 from ..errors import EdgekdError, missing_module
@@ -57,9 +58,9 @@ class _Cli(click.Group):
             ctx.exit(2)
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
-            ctx.exit(130)
+            ctx.exit(143 if isinstance(e, Terminated) else 130)
         except OSError as e:  # the file system: which file, why, what to do
             if _debug(ctx):
                 raise
@@ -98,6 +99,10 @@ def cli(debug: bool) -> None:
     edgekd distill --teacher T --data D --profile raspberry-pi --out runs/x
     edgekd export runs/x && edgekd quantize runs/x && edgekd bench runs/x
     """
+    if not debug and os.environ.get("EDGEKD_DEBUG", "") in ("", "0"):
+        import warnings
+
+        warnings.simplefilter("ignore")  # library warnings would land above edgekd's one line
 
 
 def _step_args(f):
@@ -160,7 +165,7 @@ def distill(teacher, data, out, as_json, **kw) -> None:
 
 @cli.command()
 @click.argument("target")
-@click_options(ExportOptions)
+@click_options(ExportOptions, TrustOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def export(target, as_json, **kw) -> None:
     """Export RUN's student (and teacher) to ONNX with a dynamic batch axis, parity-checked against PyTorch.
@@ -193,7 +198,7 @@ def quantize(target, as_json, **kw) -> None:
 
 @cli.command()
 @click.argument("target")
-@click_options(BenchOptions, RemoteOptions)
+@click_options(BenchOptions, RemoteOptions, TrustOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def bench(target, as_json, **kw) -> None:
     """Benchmark teacher (PyTorch, ONNX), student fp32 and int8 on every --ep, over every --threads x --batch:
@@ -433,10 +438,12 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
-@click.option("--threads", default=1, show_default=True, type=int)
-@click.option("--batch", default=1, show_default=True, type=int, help="Size of a symbolic batch axis.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536),
+              help="Size of a symbolic batch axis.")
 @click.option("--shape", multiple=True, help="Fix an input's shape: NAME=1x3x224x224 (repeatable).")
-@click.option("--top", default=10, show_default=True, type=int, help="How many of the costliest nodes to list.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 10000),
+              help="How many of the costliest nodes to list.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def predict(model, profile, threads, batch, shape, top, as_json) -> None:
     """Predict MODEL.onnx's latency on a device from its profile, without running on that device.
@@ -463,8 +470,23 @@ def predict(model, profile, threads, batch, shape, top, as_json) -> None:
     _emit(res.to_dict(), as_json, render)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every half-written artifact is discarded on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main() -> None:
-    cli(prog_name="edgekd")
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli(prog_name="edgekd")
+    except KeyboardInterrupt as e:  # before a command started (imports): nothing was written yet
+        click.echo("Interrupted.", err=True)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
 
 
 if __name__ == "__main__":

@@ -390,7 +390,10 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     dst.parent.mkdir(parents=True, exist_ok=True)
     plan = attempts(preset, calibration, weights)
     alt = speed_alternative(preset) if timer is not None and weights == "int8" else None
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as td:
+    from ..api.rundir import clean_stale
+
+    clean_stale(dst.parent, ".quantize-")  # what a killed quantize left
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".quantize-{os.getpid()}-") as td:
         def try_one(att: Attempt, cand: Path) -> tuple[dict, Path]:
             try:
                 quantize_file(src, cand, att, mode, calib)

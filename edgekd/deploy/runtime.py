@@ -28,6 +28,14 @@ def check_onnx_file(path: str | os.PathLike):
     return model
 
 
+def quiet_onnxruntime() -> None:
+    """onnxruntime's own log lines (an EP it could not create, a fallback, a failed load) would land on stderr
+    above edgekd's one line, which says what happened; EDGEKD_DEBUG=1 shows them."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4)
+
+
 def model_size(path: str | os.PathLike) -> int:
     """Bytes on disk of an ONNX model: the .onnx file and the external-data files its tensors name (what a
     device must hold), each file once."""
@@ -49,9 +57,7 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
     where one session's spinning workers would steal the cores the next session's run needs."""
     import onnxruntime as ort
 
-    # onnxruntime's own log lines (an EP it could not create, a fallback) would land on stderr above edgekd's one
-    # line; edgekd reports those itself. EDGEKD_DEBUG=1 shows them.
-    ort.set_default_logger_severity(2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4)
+    quiet_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1

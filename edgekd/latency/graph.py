@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deploy.runtime import quiet_onnxruntime
 from ..errors import UsageError
 
 # op class of each op type (after ORT fusion); compute classes are FLOP-bound, the rest bandwidth-bound
@@ -172,6 +173,7 @@ def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[obj
     with tempfile.TemporaryDirectory() as td:
         src, dst = Path(td) / "in.onnx", Path(td) / "opt.onnx"
         onnx.save(model, str(src))
+        quiet_onnxruntime()
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
         so.graph_optimization_level = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

@@ -1,0 +1,597 @@
+"""A corpus of bad inputs, tampered run directories, kills and races against edgekd (issue 19), and its counts.
+
+Builds everything it needs in a temp dir: a tiny teacher and data, a distilled + exported + quantized run (copied
+for every tampering), an int64 text model; then, family by family, truncated and byte-flipped ONNX files, bad
+data files of every supported format, bad profiles, bad option values, tampered run directories (including a
+manifest naming code that leaves a marker when imported, and a pickle that would), SIGKILL / SIGINT / SIGTERM at
+several points of every step, and concurrent steps. Every case is classified:
+
+- clean: exit 1 or 2 with one `Error: ... (hint: ...)` line on stderr (130 for Ctrl-C);
+- ok: exit 0 (an input edgekd accepts: counted apart, listed);
+- traceback / crash: a traceback, an escaped exception or another exit code (target 0);
+- hang: past the case's time limit (target 0);
+- lost: a half-written artifact, a manifest that no longer parses, records lost in a race (target 0);
+- executed: code from an untrusted file ran (target 0).
+
+Usage: python benchmarks/robustness.py [--fast] [--only FAMILY]  ->  results/robustness.json
+`--fast` is the subset CI runs (tests/test_robustness.py): no kills, no races, a sample of each family.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the builders the tests use
+
+PROGRESS = re.compile(r"^[\w-]+: \d+(/\d+)? (epochs|done)|^Note: |^Warning: ")
+MARKER = "EXECUTED_UNTRUSTED_CODE"
+
+
+@dataclass
+class Case:
+    family: str
+    name: str
+    argv: list[str]
+    limit_s: float = 60.0
+    expect_ok: bool = False       # a valid input in the corpus (e.g. a control): exit 0 is right
+    after: Callable[[], str | None] | None = None  # a check after the run: a problem found, or None
+
+
+@dataclass
+class Outcome:
+    case: Case
+    verdict: str
+    code: int | None
+    line: str
+    seconds: float
+
+
+@dataclass
+class Corpus:
+    root: Path
+    cases: list[Case] = field(default_factory=list)
+
+    def add(self, family: str, name: str, *argv, **kw) -> None:
+        self.cases.append(Case(family, name, [str(a) for a in argv], **kw))
+
+
+class Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Timeout()
+
+
+def run_in_process(case: Case, cwd: Path) -> Outcome:
+    """The CLI in this process (fast: torch is imported once), under an alarm for hangs."""
+    from click.testing import CliRunner
+
+    from edgekd.cli import cli
+
+    runner = CliRunner()
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, case.limit_s)
+    t0 = time.perf_counter()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        res = runner.invoke(cli, case.argv, catch_exceptions=True)
+        code, err, exc = res.exit_code, res.stderr, res.exception
+    except Timeout:
+        return Outcome(case, "hang", None, "", time.perf_counter() - t0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        os.chdir(old)
+    if isinstance(exc, Timeout):
+        return Outcome(case, "hang", None, "", time.perf_counter() - t0)
+    return _classify(case, code, err, exc, time.perf_counter() - t0)
+
+
+def _classify(case: Case, code, err: str, exc, seconds: float) -> Outcome:
+    lines = [ln for ln in (err or "").splitlines() if ln.strip() and not PROGRESS.match(ln)]
+    first = lines[0] if lines else ""
+    if "Traceback" in (err or "") or (exc is not None and not isinstance(exc, SystemExit)):
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None and not isinstance(exc, SystemExit) else first
+        return Outcome(case, "traceback", code, detail[:300], seconds)
+    if code == 0:
+        verdict = "ok"
+    elif code in (1, 2, 130):
+        verdict = "clean" if len(lines) == 1 and first.startswith(("Error: ", "Interrupted", "Regression: ")) \
+            else "messy"
+    else:
+        verdict = "crash"
+    problem = case.after() if case.after else None
+    if problem:
+        verdict, first = problem.split(":", 1)[0], problem
+    return Outcome(case, verdict, code, (first if verdict != "messy" else " | ".join(lines))[:300], seconds)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the workspace
+
+
+TEACHER_PY = textwrap.dedent('''
+    import pathlib
+    import torch
+    import torch.nn as nn
+
+    def make():
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
+
+    def build():
+        model = make()
+        model.load_state_dict(torch.load(pathlib.Path(__file__).with_name("teacher_weights.pt"), weights_only=True))
+        return model
+''')
+
+EVIL_PY = textwrap.dedent(f'''
+    import pathlib
+    pathlib.Path(__file__).with_name("{MARKER}").write_text("ran")
+    from teacher import build  # noqa
+''')
+
+
+def workspace(root: Path) -> dict:
+    """The tiny project every case starts from, and a finished run."""
+    import real_models
+    import torch
+    from click.testing import CliRunner
+
+    from edgekd.cli import cli
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 16)).astype(np.float32)
+    y = (x @ rng.normal(size=(16, 3))).argmax(1).astype(np.int64)
+    np.savez(root / "data.npz", x=x, y=y)
+    (root / "teacher.py").write_text(TEACHER_PY)
+    ns: dict = {}
+    exec(TEACHER_PY, ns)
+    torch.manual_seed(0)
+    torch.save(ns["make"]().state_dict(), root / "teacher_weights.pt")
+    r = CliRunner()
+    for argv in (["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student", "mlp:hidden=8",
+                  "--epochs", "1", "--out", "run"], ["export", "run"],
+                 ["quantize", "run", "--allow-slower", "--max-drop", "1"], ["bench", "run", "--runs", "5",
+                                                                            "--no-memory"]):
+        old = os.getcwd()
+        os.chdir(root)
+        try:
+            res = r.invoke(cli, argv, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+        assert res.exit_code == 0, (argv, res.stderr)
+    text, text_data = real_models.text(root)
+    return {"run": root / "run", "text": text, "text_data": text_data, "student": root / "run" / "student.onnx",
+            "int8": root / "run" / "student.int8.onnx"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the families
+
+
+def onnx_files(c: Corpus, ws: dict, fast: bool) -> None:
+    """Truncated, byte-flipped, empty, text, a directory, an already-int8 model, a custom-domain op, external data
+    that leaves its folder: each given to export, bench, quantize and predict."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    good = ws["student"].read_bytes()
+    d = c.root / "onnx"
+    d.mkdir()
+    files = {}
+    for frac in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
+        files[f"truncated-{frac}"] = good[:int(len(good) * frac)]
+    rnd = random.Random(0)
+    for i in range(12):
+        b = bytearray(good)
+        for _ in range(1 + i):
+            b[rnd.randrange(len(b))] ^= 0xFF
+        files[f"flipped-{i}"] = bytes(b)
+    files["text"] = b"this is not a model\n"
+    files["utf16"] = "not a model".encode("utf-16")
+    for name, data in files.items():
+        (d / f"{name}.onnx").write_bytes(data)
+    (d / "dir.onnx").mkdir()
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]),
+              d / "custom-op.onnx")
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], vals=[0.0] * 16)
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("float_data")
+    for k, v in (("location", "../../../../etc/passwd"), ("offset", "0"), ("length", "64")):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    g2 = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [w])
+    onnx.save(helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)]), d / "traversal.onnx")
+    shutil.copy(ws["int8"], d / "already-int8.onnx")
+    names = sorted(p.name for p in d.iterdir())
+    if fast:
+        names = [n for n in names if n.startswith(("truncated-0.5", "flipped-3", "text", "dir", "custom", "trav",
+                                                   "already"))]
+    for n in names:
+        p = d / n
+        c.add("onnx", f"export {n}", "export", p, limit_s=60)
+        c.add("onnx", f"bench {n}", "bench", p, "--runs", "3", "--no-memory", limit_s=60)
+        c.add("onnx", f"quantize {n}", "quantize", p, "--mode", "dynamic", "--output", d / f"q-{n}", limit_s=120)
+        c.add("onnx", f"predict {n}", "predict", p, "--profile", "raspberry-pi-4", limit_s=60)
+
+
+def data_files(c: Corpus, ws: dict, fast: bool) -> None:
+    """Bad data of every supported format, for distill (training) and bench of a plain .onnx (scoring)."""
+    d = c.root / "data"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    bad: dict[str, Callable[[Path], None]] = {
+        "nan.npz": lambda p: np.savez(p, x=np.full((40, 16), np.nan, np.float32), y=y),
+        "inf.npz": lambda p: np.savez(p, x=np.full((40, 16), np.inf, np.float32), y=y),
+        "huge-label.npz": lambda p: np.savez(p, x=x, y=np.full(40, 10**12)),
+        "negative-label.npz": lambda p: np.savez(p, x=x, y=-np.ones(40, np.int64) * 5),
+        "float-label.npz": lambda p: np.savez(p, x=x, y=y + 0.5),
+        "one-sample.npz": lambda p: np.savez(p, x=x[:1], y=y[:1]),
+        "one-unlabeled.npz": lambda p: np.savez(p, x=x[:1]),
+        "empty.npz": lambda p: np.savez(p, x=x[:0], y=y[:0]),
+        "wrong-width.npz": lambda p: np.savez(p, x=x[:, :5], y=y),
+        "wrong-rank.npz": lambda p: np.savez(p, x=x[:, :, None, None], y=y),
+        "mismatched-y.npz": lambda p: np.savez(p, x=x, y=y[:10]),
+        "string-x.npz": lambda p: np.savez(p, x=np.array(["a"] * 40), y=y),
+        "object-x.npz": lambda p: np.save(p.with_suffix(".npy"), np.array([{"a": 1}] * 3, dtype=object)),
+        "no-x.npz": lambda p: np.savez(p, z=x),
+        "missing-top-class.npz": lambda p: np.savez(p, x=x, y=np.where(y == 2, 1, y)),
+        "missing-low-class.npz": lambda p: np.savez(p, x=x, y=np.where(y == 0, 1, y)),
+        "truncated.npz": lambda p: p.write_bytes(b"PK\x03\x04" + b"\x00" * 20),
+        "zero-d.npy": lambda p: np.save(p, np.float32(3.0)),
+        "latin1.csv": lambda p: p.write_bytes("f1,f2,label\n1,2,caf\xe9\n".encode("latin-1")),
+        "no-label.csv": lambda p: p.write_text("f1,f2\n1,2\n3,4\n"),
+        "ragged.csv": lambda p: p.write_text("f1,f2,label\n1,2,0\n3\n"),
+        "text-features.csv": lambda p: p.write_text("f1,f2,label\na,b,0\nc,d,1\n"),
+        "empty.csv": lambda p: p.write_text(""),
+        "nan.csv": lambda p: p.write_text("f1,f2,label\nnan,1,0\ninf,2,1\n"),
+        "broken.jsonl": lambda p: p.write_text('{"text": "a", "label": 0}\n{not json\n'),
+        "empty.txt": lambda p: p.write_text(""),
+        "binary.txt": lambda p: p.write_bytes(b"\xff\xfe\x00\x01" * 10),
+        "empty-folder": lambda p: p.mkdir(),
+        "corrupt-image-folder": lambda p: (p.joinpath("cat").mkdir(parents=True),
+                                           p.joinpath("cat", "a.png").write_bytes(b"\x89PNG garbage")),
+        "missing.npz": lambda p: None,
+    }
+    names = sorted(bad)
+    if fast:
+        names = [n for n in names if n in ("nan.npz", "huge-label.npz", "one-unlabeled.npz", "latin1.csv",
+                                           "truncated.npz", "missing-low-class.npz", "empty-folder")]
+    for name in names:
+        p = d / name
+        bad[name](p)
+        if name == "object-x.npz":
+            p = p.with_suffix(".npy")
+        out = c.root / "outs" / f"distill-{name}"
+        c.add("data", f"distill {name}", "distill", "--teacher", "teacher.py:build", "--data", p, "--student",
+              "mlp:hidden=4", "--epochs", "1", "--out", out, limit_s=120, after=_no_half_files(out))
+        c.add("data", f"bench --data {name}", "bench", ws["student"], "--data", p, "--runs", "3", "--no-memory")
+        c.add("data", f"quantize --data {name}", "quantize", ws["student"], "--data", p, "--mode", "static",
+              "--output", c.root / "outs" / f"q-{name}.onnx", limit_s=120)
+
+
+def profiles(c: Corpus, ws: dict, fast: bool) -> None:
+    """Bad profile files: syntax, encodings, nesting, fields of the wrong type or range, bad calibration."""
+    from edgekd.profiles import load
+
+    base = Path(load("raspberry-pi-4").path).read_text()
+    d = c.root / "profiles"
+    d.mkdir()
+    variants = {
+        "syntax": base + "\n[[[broken\n",
+        "empty": "",
+        "nested": "a = " + "[" * 5000 + "]" * 5000 + "\n",
+        "nested-tables": "".join(f"[{'.'.join(['t'] * i)}]\n" for i in range(1, 400)),
+        "cores-zero": re.sub(r"cores = \d+", "cores = 0", base),
+        "cores-string": re.sub(r"cores = \d+", 'cores = "four"', base),
+        "cores-huge": re.sub(r"cores = \d+", "cores = 100000000", base),
+        "freq-nan": re.sub(r"freq_ghz = [\d.]+", "freq_ghz = nan", base),
+        "freq-inf": re.sub(r"freq_ghz = [\d.]+", "freq_ghz = inf", base),
+        "bandwidth-negative": re.sub(r"bandwidth_gbps = [\d.]+", "bandwidth_gbps = -4.0", base),
+        "unknown-isa": base.replace('"neon"', '"neon", "warp"'),
+        "unknown-ep": base.replace('"CPUExecutionProvider"', '"WarpExecutionProvider"', 1),
+        "no-sources": base.split("[sources]")[0],
+        "calibration-strings": base + '\n[calibration]\nmedian_abs_error = "low"\nhost = 5\n',
+        "calibration-nan": base + "\n[calibration]\nmedian_abs_error = nan\n",
+        "kernels-garbage": base + '\n[kernels]\nconv = "yes"\n',
+        "models-ep-unknown": base.replace('models_ep = "CPUExecutionProvider"', 'models_ep = "GPU"'),
+        "budgets-missing": base.split("[budgets]")[0] + base.split("[budgets]")[1].split("\n[", 1)[1]
+        if "[budgets]" in base else base,
+    }
+    for name, text in variants.items():
+        (d / f"{name}.toml").write_text(text)
+    (d / "latin1.toml").write_bytes(base.encode("utf-8") + "\n# caf\xe9\n".encode("latin-1"))
+    (d / "dir.toml").mkdir()
+    names = sorted(p.name for p in d.iterdir())
+    if fast:
+        names = [n for n in names if n.split(".")[0] in ("syntax", "nested", "cores-string", "freq-nan",
+                                                           "calibration-strings", "latin1", "dir")]
+    for n in names:
+        p = d / n
+        c.add("profile", f"profiles show {n}", "profiles", "show", p)
+        c.add("profile", f"predict --profile {n}", "predict", ws["student"], "--profile", p)
+        c.add("profile", f"bench --profile {n}", "bench", ws["student"], "--profile", p, "--runs", "3",
+              "--no-memory")
+
+
+OPTION_VALUES = ["nan", "inf", "-inf", "-1", "0", "1e30", "abc", "", "99999999999999"]
+OPTIONS = {
+    "distill": ["--epochs", "--temperature", "--alpha", "--lr", "--batch-size", "--val-split", "--patience",
+                "--budget-ms", "--memory-mb", "--threads", "--margin", "--max-length", "--image-size", "--seed"],
+    "quantize": ["--calib-samples", "--max-drop", "--threads"],
+    "bench": ["--threads", "--batch", "--runs", "--warmup", "--seconds"],
+    "export": ["--opset"],
+    "predict": ["--threads", "--batch", "--top"],
+}
+
+
+def options(c: Corpus, ws: dict, fast: bool) -> None:
+    """Every numeric option with NaN, inf, negative, zero, absurd and non-numeric values; and named bad choices."""
+    values = OPTION_VALUES if not fast else ["nan", "-1", "abc", "99999999999999"]
+    for cmd, flags in OPTIONS.items():
+        for flag in flags:
+            for v in values:
+                out = c.root / "outs" / f"opt-{cmd}{flag}{v}"
+                base = {"distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
+                                    "mlp:hidden=4", "--epochs", "1", "--out", out],
+                        "quantize": ["quantize", ws["student"], "--output", f"{out}.onnx"],
+                        "bench": ["bench", ws["student"], "--runs", "3", "--no-memory"],
+                        "export": ["export", ws["run"]],
+                        "predict": ["predict", ws["student"], "--profile", "raspberry-pi-4"]}[cmd]
+                c.add("option", f"{cmd} {flag} {v!r}", *base, flag, v, limit_s=90)
+    more = [("distill --device cuda", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
+                                       "--student", "mlp:hidden=4", "--epochs", "1", "--device", "cuda",
+                                       "--out", c.root / "outs" / "cuda"]),
+            ("bench --ep warpdrive", ["bench", ws["student"], "--ep", "warpdrive"]),
+            ("bench --shape junk", ["bench", ws["student"], "--shape", "x=axb"]),
+            ("quantize --output DIR", ["quantize", ws["student"], "--output", c.root]),
+            ("compare missing", ["compare", "nope.json", "nope.json"]),
+            ("distill --method nope", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
+                                       "--method", "nope", "--out", c.root / "outs" / "m"]),
+            ("distill --student nope", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
+                                        "--student", "nope:x=1", "--out", c.root / "outs" / "s"]),
+            ("unknown command", ["frobnicate"]), ("unknown option", ["bench", ws["student"], "--frobnicate"])]
+    for name, argv in more:
+        c.add("option", name, *argv, limit_s=90)
+
+
+def tampered_runs(c: Corpus, ws: dict, fast: bool) -> None:
+    """Copies of the finished run, each broken one way, given to export, quantize, bench and report."""
+    import pickle
+
+    src = ws["run"]
+    root = c.root / "runs"
+    root.mkdir()
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {c.root / MARKER}",))
+
+    def manifest_edit(fn):
+        def edit(run: Path):
+            m = json.loads((run / "manifest.json").read_text())
+            fn(m, run)
+            (run / "manifest.json").write_text(json.dumps(m))
+        return edit
+
+    def evil(m, run):
+        shutil.copy(c.root / "teacher.py", run / "teacher.py")
+        shutil.copy(c.root / "teacher_weights.pt", run / "teacher_weights.pt")
+        (run / "evil.py").write_text(EVIL_PY.replace("from teacher import build", "from teacher import build"))
+        m["steps"]["distill"]["teacher"]["spec"] = f"{run / 'evil.py'}:build"
+
+    tamper: dict[str, Callable[[Path], None]] = {
+        "manifest-missing": lambda r: (r / "manifest.json").unlink(),
+        "manifest-truncated": lambda r: (r / "manifest.json").write_text((r / "manifest.json").read_text()[:50]),
+        "manifest-latin1": lambda r: (r / "manifest.json").write_bytes(b'{"steps": {"caf\xe9": 1}}'),
+        "manifest-list": lambda r: (r / "manifest.json").write_text("[]"),
+        "manifest-deep": lambda r: (r / "manifest.json").write_text("[" * 100000 + "]" * 100000),
+        "manifest-no-distill": manifest_edit(lambda m, r: m["steps"].pop("distill")),
+        "manifest-steps-string": manifest_edit(lambda m, r: m.__setitem__("steps", "x")),
+        "manifest-teacher-missing": manifest_edit(lambda m, r: m["steps"]["distill"].pop("teacher")),
+        "manifest-evil-teacher": manifest_edit(evil),
+        "student-pt-garbage": lambda r: (r / "student.pt").write_bytes(b"garbage"),
+        "student-pt-pickle": lambda r: (r / "student.pt").write_bytes(pickle.dumps(Boom())),
+        "last-pt-pickle": lambda r: (r / "checkpoints" / "last.pt").write_bytes(pickle.dumps(Boom())),
+        "eval-npz-garbage": lambda r: (r / "eval.npz").write_bytes(b"garbage"),
+        "eval-npz-missing": lambda r: (r / "eval.npz").unlink(),
+        "student-onnx-missing": lambda r: (r / "student.onnx").unlink(),
+        "student-onnx-changed": lambda r: (r / "student.onnx").write_bytes((r / "student.onnx").read_bytes()[:-3]),
+        "int8-garbage": lambda r: (r / "student.int8.onnx").write_bytes(b"garbage"),
+        "bench-json-garbage": lambda r: (r / "bench.json").write_text("{"),
+        "run-is-file": lambda r: (shutil.rmtree(r), r.write_text("x")),
+    }
+    names = sorted(tamper)
+    if fast:
+        names = [n for n in names if n in ("manifest-truncated", "manifest-latin1", "manifest-evil-teacher",
+                                           "student-pt-pickle", "student-onnx-changed", "eval-npz-garbage")]
+    executed = _not_executed(c.root)
+    for name in names:
+        for step in ("export", "quantize", "bench", "report", "distill"):  # each step on a copy of its own
+            run = root / f"{name}-{step}"
+            shutil.copytree(src, run)
+            tamper[name](run)
+            argv = {"export": ["export", run], "quantize": ["quantize", run, "--allow-slower", "--max-drop", "1"],
+                    "bench": ["bench", run, "--runs", "3", "--no-memory"], "report": ["report", run],
+                    "distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
+                                "mlp:hidden=8", "--epochs", "2", "--out", run, "--resume", "--force"]}[step]
+            c.add("run", f"{step} {name}", *argv, limit_s=120, after=executed)
+
+
+def _not_executed(root: Path):
+    def check() -> str | None:
+        hits = list(root.rglob(MARKER))
+        for h in hits:
+            h.unlink()
+        return f"executed: untrusted code ran ({hits[0].parent.name})" if hits else None
+    return check
+
+
+def _no_half_files(run: Path):
+    def check() -> str | None:
+        if not run.is_dir():
+            return None
+        locks = (".manifest.lock", ".edgekd.lock")
+        left = [p.name for p in run.rglob("*") if p.name.startswith(".") and p.name not in locks
+                or p.suffix in (".tmp", ".partial")]
+        if left:
+            return f"lost: temp files left behind: {', '.join(left[:3])}"
+        if (run / "manifest.json").exists():
+            try:
+                json.loads((run / "manifest.json").read_text())
+            except ValueError:
+                return "lost: manifest.json no longer parses"
+        return None
+    return check
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# kills and races (subprocesses)
+
+
+def kills(root: Path, fast: bool) -> list[Outcome]:
+    """SIGKILL / SIGINT / SIGTERM each step at several points; the run must stay valid and the step rerun."""
+    out = []
+    steps = {"distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
+                         "mlp:hidden=8", "--epochs", "40", "--out", "RUN", "--force"],
+             "export": ["export", "RUN"], "quantize": ["quantize", "RUN", "--allow-slower", "--max-drop", "1"],
+             "bench": ["bench", "RUN", "--runs", "2000"]}
+    points = [0.5, 2.0, 4.0] if not fast else []
+    for step, argv in steps.items():
+        for sig, when in [(signal.SIGKILL, w) for w in points] + [(signal.SIGINT, 3.0), (signal.SIGTERM, 3.0)]:
+            run = root / "kills" / f"{step}-{sig.name}-{when}"
+            shutil.copytree(root / "run", run)
+            case = Case("kill", f"{step} {sig.name} at {when}s", [])
+            t0 = time.perf_counter()
+            p = subprocess.Popen([sys.executable, "-m", "edgekd", *[str(run) if a == "RUN" else a for a in argv]],
+                                 cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(when)
+            p.send_signal(sig)
+            try:
+                _, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out.append(Outcome(case, "hang", None, "did not stop after the signal", time.perf_counter() - t0))
+                continue
+            problem = _valid_after(run, root, argv) or _no_half_files(run)()  # the next run cleans up
+            traceback = "Traceback" in err
+            verdict = "lost" if problem else "traceback" if traceback else "clean"
+            out.append(Outcome(case, verdict, p.returncode, (problem or err.strip()[-200:]), time.perf_counter() - t0))
+    return out
+
+
+def _valid_after(run: Path, root: Path, argv: list[str]) -> str | None:
+    """After a kill: the step reruns to completion on the same run directory."""
+    cmd = [sys.executable, "-m", "edgekd", *[str(run) if a == "RUN" else a for a in argv]]
+    if "--runs" in cmd:
+        cmd[cmd.index("--runs") + 1] = "3"
+    if "--epochs" in cmd:
+        cmd[cmd.index("--epochs") + 1] = "1"
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    return None if res.returncode == 0 else f"lost: rerun failed: {res.stderr.strip()[-200:]}"
+
+
+def races(root: Path, fast: bool) -> list[Outcome]:
+    """Concurrent writers: 8 processes recording 50 manifest sections each; two benches of one run at once."""
+    out = []
+    run = root / "race"
+    shutil.copytree(root / "run", run)
+    code = ("import sys; from edgekd.api.rundir import RunDir; r = RunDir.open(sys.argv[1]); "
+            "[r.record(f'x{sys.argv[2]}_{i}', {'i': i}) for i in range(50)]")
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(run), str(k)]) for k in range(8)]
+    for p in procs:
+        p.wait(120)
+    steps = json.loads((run / "manifest.json").read_text())["steps"]
+    lost = 400 - sum(1 for k in steps if k.startswith("x"))
+    out.append(Outcome(Case("race", "8 writers x 50 records", []), "lost" if lost else "clean", 0,
+                       f"{lost} of 400 records lost", time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "edgekd", "bench", str(run), "--runs", "20", "--no-memory"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    bad = _no_half_files(run)()
+    try:
+        json.loads((run / "bench.json").read_text())
+    except ValueError:
+        bad = bad or "lost: bench.json half-written"
+    out.append(Outcome(Case("race", "two benches of one run", []), "lost" if bad else
+                       "traceback" if any("Traceback" in e for e in errs) else "clean", 0, bad or "",
+                       time.perf_counter() - t0))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+FAMILIES = {"onnx": onnx_files, "data": data_files, "profile": profiles, "option": options, "run": tampered_runs}
+
+
+def main(fast: bool = False, only: str | None = None) -> dict:
+    os.environ.setdefault("COLUMNS", "80")
+    with tempfile.TemporaryDirectory() as td:
+        root = Path(td)
+        (root / "outs").mkdir()
+        ws = workspace(root)
+        corpus = Corpus(root)
+        for name, fn in FAMILIES.items():
+            if only in (None, name):
+                fn(corpus, ws, fast)
+        outcomes = []
+        t0 = time.perf_counter()
+        for case in corpus.cases:
+            outcomes.append(run_in_process(case, root))
+        if not fast and only in (None, "kill"):
+            outcomes += kills(root, fast)
+        if not fast and only in (None, "race"):
+            outcomes += races(root, fast)
+        seconds = time.perf_counter() - t0
+    counts = Counter(o.verdict for o in outcomes)
+    by_family: dict = {}
+    for o in outcomes:
+        by_family.setdefault(o.case.family, Counter())[o.verdict] += 1
+    bad = [o for o in outcomes if o.verdict not in ("clean", "ok")]
+    report = {"cases": len(outcomes), "counts": dict(counts), "by_family": {k: dict(v) for k, v in by_family.items()},
+              "seconds": seconds, "problems": [{"family": o.case.family, "case": o.case.name, "verdict": o.verdict,
+                                                "exit": o.code, "line": o.line} for o in bad],
+              "accepted": [o.case.name for o in outcomes if o.verdict == "ok"]}
+    return report
+
+
+if __name__ == "__main__":
+    from common import write_result
+
+    fast = "--fast" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    r = main(fast, only)
+    print(f"{r['cases']} cases in {r['seconds']:.0f} s: {r['counts']}")
+    for fam, cnt in r["by_family"].items():
+        print(f"  {fam}: {cnt}")
+    for p in r["problems"]:
+        print(f"  [{p['verdict']}] {p['family']}: {p['case']} (exit {p['exit']}): {p['line']}")
+    print(f"wrote {write_result('robustness' + ('_fast' if fast else ''), r)}")

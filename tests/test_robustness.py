@@ -1,0 +1,126 @@
+"""Reliability and security (issue 19): the fast subset of benchmarks/robustness.py's corpus (bad ONNX files, bad
+data of every format, bad profiles, bad option values, tampered run directories) gives zero tracebacks, hangs,
+half files and untrusted code run; a run directory's code runs only with the user's say-so; one writer per run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import invoke, invoke_json
+from test_bad_inputs import assert_usage_error
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+@pytest.mark.slow
+def test_the_fast_corpus_has_no_traceback_hang_half_file_or_untrusted_code(monkeypatch, tmp_path):
+    import robustness
+
+    monkeypatch.setenv("EDGEKD_CONFIG_DIR", str(tmp_path / "config"))
+    r = robustness.main(fast=True)
+    assert r["cases"] >= 200
+    assert r["problems"] == [], r["problems"]
+    assert r["counts"].get("clean", 0) >= 0.75 * r["cases"]
+
+
+@pytest.fixture()
+def evil_run(project, runner, tmp_path, monkeypatch):
+    """A run distilled here, then handed over as someone else's: its manifest now names a teacher file that
+    leaves a marker when imported."""
+    monkeypatch.setenv("EDGEKD_CONFIG_DIR", str(tmp_path / "me"))
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    evil = tmp_path / "evil.py"
+    evil.write_text(textwrap.dedent(f"""
+        import pathlib
+        pathlib.Path({str(tmp_path / 'MARKER')!r}).write_text("ran")
+        import sys; sys.path.insert(0, {str(project)!r})
+        from teacher import build
+    """))
+    from edgekd.api.rundir import sha256
+
+    m = json.loads((run / "manifest.json").read_text())  # a consistent manifest, signed by someone else
+    m["steps"]["distill"]["teacher"].update(spec=f"{evil}:build", code={"files": {str(evil.resolve()): sha256(evil)},
+                                                                        "signature": "0" * 64})
+    (run / "manifest.json").write_text(json.dumps(m))
+    return run, tmp_path / "MARKER"
+
+
+def test_a_run_directory_does_not_run_the_code_it_names(evil_run, runner):
+    run, marker = evil_run
+    e = invoke_json(runner, "export", run)  # the student exports; the teacher is refused, with why
+    assert "did not record (evil.py)" in e["models"]["teacher"]["error"] and "--trust-run" in e["models"]["teacher"][
+        "error"]
+    assert not marker.exists()
+    b = invoke_json(runner, "bench", run, "--runs", "3", "--no-memory")
+    assert "teacher_pytorch" not in b["models"] and any("--trust-run" in n for n in b["notes"])
+    assert not marker.exists()
+    e = invoke_json(runner, "export", run, "--trust-run")  # the user's say-so
+    assert marker.exists() and "error" not in e["models"]["teacher"]
+
+
+def test_code_changed_since_distill_is_refused_even_when_trusted(project, runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKD_CONFIG_DIR", str(tmp_path / "me"))
+    (tmp_path / "p").mkdir()
+    for f in ("teacher.py", "teacher_weights.pt", "data.npz"):
+        (tmp_path / "p" / f).write_bytes((project / f).read_bytes())
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{tmp_path}/p/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    assert "error" not in invoke_json(runner, "export", run)["models"]["teacher"]  # your own run: trusted
+    with open(tmp_path / "p" / "teacher.py", "a") as f:
+        f.write("\n# changed\n")
+    for extra in ((), ("--trust-run",)):
+        e = invoke_json(runner, "export", run, *extra)
+        assert "changed since distill recorded it (teacher.py)" in e["models"]["teacher"]["error"]
+    # another user (another key) gets the refusal, not the code
+    monkeypatch.setenv("EDGEKD_CONFIG_DIR", str(tmp_path / "someone-else"))
+    with open(tmp_path / "p" / "teacher.py", "w") as f:
+        f.write((project / "teacher.py").read_text())
+    assert "--trust-run" in invoke_json(runner, "export", run)["models"]["teacher"]["error"]
+
+
+def test_one_writer_per_run_directory(project, runner, tmp_path):
+    """A step holding the run's lock makes a second one-line refusal naming it; a killed holder's lock is free."""
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    hold = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from edgekd.api.rundir import step_lock
+        with step_lock({str(run)!r}, "distill"):
+            print("held", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout.readline().strip() == "held"
+        assert_usage_error(*invoke(runner, "export", run), "is in use by `edgekd distill` (pid", "wait for it")
+    finally:
+        hold.kill()
+        hold.wait()
+    assert invoke_json(runner, "export", run)["models"]["student"]  # the OS dropped the killed holder's lock
+
+
+def test_temp_files_of_a_killed_writer_are_cleaned(tmp_path):
+    from edgekd.api.rundir import write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".report.md.{dead}.abc123.tmp"
+    stale.write_text("half")
+    mine = tmp_path / f".report.md.{os.getpid()}.zzz.tmp"  # a live writer's: left alone
+    mine.write_text("in progress")
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.md", "done")
+    finally:
+        os.umask(old)
+    assert not stale.exists() and mine.exists()
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644  # like any file under this umask
