@@ -124,3 +124,25 @@ def test_temp_files_of_a_killed_writer_are_cleaned(tmp_path):
         os.umask(old)
     assert not stale.exists() and mine.exists()
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644  # like any file under this umask
+
+
+def test_a_pickled_whole_model_needs_trust_pickle(project, runner, tmp_path):
+    import torch
+
+    ns: dict = {}
+    exec((project / "teacher.py").read_text(), ns)
+    torch.save(ns["make"](), tmp_path / "whole.pt")  # torch.save(model): unpickling runs code
+    args = ["distill", "--teacher", tmp_path / "whole.pt", "--data", f"{project}/data.npz", "--student",
+            "mlp:hidden=8", "--epochs", "1", "--out", tmp_path / "r"]
+    assert_usage_error(*invoke(runner, *args), "is not a TorchScript file", "--trust-pickle")
+    d = invoke_json(runner, *args, "--trust-pickle")
+    assert d["student_params"] > 0
+
+
+def test_the_teacher_cache_keeps_to_its_memory_budget(project, runner, tmp_path):
+    args = ["distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz", "--student",
+            "mlp:hidden=8", "--epochs", "1"]
+    assert_usage_error(*invoke(runner, *args, "--cache", "memory", "--max-memory-mb", "0.001", "--out",
+                               tmp_path / "a"), "--cache memory would hold", "--max-memory-mb")
+    d = invoke_json(runner, *args, "--max-memory-mb", "0.001", "--out", tmp_path / "b")  # auto: to disk
+    assert d["cache"] == "disk"

@@ -268,7 +268,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                              "use --device auto or cpu here, or install a CUDA build of torch on a GPU machine")
     prof = load_profile(o.profile)
     opts = _data_options(o)
-    traw, trec = load_teacher(teacher, o.arch, task=o.task)
+    traw, trec = load_teacher(teacher, o.arch, task=o.task, trust_pickle=o.trust_pickle)
     ds = data_mod.load(data, opts, codec=codec_for(traw))
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
@@ -288,7 +288,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         groups = feature_groups(unwrap(smodel), unwrap(tmodel), [t.name for t in parse(o.method)])
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
                       seed=o.seed, method=o.method, feature_map=list(o.feature_map), feature_groups=groups,
-                      patience=o.patience, augment=augment, cache=o.cache, device=o.device, kind=kind)
+                      patience=o.patience, augment=augment, cache=o.cache,
+                      cache_max_bytes=int(o.max_memory_mb * 2**20), device=o.device, kind=kind)
     # one writer per run directory (under torchrun the ranks are one distill: rank 0 holds the lock)
     lock = step_lock(out, "distill", create=True) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:

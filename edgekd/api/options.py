@@ -41,6 +41,8 @@ class DistillOptions:
     trim_vocab: bool = opt(False, "Hugging Face students: keep only the token embeddings the training texts use "
                                   "(plus special tokens); other ids map to [UNK] inside the model.",
                            flag="trim-vocab")
+    trust_pickle: bool = opt(False, "Load a teacher saved whole with torch.save(model): unpickling runs the code "
+                                    "the file names, so only for files you trust.", flag="trust-pickle")
     output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
                                    "ModelOutput). Default: logits, else the first.")
     epochs: int = opt(30, "Training epochs.", minimum=1, maximum=1_000_000)
@@ -61,6 +63,8 @@ class DistillOptions:
                                flag="augment/--no-augment")
     cache: str = opt("auto", "Cache teacher outputs (needs deterministic inputs).",
                      choices=("auto", "memory", "disk", "off"))
+    max_memory_mb: float = opt(512, "Most memory the teacher cache may hold: auto memory-maps it to disk beyond "
+                                    "this, --cache memory refuses.", minimum=0.001, maximum=1e9)
     device: str = opt("auto", "Where to train.", choices=("auto", "cpu", "cuda"))
     resume: bool = opt(False, "Continue from RUN/checkpoints/last.pt.", flag="resume")
     force: bool = opt(False, "Distil into a run directory that already has later steps (their outputs are "

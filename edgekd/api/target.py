@@ -62,7 +62,8 @@ def run_teacher(run: RunDir, trust_run: bool = False):
                          "restore the manifest or rerun `edgekd distill`")
     check(rec.get("code"), *teacher_specs(rec["spec"], rec.get("arch")), trust_run=trust_run,
           where=str(run / "manifest.json"))
-    model = load_teacher(rec["spec"], rec.get("arch"), task=rec.get("task"))[0]
+    model = load_teacher(rec["spec"], rec.get("arch"), task=rec.get("task"),
+                         trust_pickle=bool(rec.get("trust_pickle")))[0]
     return adapt(model, rec.get("input_names"), rec.get("output"), read_eval(run)[2])
 
 

@@ -268,6 +268,10 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
         wheel = runtime_wheel(Path(td))
         job = {"step": step, "target": staged.target, "options": staged.options}
         blob = _tar({**staged.files, wheel.name: wheel}, {"job.json": json.dumps(job).encode()})
+        need_mb = 2 * len(blob) / 2**20 + 50  # the copy, and room for what the step writes
+        if info.get("free_tmp_mb") is not None and info["free_tmp_mb"] < need_mb:
+            raise RemoteError(f"{dev.name}: {info['free_tmp_mb']} MB free in its temp dir, the job needs about "
+                              f"{need_mb:.0f} MB", "free space there (df -h /tmp), or set TMPDIR on the device")
         t1 = time.perf_counter()
         remote = ssh(dev, "mktemp -d \"${TMPDIR:-/tmp}/edgekd.XXXXXX\"").strip()
         try:

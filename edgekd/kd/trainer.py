@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,7 @@ class TrainConfig:
     patience: int = 0           # early stopping on validation (0: off)
     augment: bool = False       # random flip and crop of image batches (turns the teacher cache off)
     cache: str = "auto"         # auto | memory | disk | off
+    cache_max_bytes: int = CACHE_MEMORY_LIMIT  # in memory at most; auto goes to disk beyond, memory refuses
     device: str = "auto"        # auto | cpu | cuda
     kind: str = "logits"        # the distilled output: logits (accuracy / top-1), embedding (cosine), tokens
 
@@ -217,8 +219,16 @@ class Distiller:
             probe = self._teacher_forward(as_args(take(self.x, slice(0, 1)), self.device))
         shapes = [tuple(t.shape[1:]) for t in probe]
         total = sum(n * math.prod(s) * 4 for s in shapes)
-        mode = cfg.cache if cfg.cache != "auto" else ("memory" if total <= CACHE_MEMORY_LIMIT else "disk")
+        mode = cfg.cache if cfg.cache != "auto" else ("memory" if total <= cfg.cache_max_bytes else "disk")
+        if mode == "memory" and total > cfg.cache_max_bytes:
+            raise UsageError(f"--cache memory would hold {total / 2**20:,.0f} MB of teacher outputs, more than "
+                             f"--max-memory-mb {cfg.cache_max_bytes / 2**20:,.0f}",
+                             "use --cache auto or disk (memory-mapped), or raise --max-memory-mb")
         if mode == "disk":
+            free = shutil.disk_usage(next(d for d in (workdir, *workdir.parents) if d.exists())).free
+            if free < total:
+                raise UsageError(f"the teacher cache needs {total / 2**20:,.0f} MB on disk, {workdir} has "
+                                 f"{free / 2**20:,.0f} MB free", "free space, or pass --cache off")
             workdir.mkdir(parents=True, exist_ok=True)
             arrays = [np.lib.format.open_memmap(workdir / f"teacher_{i}.npy", mode="w+", dtype=np.float32,
                                                 shape=(n, *s)) for i, s in enumerate(shapes)]

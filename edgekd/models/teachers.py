@@ -90,7 +90,9 @@ def load_teacher(spec: str, arch: str | None = None, **hints) -> tuple[Any, dict
                      "pass file.py:factory, package.module:factory, a TorchScript .pt file or hf:FOLDER")
 
 
-def _torchscript_teacher(spec: str, _arch: str | None, **_hints) -> tuple[Any, dict]:
+def _torchscript_teacher(spec: str, _arch: str | None, trust_pickle: bool = False, **_hints) -> tuple[Any, dict]:
+    """A TorchScript file; a whole pickled model (torch.save(model)) only with `trust_pickle`: unpickling runs
+    whatever code the file names."""
     import torch
 
     path = Path(spec)
@@ -99,10 +101,24 @@ def _torchscript_teacher(spec: str, _arch: str | None, **_hints) -> tuple[Any, d
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
+        if trust_pickle:
+            return _pickled_teacher(path, spec)
         raise UsageError(f"{path} is not a TorchScript file ({type(e).__name__})",
-                         "for a state dict pass --arch file.py:Net too; "
-                         "otherwise save with torch.jit.script(model).save(path)") from None
+                         "for a state dict pass --arch file.py:Net too; a whole pickled model loads with "
+                         "--trust-pickle (it runs the code the file names); "
+                         "or save with torch.jit.script(model).save(path)") from None
     return model.eval(), {"kind": "torchscript", "spec": spec}
+
+
+def _pickled_teacher(path: Path, spec: str) -> tuple[Any, dict]:
+    import torch
+
+    try:
+        model = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UsageError(f"{path} cannot be unpickled ({type(e).__name__}: {str(e)[:120]})",
+                         "save the model with torch.jit.script(model).save(path), or as a state dict") from None
+    return _as_module(model, spec).eval(), {"kind": "pickle", "spec": spec, "trust_pickle": True}
 
 
 def _entrypoint_teacher(spec: str, _arch: str | None, **_hints) -> tuple[Any, dict]:
