@@ -165,6 +165,10 @@ def _split(spec, x, y, x_test, y_test, kind) -> Dataset:
         if y_test is not None and n_classes is not None:
             n_classes = max(n_classes, int(y_test.max()) + 1)
         return Dataset(spec, x, y, x_test, y_test, n_classes, kind=kind)
+    if isinstance(x, np.memmap) and not labeled:  # a memory-mapped .npy: the last fifth is the test split,
+        n_test = max(1, int(np.ceil(len(y) * TEST_FRACTION)))  # as slices, so nothing is copied
+        return Dataset(spec, x[:len(y) - n_test], y[:len(y) - n_test], x[len(y) - n_test:], None, n_classes,
+                       kind=kind)
     tr, te = split_indices(y, labeled)  # the data brings no test split
     return Dataset(spec, take(x, tr), y[tr], take(x, te), y[te] if labeled else None, n_classes, kind=kind)
 

@@ -168,8 +168,10 @@ def _finite(path, name: str, a: np.ndarray) -> np.ndarray:
 
 
 def _npy(path: Path):
+    """Inputs from an .npy, memory-mapped: bench, quantize and calibration read the rows they use, so a file
+    larger than memory never loads whole."""
     try:
-        x = np.load(path, allow_pickle=False)
+        x = np.load(path, allow_pickle=False, mmap_mode="r")
     except Exception as e:
         raise UsageError(f"{path} is not a readable .npy file ({type(e).__name__})",
                          "write it with numpy.save(path, x)") from None
@@ -262,12 +264,29 @@ def inputs(path, name: str, x: np.ndarray) -> np.ndarray:
         raise UsageError(f"{path}: `{name}` must be numeric, got dtype {x.dtype}", "convert it to float32")
     if not np.issubdtype(x.dtype, np.floating):
         return x
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
+    x = x.astype(np.float32, copy=False)  # a float32 memory map stays one
+    bad = sum(int((~np.isfinite(c)).reshape(len(c), -1).any(axis=1).sum()) for c in _chunks(x))
+    if bad:
         raise UsageError(f"{path}: `{name}` holds NaN or inf in {bad} sample(s)",
                          "drop or impute those samples before distilling")
     return x
+
+
+CHUNK = 4096  # samples checked at a time
+
+
+def _chunks(x: np.ndarray):
+    """`x` CHUNK samples at a time; a memory map is read from its file into one reused buffer, so checking a
+    file larger than memory does not make it resident."""
+    if not isinstance(x, np.memmap) or x.filename is None:
+        yield from (x[i:i + CHUNK] for i in range(0, len(x), CHUNK))
+        return
+    row = int(np.prod(x.shape[1:]))
+    with open(x.filename, "rb") as f:
+        f.seek(x.offset)
+        for i in range(0, len(x), CHUNK):
+            n = min(CHUNK, len(x) - i)
+            yield np.fromfile(f, dtype=x.dtype, count=n * row).reshape(n, *x.shape[1:])
 
 
 def labels(path, name: str, y: np.ndarray, n: int, check_classes: bool = True) -> np.ndarray:
