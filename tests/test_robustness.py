@@ -175,3 +175,9 @@ def test_a_large_npy_is_read_not_loaded(tmp_path):
     assert res.returncode == 0 and "Error" not in res.stderr, res.stderr
     grew = int(res.stdout.strip().splitlines()[-1]) - int(base.stdout.strip().splitlines()[-1])
     assert grew < 128, f"peak RSS grew by {grew} MB for a 256 MB file"  # its test fifth: 51 MB
+
+
+def test_names_from_files_are_escaped_in_reports():
+    from edgekd.api.report import _md_cell
+
+    assert _md_cell("evil|<b>\nname") == "evil\\|<b> name"  # a pipe cannot split a Markdown table row

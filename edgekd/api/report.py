@@ -187,11 +187,16 @@ def _host_line(report: dict) -> str:
             f"per model and setting. Created {report['created']}.")
 
 
+def _md_cell(text: str) -> str:
+    """A table cell as Markdown shows it: a `|` or a line break in a model or file name cannot break the table."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def render_markdown(report: dict, plot_files: list[str] = ()) -> str:
     lines = [f"# edgekd benchmark: {report['target']}", "", _host_line(report)]
     for title, cols, rows in tables(report):
         lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     if report["summary"]:
         lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
     lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]
