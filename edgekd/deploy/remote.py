@@ -168,7 +168,7 @@ def _install_hint(got: dict, missing: list[str]) -> str:
     if machine in ("armv7l", "armv6l", "i686"):
         return (f"onnxruntime publishes no wheels for {machine} (32-bit): use a 64-bit OS on the device, or build "
                 "onnxruntime from source there")
-    return f"on the device: {got.get('python') and 'python3'} -m pip install {' '.join(missing)}"
+    return f"on the device: python3 -m pip install {' '.join(missing)} (or pass ?python=PATH to a python that has them)"
 
 
 def runtime_wheel(dest_dir: Path) -> Path:
