@@ -36,7 +36,6 @@ class Entry:
     torch_model: Any = None
 
 
-
 def bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = False, trust_run: bool = False,
           **options) -> BenchResult:
     """Benchmark every model in RUN (teacher PyTorch/ONNX, student fp32/int8) on every EP asked for, side by
@@ -90,10 +89,7 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     if q.get("written") is False:
         report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
     if run is not None:
-        from .report import write_report
-
-        write_json(run / "bench.json", report)
-        report["report"] = write_report(report, run.path).to_dict()
+        _save(report, run.path)
         run.record("bench", {"settings": settings, "summary": report["summary"], "notes": notes})
     return BenchResult(str(target), report)
 
@@ -120,15 +116,20 @@ def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> 
                 m["prediction_error"] = m["predicted_ms"] / m["latency_ms"]["p50"] - 1
         pred.update(is_this_machine=True, measured_on=got["device"]["url"], note=None)
     if t.run is not None:
-        from .report import write_report
-
         here = t.run / "bench.json"
         if here.is_file():
             report["workstation"] = _workstation(json.loads(here.read_text(encoding="utf-8")), report)
         folder = t.run / "devices" / got["device"]["node"]
-        write_json(folder / "bench.json", report)
-        report["report"] = write_report(report, folder).to_dict()
+        _save(report, folder)
     return BenchResult(str(target), report)
+
+
+def _save(report: dict, folder: Path) -> None:
+    """bench.json, and report.md, report.html and the plots beside it (`report` gets what was written)."""
+    from .report import write_report
+
+    write_json(folder / "bench.json", report)
+    report["report"] = write_report(report, folder).to_dict()
 
 
 def _workstation(local: dict, device: dict) -> dict:
@@ -267,6 +268,7 @@ def _sweep(entries: list[Entry], threads: list[int], batches: list[int], o: Benc
     from ..deploy.providers import EPS
 
     records = []
+    by_key = {e.key: e for e in entries}
     for n in threads:
         for e in entries:  # sessions for this thread count (the scoring pass made the first)
             if e.path is not None and n not in e.sessions:
@@ -287,7 +289,6 @@ def _sweep(entries: list[Entry], threads: list[int], batches: list[int], o: Benc
                     timed[e.key] = B.onnx_timed(e.sessions[n], feeds, EPS[e.ep].device)
                     e.row.setdefault("inputs", {k: list(v.shape) for k, v in feeds[0].items()})
             lats = B.interleave(timed, o.warmup, o.runs, o.seconds)
-            by_key = {e.key: e for e in entries}
             for key, lat in lats.items():
                 e = by_key[key]
                 if lat["runs"] < o.runs:
@@ -492,7 +493,7 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
 def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list[str]:
     """The benchmark in words: which model to ship and why, against the teacher and against fp32."""
     lines = []
-    (t_name, t), (s_name, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
+    (t_name, t), (_, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
     int8_wins = bool(s and q and summary.get("int8_speedup_p50", 0) >= 1)
     if s and q:
         sp = summary["int8_speedup_p50"]
@@ -501,7 +502,8 @@ def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list
         fp32 = Path(s["path"]).name
         lines.append(f"int8 is {sp:.2f}x faster than fp32 ({fp32}) here{kept}: ship student.int8.onnx" if int8_wins
                      else f"int8 is {1 - sp:.0%} slower than fp32 on this host: ship {fp32}")
-    name, ship = ("student_int8", q) if int8_wins or not s else (s_name, s)
+    name = _shipped(models)
+    ship = models.get(name) if name else None
     if t and ship:
         ratio = t["latency_ms"]["p50"] / ship["latency_ms"]["p50"]
         speed = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x SLOWER than"

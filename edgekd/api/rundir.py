@@ -120,33 +120,14 @@ def step_lock(target: str | os.PathLike, step: str, create: bool = False) -> Ite
     """One writing step per run directory at a time. A second is refused, naming the holder (its step, pid and
     start); the lock is an flock, so the OS drops a killed holder's lock and the next step takes the file over.
     A plain file target (an .onnx) needs none; `create` makes the run directory (distill's --out)."""
-    path = Path(target)
-    if create:
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {path} is a file", "pass a directory for the run")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise fs_error(e, path) from None
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        fcntl = None
-    if fcntl is None or not (path / MANIFEST).is_file() and not create:
+    path = make_dir(target) if create else Path(target)
+    if not create and not (path / MANIFEST).is_file():
         yield
         return
-    try:
-        fh = open(path / LOCK, "a+")
-    except OSError as e:
-        raise fs_error(e, path / LOCK) from None
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another edgekd step"
-            raise UsageError(f"{path} is in use by {holder}", "wait for it to finish, or use another run "
-                             "directory") from None
+    with _flocked(path / LOCK, blocking=False) as fh:
+        if fh is None:  # not POSIX: no lock
+            yield
+            return
         fh.seek(0)
         fh.truncate()
         fh.write(f"`edgekd {step}` (pid {os.getpid()}, since {now()})\n")
@@ -156,7 +137,45 @@ def step_lock(target: str | os.PathLike, step: str, create: bool = False) -> Ite
         finally:
             fh.seek(0)
             fh.truncate()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, blocking: bool = True):
+    """An exclusive flock on `path` for the block (the open file, or None where there is no fcntl). Not
+    blocking: a held lock is a UsageError naming its holder, as the file's text says."""
+    try:
+        import fcntl
+    except ImportError:
+        yield None
+        return
+    try:
+        fh = open(path, "a+")
+    except OSError as e:
+        raise fs_error(e, path) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another edgekd step"
+            raise UsageError(f"{path.parent} is in use by {holder}", "wait for it to finish, or use another run "
+                             "directory") from None
+        try:
+            yield fh
+        finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """A run directory made if missing (parents too); a file in its place or an unwritable parent is one line."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file", "pass a directory for the run")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fs_error(e, path) from None
+    return path
 
 
 def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
@@ -206,13 +225,7 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike) -> RunDir:
-        run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise UsageError(f"--out {run.path} is a file", "pass a directory for the run")
-        try:
-            run.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise fs_error(e, run.path) from None
+        run = cls(make_dir(path))
         if not (run.path / MANIFEST).exists():
             write_json(run.path / MANIFEST, {"schema_version": SCHEMA_VERSION, "created": now(), "steps": {}})
         return run
@@ -291,21 +304,8 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock around a manifest read-modify-write: concurrent steps lose no record."""
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
+        with _flocked(self.path / ".manifest.lock"):
             yield
-            return
-        try:
-            fh = open(self.path / ".manifest.lock", "a")
-        except OSError as e:
-            raise fs_error(e, self.path / ".manifest.lock") from None
-        with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def step(self, name: str) -> dict:
         """The manifest section of an earlier step; missing means that step has not run."""

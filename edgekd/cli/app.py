@@ -60,7 +60,7 @@ class _Cli(click.Group):
             raise
         except KeyboardInterrupt as e:
             click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
-            ctx.exit(143 if isinstance(e, Terminated) else 130)
+            ctx.exit(Terminated.exit_code(e))
         except OSError as e:  # the file system: which file, why, what to do
             if _debug(ctx):
                 raise
@@ -233,7 +233,7 @@ def _fraction(ctx, param, value):
 def compare(a, b, fail_if_slower, as_json) -> None:
     """Compare two benchmarks: B (a bench.json, or its run directory) against A, the baseline.
 
-    Per model measured in both at the same batch and threads: the ratio of medians B/A with a 95%
+    Per model measured in both on the same EP at the same batch and threads: the ratio of medians B/A with a 95%
     bootstrap interval from the timed runs; "slower" or "faster" only when the interval excludes 1."""
     from ..api.compare import RegressionError
     from ..api.compare import compare as run
@@ -473,6 +473,11 @@ def predict(model, profile, threads, batch, shape, top, as_json) -> None:
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every half-written artifact is discarded on the way out."""
 
+    @staticmethod
+    def exit_code(e: KeyboardInterrupt) -> int:
+        """The shell's convention: 128 + the signal (SIGTERM 15, SIGINT 2)."""
+        return 143 if isinstance(e, Terminated) else 130
+
 
 def _on_sigterm(signum, frame):
     raise Terminated()
@@ -486,7 +491,7 @@ def main() -> None:
         cli(prog_name="edgekd")
     except KeyboardInterrupt as e:  # before a command started (imports): nothing was written yet
         click.echo("Interrupted.", err=True)
-        sys.exit(143 if isinstance(e, Terminated) else 130)
+        sys.exit(Terminated.exit_code(e))
 
 
 if __name__ == "__main__":

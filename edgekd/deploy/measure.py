@@ -54,15 +54,10 @@ def _samples(fn, inputs: list, warmup: int, runs: int, max_seconds: float) -> tu
     spent = 0
     for i in range(max(runs, 1)):
         x = inputs[i % n]
-        if calls == 1:
-            t0 = clock()
+        t0 = clock()
+        for _ in range(calls):
             fn(x)
-            dt = clock() - t0
-        else:
-            t0 = clock()
-            for _ in range(calls):
-                fn(x)
-            dt = clock() - t0
+        dt = clock() - t0
         samples.append(dt)
         spent += dt
         if spent > cap and (len(samples) >= 3 or spent > hard):

@@ -171,6 +171,17 @@ def _install_hint(got: dict, missing: list[str]) -> str:
     return f"on the device: python3 -m pip install {' '.join(missing)} (or pass ?python=PATH to a python that has them)"
 
 
+def _runtime_requirements() -> list[str]:
+    """The installed edgekd's own dependencies without its extras (pyproject.toml's, as pip recorded them);
+    none for a source copy that was never installed (the wheel then still imports from PYTHONPATH)."""
+    from importlib import metadata
+
+    try:
+        return [r for r in metadata.requires("edgekd") or [] if "extra ==" not in r]
+    except metadata.PackageNotFoundError:
+        return []
+
+
 def runtime_wheel(dest_dir: Path) -> Path:
     """edgekd's runtime as a wheel: every module and the built-in profiles, no dependencies bundled. pip can
     install it; `--on` imports it straight from the file instead (PYTHONPATH=edgekd-*.whl)."""
@@ -188,8 +199,7 @@ def runtime_wheel(dest_dir: Path) -> Path:
         if f.name.endswith((".toml", ".md", ".py")):
             files[f"edgekd/profile_data/{f.name}"] = f.read_bytes()
     info = f"edgekd-{version}.dist-info"
-    requires = "".join(f"Requires-Dist: {r}\n" for r in ("onnx>=1.17", "onnxruntime>=1.20", "numpy>=1.26",
-                                                          "click>=8.1", "rich>=13"))
+    requires = "".join(f"Requires-Dist: {r}\n" for r in _runtime_requirements())
     files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: edgekd\nVersion: {version}\n{requires}".encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: edgekd\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files[f"{info}/entry_points.txt"] = b"[console_scripts]\nedgekd = edgekd.cli:main\n"
@@ -242,17 +252,12 @@ def stage_bench(target: str, options: dict) -> Staged:
 
 def _with_external(model: Path, folder: str, files: dict[str, Path]) -> str:
     """A model and the external-data files beside it that it names, into `folder/`; its name there."""
-    import onnx
-
-    from .runtime import check_onnx_file
+    from .runtime import check_onnx_file, external_data
 
     check_onnx_file(model)
     files[f"{folder}/{model.name}"] = model
-    m = onnx.load(str(model), load_external_data=False)
-    for t in m.graph.initializer:
-        for e in t.external_data:
-            if e.key == "location" and (model.parent / e.value).is_file():
-                files[f"{folder}/{e.value}"] = model.parent / e.value
+    for name in external_data(model):
+        files[f"{folder}/{name}"] = model.parent / name
     return f"{folder}/{model.name}"
 
 

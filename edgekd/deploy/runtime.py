@@ -36,16 +36,21 @@ def quiet_onnxruntime() -> None:
     ort.set_default_logger_severity(2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4)
 
 
-def model_size(path: str | os.PathLike) -> int:
-    """Bytes on disk of an ONNX model: the .onnx file and the external-data files its tensors name (what a
-    device must hold), each file once."""
+def external_data(path: str | os.PathLike) -> list[str]:
+    """The external-data files (relative to the model's folder) an ONNX model's tensors name and that exist
+    there, each once: what must travel with the .onnx file."""
     import onnx
 
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
-    files = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
-    return os.path.getsize(path) + sum(os.path.getsize(path.parent / f) for f in files
-                                       if (path.parent / f).is_file())
+    names = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+    return sorted(n for n in names if (path.parent / n).is_file())
+
+
+def model_size(path: str | os.PathLike) -> int:
+    """Bytes on disk of an ONNX model: the .onnx file and its external data (what a device must hold)."""
+    path = Path(path)
+    return os.path.getsize(path) + sum(os.path.getsize(path.parent / f) for f in external_data(path))
 
 
 def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
