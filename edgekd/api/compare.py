@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deploy.measure import CONFIDENCE, ratio_interval
 from ..errors import EdgekdError, UsageError
 from .target import Result
-
-RESAMPLES = 2000
-CONFIDENCE = 0.95
 
 
 @dataclass
@@ -53,17 +51,6 @@ def _key(r: dict) -> str:
     the CPU EP and PyTorch go unnamed)."""
     at = "" if r.get("ep") in ("cpu", "pytorch", None) else f"@{r['ep']}"
     return f"{r.get('model')}{at} b{r.get('batch')} t{r.get('threads')}"
-
-
-def ratio_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """(median(b) / median(a), low, high): a bootstrap interval of the ratio of medians."""
-    rng = np.random.default_rng(seed)
-    ra = np.median(rng.choice(a, (RESAMPLES, len(a))), axis=1)
-    rb = np.median(rng.choice(b, (RESAMPLES, len(b))), axis=1)
-    ratios = rb / np.maximum(ra, 1e-12)
-    tail = (1 - CONFIDENCE) / 2
-    return float(np.median(b) / max(np.median(a), 1e-12)), float(np.quantile(ratios, tail)), \
-        float(np.quantile(ratios, 1 - tail))
 
 
 def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | None = None) -> CompareResult:

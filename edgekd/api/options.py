@@ -125,9 +125,9 @@ class QuantizeOptions:
     weights: str = opt("int8", "int8: QDQ or dynamic int8; int4: weight-only int4 of the MatMuls (MatMulNBits), "
                                "for transformers; fp16: half precision with fp32 inputs and outputs, for GPU and "
                                "NPU targets.", choices=("int8", "int4", "fp16"))
-    max_drop: float = opt(0.01, "Largest drop the int8 model may have: accuracy points (0.01 = one point) "
-                                "with labels, else 1 - agreement with fp32 (top-1, or cosine for other "
-                                "outputs); else fallbacks, else fail.", minimum=0)
+    max_drop: float = opt(0.01, "Largest drop the int8 model may have, as a fraction: accuracy points (0.01 = "
+                                "one point) with labels, else 1 - agreement with fp32 (top-1, or cosine for "
+                                "other outputs); else fallbacks, else fail.", minimum=0, maximum=1)
     per_channel: bool | None = opt(None, "Per-channel (or per-tensor) weight scales, overriding the preset's "
                                          "(per-channel).", flag="per-channel/--per-tensor")
     reduce_range: bool | None = opt(None, "7-bit weights (or the full 8), overriding the preset's (reduce-range "
@@ -143,6 +143,9 @@ class QuantizeOptions:
                                     "the profile's cores on a profile).", minimum=1, maximum=4096)
     allow_slower: bool = opt(False, "Write the int8 model even when it is slower than fp32 (it says so).",
                              flag="allow-slower")
+    require_faster: bool = opt(False, "Exit 1 unless int8 is measurably faster than fp32 (a CI gate). Without it, "
+                                      "int8 that does not pay is a result: nothing written, exit 0, fp32 recorded "
+                                      "as the model to ship.", flag="require-faster")
 
 
 @dataclass
@@ -161,8 +164,10 @@ class BenchOptions:
     seconds: float = opt(3.0, "Time cap per model and setting: a huge batch gets fewer runs, with a note.",
                          minimum=0.01, maximum=3600)
     memory: bool = opt(True, "Peak memory per model and EP, each in a fresh process.", flag="memory/--no-memory")
-    profile: str | None = opt(None, "Also predict each model's latency on this profile; on a profile calibrated "
-                                    "on this machine, report predicted vs measured.")
+    profile: str | None = opt(None, "Also predict each model's latency on this profile (default: the run's); on a "
+                                    "profile calibrated on this machine, report predicted vs measured.")
+    output: str | None = opt(None, "Where to write bench.json (default RUN/bench.json, or MODEL.bench.json beside a "
+                                   "plain .onnx); report.md, report.html and the plots go beside it.")
     ep: str = opt("cpu", "Execution providers to run each ONNX model on, comma-separated: cpu, openvino, cuda, "
                          "tensorrt, dml, qnn, xnnpack, nnapi, coreml, rocm (those this onnxruntime lacks are "
                          "skipped, saying what brings them; edgekd providers lists them).")
@@ -190,6 +195,28 @@ class RemoteOptions:
     on: str | None = opt(None, "Run it on the device: ssh://user@host[:port][?python=PATH] (your SSH keys and "
                                "config; the device needs python3 with onnxruntime, onnx and numpy, no torch).")
     keep: bool = opt(False, "Leave the copied files on the device (to look at them there).", flag="keep")
+
+
+# the sections of `distill --help` (and pipeline's): every option not named here is under "Options"
+GROUPS = {
+    "Teacher and data": ("teacher", "arch", "output", "trust_pickle", "data", "unlabeled", "label_column",
+                         "text_column", "text_pair_column", "max_length", "image_size", "channels", "mean", "std",
+                         "augment", "val_split"),
+    "Student and sizing": ("student", "init", "profile", "budget_ms", "memory_mb", "quantize", "threads", "margin"),
+    "Training": ("method", "epochs", "temperature", "alpha", "lr", "batch_size", "feature_map", "patience", "device",
+                 "seed", "resume", "force"),
+    "Teacher cache": ("cache", "max_memory_mb"),
+    "Hugging Face": ("task", "trim_vocab"),
+    "Export": ("exporter", "opset", "ort_format", "shape", "optimize"),
+    "Quantize": ("mode", "preset", "calib_samples", "calibration", "weights", "max_drop", "per_channel",
+                 "reduce_range", "metric", "allow_slower", "require_faster"),
+    "Bench": ("batch", "runs", "warmup", "seconds", "memory", "ep", "ep_option", "spin"),
+}
+
+
+def group_of(name: str | None) -> str:
+    """The `--help` section an option is listed in."""
+    return next((g for g, members in GROUPS.items() if name in members), "Options")
 
 
 # pipeline runs distill, export, quantize and bench: every option of each, once (a name two steps share,

@@ -40,12 +40,30 @@ def demo_teacher(out: str | os.PathLike, show_progress: bool = True) -> tuple[Pa
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi", student: str = "mlp:hidden=160",
-             epochs: int = 40, show_progress: bool = True) -> dict:
-    """Teacher -> distil -> export -> quantize -> bench on digits; returns every step's result."""
+             epochs: int = 40, show_progress: bool = True, force: bool = False) -> dict:
+    """Teacher -> distil -> export -> quantize -> bench on digits; returns every step's result. Re-runnable: a
+    run directory the demo made is replaced (its teacher reused); another run there only with `force`."""
+    if not (force or _demo_made(Path(out))):
+        raise UsageError(f"{out} holds a run the demo did not make; the demo would replace it",
+                         "pass --out a new directory, or --force to replace it")
     weights, teacher_info = demo_teacher(out, show_progress)
     results = run_pipeline(str(weights), "digits", out, arch=DEMO_ARCH, profile=profile, student=student,
-                           epochs=epochs, show_progress=show_progress, allow_slower=True)  # bench compares all four
+                           epochs=epochs, show_progress=show_progress, allow_slower=True,  # bench compares all four
+                           force=True)
     return {"teacher": teacher_info, **results}
+
+
+def _demo_made(out: Path) -> bool:
+    """Whether OUT is new or a run the demo made (its teacher is the demo's own OUT/teacher/teacher.pt)."""
+    from .rundir import MANIFEST
+
+    if not (out / MANIFEST).is_file():
+        return True
+    try:
+        spec = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["steps"]["distill"]["teacher"]["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(spec, str) and Path(spec).resolve() == (out / "teacher" / "teacher.pt").resolve()
 
 
 def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,
@@ -64,14 +82,10 @@ def run_pipeline(teacher: str, data: str, out: str | os.PathLike, *, show_progre
 
     def only(cls, **fixed):
         return {**{k: v for k, v in options.items() if k in names(cls)}, **fixed}
-    from ..deploy.quantize import SlowerError
     from .quantize import quantize
 
     d = distill(teacher, data, out, show_progress=show_progress, **only(DistillOptions))
     e = export(out, trust_run=True, **only(ExportOptions))  # the teacher is the one this command was given
-    try:
-        q = quantize(out, **only(QuantizeOptions)).to_dict()
-    except SlowerError as err:  # a result, not a failure: the fp32 student is what to ship
-        q = {"written": False, "details": {"verdict": err.message, "attempts": []}}
+    q = quantize(out, **only(QuantizeOptions)).to_dict()  # int8 that does not pay is a result: fp32 recorded
     b = bench(out, trust_run=True, **only(BenchOptions, threads=options.get("threads")))
     return {"distill": d.to_dict(), "export": e.to_dict(), "quantize": q, "bench": b.report}

@@ -11,17 +11,17 @@ from ..deploy.quantize import SlowerError
 from ..errors import UsageError
 from .options import QuantizeOptions
 from .rundir import sha256, step_lock
-from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve
+from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_profile
 
 
 @dataclass
 class QuantizeResult(Result):
     target: str
-    output: str
-    size_bytes: int
+    output: str | None        # None: the speed gate said ship fp32, nothing was written (details["verdict"])
+    size_bytes: int | None
     fp32_size_bytes: int
     details: dict
-
+    written: bool = True
 
 
 def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> QuantizeResult:
@@ -33,12 +33,24 @@ def quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantize
 
 
 def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> QuantizeResult:
-    from ..deploy.quantize import calibration_feeds, gated_quantize, mode_for, with_knobs
+    from ..deploy.quantize import (
+        KEEP_ANY,
+        KEEP_DEFAULT,
+        KEEP_REQUIRE_FASTER,
+        calibration_feeds,
+        gated_quantize,
+        mode_for,
+        with_knobs,
+    )
     from ..latency.graph import parse_shapes
     from ..models.io import ModelIO
+    from ..progress import say
     from .options import build
 
     o = build(QuantizeOptions, options)
+    if o.allow_slower and o.require_faster:
+        raise UsageError("--allow-slower and --require-faster contradict each other", "pass one of them")
+    keep = KEEP_ANY if o.allow_slower else KEEP_REQUIRE_FASTER if o.require_faster else KEEP_DEFAULT
     t = resolve(target)
     shapes = parse_shapes(o.shape)
     run = t.run
@@ -53,9 +65,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     else:
         src = _source(run)
         dst = Path(o.output) if o.output else run / "student.int8.onnx"
-        recorded = run.step("distill").get("profile") or {}
-        path = recorded.get("path")
-        profile = o.profile or (path if path and Path(path).is_file() else recorded.get("name"))
+        profile = o.profile or run_profile(run)
     if dst.is_dir():
         raise UsageError(f"--output {dst} is a directory", f"pass a file path, e.g. {dst / 'model.int8.onnx'}")
     if dst.resolve() == src.resolve():
@@ -76,16 +86,23 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     if mode == "dynamic" and mode_for(src)[0] == "static":
         notes.append("dynamic quantization of convs (ConvInteger) runs several times slower than fp32 on CPU; "
                      "static is the mode for conv nets")
+    say(f"quantizing {src.name} ({mode}, preset {preset}) on {len(calib_feeds)} calibration samples; the gate "
+        f"decides on {len(eval_feeds)}")
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
-                                 eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads),
-                                 allow_slower=o.allow_slower, calibration=o.calibration, weights=o.weights,
-                                 metric=o.metric)
-    except SlowerError as e:
-        if run is not None:  # the outcome is what later steps need: ship fp32
-            run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode})
+                                 eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads), keep=keep,
+                                 calibration=o.calibration, weights=o.weights, metric=o.metric)
+    except SlowerError as e:  # the gate's answer: ship fp32 (exit 0, recorded), or exit 1 with --require-faster
+        details = {**e.details, "mode": mode, "preset": preset, "preset_source": "--preset" if o.preset else
+                   preset_why, "mode_source": mode_why, "notes": notes, "written": False, "verdict": e.message,
+                   "weights": o.weights, "gate_samples": gate_samples, "source": src.name}
+        if run is not None:  # what later steps need: no int8 model, and why (bench shows fp32 and says it)
+            run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode,
+                                    "speed": details.get("speed")})
             (run / "student.int8.onnx").unlink(missing_ok=True)
-        raise
+        if o.require_faster:
+            raise
+        return QuantizeResult(str(target), None, None, os.path.getsize(src), details, written=False)
     details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why, notes=notes,
                    written=True, gate_samples=gate_samples, source=src.name)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
@@ -142,9 +159,12 @@ def _preset(explicit: str | None, prof) -> tuple[str, str]:
     return preset, f"this machine ({why})"
 
 
+TIMING_ROUNDS = 7  # interleaved rounds of fp32 vs the int8 candidates: their spread is the gate's noise margin
+
+
 def _timer(io, feeds, prof, threads: int | None):
     """fp32 vs int8 candidates: timed side by side here, or predicted on a profile of another machine."""
-    from ..deploy.measure import interleaved_p50
+    from ..deploy.measure import Speedup, interleaved_rounds
     from ..models.io import timing_feed
 
     if prof is not None and not prof.measured_here:
@@ -155,14 +175,18 @@ def _timer(io, feeds, prof, threads: int | None):
 
         def predicted(src, cands):
             ms = [predict_latency(str(p), prof, threads=n, shapes=shapes).latency_ms for p in [src, *cands]]
-            return ms[0], ms[1:], f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
+            return ms[0], ms[1:], [Speedup.predicted(ms[0], m) for m in ms[1:]], \
+                f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
         return predicted
     n = threads or 1
     feed = timing_feed(io, feeds, io.batch or 1)
 
     def timed(src, cands):
-        ms = interleaved_p50([src, *cands], feed, n)
-        return ms[0], ms[1:], f"on this machine (p50, {n} thread{'s' * (n > 1)}, interleaved)"
+        per = interleaved_rounds([src, *cands], feed, n, rounds=TIMING_ROUNDS)
+        speedups = [Speedup.rounds(per[0], c) for c in per[1:]]
+        ms = [float(np.median(v)) for v in per]
+        return ms[0], ms[1:], speedups, f"on this machine (p50, {n} thread{'s' * (n > 1)}, {TIMING_ROUNDS} " \
+            "interleaved rounds)"
     return timed
 
 
@@ -176,10 +200,12 @@ def verdict(res: QuantizeResult) -> str:
         line += f"; {len(d['fp32_nodes'])} node(s) kept in fp32, the ones int8 hurt most"
     sp = d.get("speed")
     if sp:
-        r = sp["speedup"]
-        faster = "as fast as" if 0.99 <= r < 1.01 else (f"{r:.2f}x faster than" if r >= 1 else
-                                                         f"{1 / r:.2f}x SLOWER than")
-        line += f"; {faster} fp32 {sp['how']} ({sp['int8_ms']:.3g} vs {sp['fp32_ms']:.3g} ms)"
+        from ..deploy.measure import compared
+
+        line += f"; {compared(sp['speedup'], 'fp32', sp.get('call'))} {sp['how']} ({sp['int8_ms']:.3g} vs " \
+                f"{sp['fp32_ms']:.3g} ms)"
+        if sp.get("call") == "same":
+            line += ": written for its size"
     return line
 
 

@@ -112,6 +112,14 @@ def as_inputs(named: dict):
     return named["x"] if list(named) == ["x"] else named
 
 
+def run_profile(run: RunDir) -> str | None:
+    """The profile a run was distilled for (its .toml when it still exists, else its name): quantize and bench
+    default to it, so the chain of steps targets one device."""
+    recorded = run.step("distill").get("profile") or {}
+    path = recorded.get("path")
+    return path if path and Path(path).is_file() else recorded.get("name")
+
+
 def load_profile(name: str | None):
     if name is None:
         return None

@@ -307,10 +307,11 @@ def kl_divergence(ref_logits: np.ndarray, logits: np.ndarray) -> float:
     return float((np.exp(lp) * (lp - lq)).sum(-1).mean())
 
 
-def interleaved_p50(paths: list, feed: dict[str, np.ndarray] | list[dict], threads: int = 1, rounds: int = 5,
-                    runs: int = 50, max_seconds: float = 0.4) -> list[float]:
-    """p50 of each model over `rounds` interleaved rounds (the median of the rounds' p50s): side by side,
-    so a busy machine slows every model alike. `feed` is one feed for all, or one per model."""
+def interleaved_rounds(paths: list, feed: dict[str, np.ndarray] | list[dict], threads: int = 1, rounds: int = 5,
+                       runs: int = 50, max_seconds: float = 0.4) -> list[list[float]]:
+    """Each model's p50 in each of `rounds` interleaved rounds: side by side, so a busy machine slows every
+    model alike, and the rounds show how far this machine's speed moves. `feed` is one feed for all, or one
+    per model."""
     from .runtime import session
 
     sessions = [session(p, threads) for p in paths]
@@ -319,4 +320,102 @@ def interleaved_p50(paths: list, feed: dict[str, np.ndarray] | list[dict], threa
     for _ in range(rounds):
         for s, f, out in zip(sessions, feeds, per):
             out.append(onnx_latency(s, [f], warmup=3, runs=runs, max_seconds=max_seconds)["p50"])
-    return [float(np.median(v)) for v in per]
+    return per
+
+
+def interleaved_p50(paths: list, feed: dict[str, np.ndarray] | list[dict], threads: int = 1, rounds: int = 5,
+                    runs: int = 50, max_seconds: float = 0.4) -> list[float]:
+    """p50 of each model over `rounds` interleaved rounds (the median of the rounds' p50s)."""
+    return [float(np.median(v)) for v in interleaved_rounds(paths, feed, threads, rounds, runs, max_seconds)]
+
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+# Differences smaller than this are not called: the same bench twice moves by 4.5-18.5% on the shared 2-vCPU
+# hosts (benchmarks/RESULTS.md), so a 3% "win" is a coin toss, not a reason to ship one model over another.
+MIN_EFFECT = 0.05
+DISTURBED_P99_P50 = 20.0  # p99 this many times p50: something else took the cores during the measurement
+
+
+def ratio_interval(a, b, seed: int = 0) -> tuple[float, float, float]:
+    """(median(b) / median(a), low, high): a bootstrap interval of the ratio of medians of two sets of timings."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    ra = np.median(rng.choice(a, (RESAMPLES, len(a))), axis=1)
+    rb = np.median(rng.choice(b, (RESAMPLES, len(b))), axis=1)
+    ratios = rb / np.maximum(ra, 1e-12)
+    tail = (1 - CONFIDENCE) / 2
+    return float(np.median(b) / max(np.median(a), 1e-12)), float(np.quantile(ratios, tail)), \
+        float(np.quantile(ratios, 1 - tail))
+
+
+@dataclass
+class Speedup:
+    """How much faster `new` runs than `base` (base ms / new ms), with the interval the repeated measurements
+    allow, and what that means: "faster", "slower" or "same" (no measurable difference)."""
+
+    ratio: float
+    low: float
+    high: float
+
+    @classmethod
+    def measured(cls, base, new) -> Speedup:
+        """From two sets of timings (ms) taken side by side: a bootstrap interval over the samples."""
+        r, lo, hi = ratio_interval(new, base)  # base/new = speed-up of new
+        return cls(r, lo, hi)
+
+    @classmethod
+    def rounds(cls, base: list[float], new: list[float]) -> Speedup:
+        """From paired interleaved rounds: the median of each round's ratio, bounded by the bootstrap over the
+        rounds and by the spread between them (a machine whose speed moves between rounds widens it)."""
+        per = np.asarray(base, dtype=np.float64) / np.maximum(np.asarray(new, dtype=np.float64), 1e-12)
+        if len(per) < 3:
+            return cls(float(np.median(per)), float(per.min()), float(per.max()))
+        _, lo, hi = ratio_interval(np.ones(len(per)), per)
+        return cls(float(np.median(per)), min(lo, float(per.min())), max(hi, float(per.max())))
+
+    @classmethod
+    def predicted(cls, base_ms: float, new_ms: float) -> Speedup:
+        """From two predictions (no interval: the minimum effect alone decides)."""
+        r = base_ms / max(new_ms, 1e-12)
+        return cls(r, r, r)
+
+    @property
+    def call(self) -> str:
+        """faster / slower only when the interval excludes 1 and the difference is at least MIN_EFFECT."""
+        if self.low > 1 and self.ratio >= 1 + MIN_EFFECT:
+            return "faster"
+        if self.high < 1 and self.ratio <= 1 / (1 + MIN_EFFECT):
+            return "slower"
+        return "same"
+
+    def words(self) -> str:
+        """'1.41x faster', '1.41x slower' (the same convention both ways), or 'no measurable difference'."""
+        return speed_words(self.ratio, self.call)
+
+    def than(self, other: str) -> str:
+        """'1.41x faster than fp32', or 'no measurable difference (1.02x) from fp32'."""
+        return compared(self.ratio, other, self.call)
+
+    def to_dict(self) -> dict:
+        return {"speedup": self.ratio, "low": self.low, "high": self.high, "call": self.call}
+
+
+def speed_words(ratio: float, call: str | None = None) -> str:
+    """One convention everywhere: N.NNx faster or N.NNx slower (never a percentage one way and a ratio the other);
+    'no measurable difference' when `call` says the measurements cannot tell."""
+    call = call or ("faster" if ratio >= 1 + MIN_EFFECT else "slower" if ratio <= 1 / (1 + MIN_EFFECT) else "same")
+    if call == "same":
+        return f"no measurable difference ({ratio:.2f}x)"
+    return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+
+
+def compared(ratio: float, other: str, call: str | None = None) -> str:
+    """speed_words against `other`: '1.41x slower than fp32', 'no measurable difference (1.02x) from fp32'."""
+    words = speed_words(ratio, call)
+    return f"{words} {'from' if words.startswith('no ') else 'than'} {other}"
+
+
+def disturbed(lat: dict) -> bool:
+    """A measurement whose tail is so long that the cores were taken by something else part of the time."""
+    return lat.get("p50", 0) > 0 and lat.get("p99", 0) / lat["p50"] > DISTURBED_P99_P50

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekdError, UsageError
+from ..progress import say
 
 PRESETS = {
     "s8s8": {"activation": "QInt8", "weight": "QInt8", "per_channel": True, "reduce_range": False},
@@ -345,20 +346,31 @@ def _already_quantized(src: Path) -> bool:
                        "ConvInteger", "DynamicQuantizeLinear"})
 
 
-Timer = Callable[[Path, list[Path]], tuple[float, list[float], str]]  # -> (fp32 ms, each candidate's ms, how)
+# -> (fp32 ms, each candidate's ms, each candidate's Speedup over fp32, how it was measured)
+Timer = Callable[[Path, list[Path]], tuple[float, list[float], list, str]]
+
+# what the speed gate keeps, by its call on the fastest passing candidate (measure.Speedup.call)
+KEEP_DEFAULT = ("faster", "same")      # int8 measurably faster, or no measurable difference (and 4x smaller)
+KEEP_REQUIRE_FASTER = ("faster",)      # --require-faster: CI wants a measured win
+KEEP_ANY = ("faster", "same", "slower")  # --allow-slower
 
 
 class SlowerError(EdgekdError):
-    """Every int8 model that kept its accuracy was slower than fp32: ship fp32 (exit 1)."""
+    """The speed gate's answer that int8 does not pay here: ship fp32. A result, not a failure: `quantize`
+    records it and exits 0, unless --require-faster (exit 1). Carries the gate's details."""
+
+    def __init__(self, message: str, hint: str | None = None, details: dict | None = None) -> None:
+        super().__init__(message, hint)
+        self.details = details or {}
 
 
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
                    eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
-                   timer: Timer | None = None, allow_slower: bool = False, calibration: str = "minmax",
-                   weights: str = "int8", metric: str = "auto") -> dict:
+                   timer: Timer | None = None, keep: tuple[str, ...] = KEEP_DEFAULT, calibration: str = "minmax",
+                   weights: str = "int8", metric: str = "auto", progress=None) -> dict:
     """Try the preset and its fallbacks; of the int8 models within `max_drop` of fp32, keep the fastest
-    (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if it is faster than
-    fp32, or `allow_slower`.
+    (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if the speed gate's call
+    on it (faster, same: no measurable difference, slower) is one of `keep`; else raise SlowerError.
 
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
@@ -395,6 +407,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     clean_stale(dst.parent, ".quantize-")  # what a killed quantize left
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".quantize-{os.getpid()}-") as td:
         def try_one(att: Attempt, cand: Path) -> tuple[dict, Path]:
+            say(f"trying {att.name}" + (f" (after {len(tried)} attempt(s))" if tried else ""))
             try:
                 quantize_file(src, cand, att, mode, calib)
                 out = run_outputs(open_session(cand), io, eval_feeds, [spec.name])[spec.name]
@@ -421,6 +434,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             if row.get("passed"):
                 passing.append((row, cand))
         if not passing and mode == "static" and calib and weights == "int8":  # mixed precision
+            say("no preset kept the accuracy: ranking the nodes by what int8 costs them (mixed precision)")
             for j, att in enumerate(mixed_attempts(src, preset, calib)):
                 row, cand = try_one(att, Path(td) / f"mixed{j}.onnx")
                 if row.get("passed"):
@@ -436,15 +450,17 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
                               "raise --max-drop, give more --calib-samples, or try --mode dynamic")
         speed = None
         if timer is not None:
-            fp32_ms, cand_ms, how = timer(src, [c for _, c in passing])
-            for (row, _), ms in zip(passing, cand_ms):
-                row["latency_ms"] = ms
+            say(f"timing fp32 against {len(passing)} int8 model(s) that passed the accuracy gate")
+            fp32_ms, cand_ms, speedups, how = timer(src, [c for _, c in passing])
+            for (row, _), ms, sp in zip(passing, cand_ms, speedups):
+                row.update(latency_ms=ms, speedup=sp.ratio)
             k = int(np.argmin(cand_ms))
-            speed = {"fp32_ms": fp32_ms, "int8_ms": cand_ms[k], "speedup": fp32_ms / cand_ms[k], "how": how}
-            if cand_ms[k] >= fp32_ms and not allow_slower:
-                raise SlowerError(f"{weights} is slower than fp32 {how}: {cand_ms[k]:.3g} ms ({passing[k][0]['name']}) "
-                                  f"vs {fp32_ms:.3g} ms; nothing was written: ship the fp32 model",
-                                  "keep fp32, or pass --allow-slower to write the int8 model anyway")
+            sp = speedups[k]
+            speed = {"fp32_ms": fp32_ms, "int8_ms": cand_ms[k], **sp.to_dict(), "how": how}
+            if sp.call not in keep:
+                raise SlowerError(_slower_message(weights, sp, how, cand_ms[k], fp32_ms, passing[k][0]["name"]),
+                                  "the fp32 model is the one to ship; --allow-slower writes int8 anyway",
+                                  {"speed": speed, "attempts": tried, "chosen": passing[k][0]["name"]})
         else:
             k = 0
         row, cand = passing[k]
@@ -457,6 +473,12 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
             "attempts": tried, "eval_samples": int(len(ref)), "speed": speed, "fp32_nodes": row.get("fp32_nodes", []),
             "nn_agreement_with_fp32": row.get("nn_agreement_with_fp32")}
+
+
+def _slower_message(weights: str, sp, how: str, int8_ms: float, fp32_ms: float, name: str) -> str:
+    what = {"slower": "slower than", "same": "not measurably faster than"}.get(sp.call, "faster than")
+    return (f"{weights} is {what} fp32 {how}: {sp.words()}, {int8_ms:.3g} vs {fp32_ms:.3g} ms ({name}; 95% "
+            f"interval {sp.low:.2f}-{sp.high:.2f}x); nothing was written: ship the fp32 model")
 
 
 GATE_METRICS = ("auto", "accuracy", "top1", "cosine")
