@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekdError, UsageError, missing_module
+from ..progress import say
 from .options import BenchOptions, counts
 from .rundir import now, step_lock, write_json
-from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_teacher
+from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_profile, run_teacher
 
 
 @dataclass
@@ -58,19 +59,23 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     o = build(BenchOptions, options)
     if on:
         return bench_on(target, on, keep, options)
-    prof = load_profile(o.profile) if o.profile else None
+    t = resolve(target)
+    dst = _destination(t, o.output)
+    eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
+    _check_eps(eps)
+    profile = o.profile or (run_profile(t.run) if t.run is not None else None)
+    prof = load_profile(profile) if profile else None
     notes: list[str] = []
     threads, asked_threads = _threads(o, prof, notes)
     batches = counts(o.batch, "batch")
-    t = resolve(target)
     shapes = parse_shapes(o.shape)
     onnx_models, teacher = _models(t, o, notes, trust_run)
     md = model_data(t, o.data)
-    eps, ep_opts = parse_eps(o.ep), ep_options(o.ep_option)
     entries = _score(t, onnx_models, teacher, md, shapes, eps, ep_opts, threads[0], o.spin, notes)
     records = _sweep(entries, threads, batches, o, ep_opts, notes)
     models = {e.key: e.row for e in entries if "latency_ms" in e.row}
     if o.memory:
+        say("peak memory of each model, each in a fresh process")
         for e in entries:
             if e.path is not None and e.key in models:
                 e.row["memory"] = B.peak_memory(e.path, threads[0], _feed_at(e, batches[0])[0],
@@ -88,10 +93,40 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
         report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
+    _save(report, dst, with_report=run is not None or o.output is not None)
     if run is not None:
-        _save(report, run.path)
-        run.record("bench", {"settings": settings, "summary": report["summary"], "notes": notes})
+        run.record("bench", {"settings": settings, "summary": report["summary"], "notes": notes,
+                             "output": str(dst)})
     return BenchResult(str(target), report)
+
+
+def _destination(t, output: str | None) -> Path:
+    """Where bench.json goes: --output, else RUN/bench.json, else MODEL.bench.json beside a plain model (a device
+    with ONNX files only still gets something to `compare`)."""
+    if output is not None:
+        dst = Path(output)
+        if dst.is_dir():
+            dst = dst / "bench.json"
+        if not dst.parent.is_dir():
+            raise UsageError(f"--output {output}: the folder {dst.parent} does not exist", "create it first")
+        if dst.suffix.lower() != ".json":
+            raise UsageError(f"--output {output} is not a .json file", "e.g. --output bench.json")
+        return dst
+    if t.run is not None:
+        return t.run.path / "bench.json"
+    return t.path.with_name(t.path.stem + ".bench.json")
+
+
+def _check_eps(eps: list[str]) -> None:
+    """Every asked EP missing from this onnxruntime is a usage error (an empty benchmark is no answer); some
+    missing are skipped later, with a note."""
+    from ..deploy.providers import EPS, available
+
+    have = available()
+    if eps and not any(ep in have for ep in eps):
+        brings = "; ".join(f"{EPS[ep].provider}: {EPS[ep].package}" for ep in eps)
+        raise UsageError(f"--ep {','.join(eps)}: this onnxruntime has none of them (it has {', '.join(have)})",
+                         f"{brings}; `edgekd providers` lists them")
 
 
 def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> BenchResult:
@@ -120,16 +155,19 @@ def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> 
         if here.is_file():
             report["workstation"] = _workstation(json.loads(here.read_text(encoding="utf-8")), report)
         folder = t.run / "devices" / got["device"]["node"]
-        _save(report, folder)
+        _save(report, folder / "bench.json")
     return BenchResult(str(target), report)
 
 
-def _save(report: dict, folder: Path) -> None:
-    """bench.json, and report.md, report.html and the plots beside it (`report` gets what was written)."""
+def _save(report: dict, path: Path, with_report: bool = True) -> None:
+    """bench.json at `path`, and report.md, report.html and the plots beside it (`report` gets what was
+    written)."""
     from .report import write_report
 
-    write_json(folder / "bench.json", report)
-    report["report"] = write_report(report, folder).to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, report)
+    if with_report:
+        report["report"] = write_report(report, path.parent).to_dict()
 
 
 def _workstation(local: dict, device: dict) -> dict:
@@ -215,6 +253,7 @@ def _score(t, onnx_models: dict, teacher, md, shapes: dict, eps: list[str], ep_o
                              torch_model=teacher))
     for ep, key0, path in _sessions_to_run(eps, onnx_models, notes):
         key = key0 if ep == "cpu" else f"{key0}@{ep}"
+        say(f"scoring {key} on the eval set")
         io = ModelIO.from_onnx(path)
         feeds = bind_data(io, md, shapes)
         if ep == "cpu":
@@ -288,11 +327,16 @@ def _sweep(entries: list[Entry], threads: list[int], batches: list[int], o: Benc
                 elif e.sessions.get(n) is not None:
                     timed[e.key] = B.onnx_timed(e.sessions[n], feeds, EPS[e.ep].device)
                     e.row.setdefault("inputs", {k: list(v.shape) for k, v in feeds[0].items()})
+            say(f"timing {len(timed)} model(s) side by side: {n} thread(s), batch {b}")
             lats = B.interleave(timed, o.warmup, o.runs, o.seconds)
             for key, lat in lats.items():
                 e = by_key[key]
                 if lat["runs"] < o.runs:
                     notes.append(f"{key} (threads {n}, batch {b}): {lat['runs']} timed runs (the {o.seconds:g} s cap)")
+                if B.disturbed(lat):
+                    notes.append(f"{key} (threads {n}, batch {b}): p99 is {lat['p99'] / lat['p50']:.0f}x p50, a "
+                                 "disturbed measurement (something else took the cores part of the time): rerun it "
+                                 "on a quiet machine before trusting its figures")
                 records.append({"model": e.model, "ep": e.ep, "threads": n, "batch": b, "latency_ms": lat,
                                 "throughput_per_s": b * 1000 / max(lat["p50"], 1e-9)})
                 if n == threads[0] and b == batches[0]:
@@ -429,26 +473,45 @@ def _fastest(models: dict, who: str) -> tuple[str | None, dict | None]:
     return key, models[key]
 
 
+def _speedup(base: dict, new: dict):
+    """How much faster `new` ran than `base` (two rows of one bench), with the interval their timed runs allow."""
+    from ..deploy.measure import Speedup
+
+    sa, sb = base["latency_ms"].get("samples_ms"), new["latency_ms"].get("samples_ms")
+    if sa and sb and len(sa) >= 3 and len(sb) >= 3:
+        return Speedup.measured(sa, sb)
+    return Speedup.predicted(base["latency_ms"]["p50"], new["latency_ms"]["p50"])
+
+
 def _summary(models: dict) -> dict:
-    """Headline ratios: student vs teacher (ONNX), int8 vs fp32 (each the fastest fp32 ONNX model)."""
+    """Headline figures of the model the verdict ships: against the teacher (its fastest fp32 ONNX model), and
+    int8 against fp32 (the fastest fp32 student), each with the speed gate's call."""
     out: dict[str, Any] = {}
     (_, t), (_, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
-    best = q or s
-    if t and best:
-        out["size_ratio_vs_teacher"] = best["size_bytes"] / t["size_bytes"]
-        out["speedup_vs_teacher_p50"] = t["latency_ms"]["p50"] / best["latency_ms"]["p50"]
-        out["retention"] = best.get("retention")
+    name = _shipped(models)
+    ship = models.get(name) if name else None
+    out["shipped"] = name
+    if t and ship:
+        sp = _speedup(t, ship)
+        out["size_ratio_vs_teacher"] = ship["size_bytes"] / t["size_bytes"]
+        out["speedup_vs_teacher_p50"] = sp.ratio
+        out["speedup_vs_teacher_call"] = sp.call
+        out["retention"] = ship.get("retention")
     if s and q:
+        sp = _speedup(s, q)
         out["int8_size_ratio"] = q["size_bytes"] / s["size_bytes"]
-        out["int8_speedup_p50"] = s["latency_ms"]["p50"] / q["latency_ms"]["p50"]
+        out["int8_speedup_p50"] = sp.ratio
+        out["int8_speedup_interval"] = [sp.low, sp.high]
+        out["int8_call"] = sp.call
         out["int8_agreement_with_fp32"] = q.get("agreement_with_student_fp32")
     return out
 
 
 def _shipped(models: dict) -> str | None:
-    """The model the verdict ships: int8 when it is faster than the fastest fp32 student, else that fp32."""
+    """The model the verdict ships: int8 unless it is measurably slower than the fastest fp32 student (no
+    measurable difference: int8, the smaller), else that fp32."""
     (s_name, s), q = _fastest(models, "student"), models.get("student_int8")
-    if q and (not s or s["latency_ms"]["p50"] >= q["latency_ms"]["p50"]):
+    if q and (not s or _speedup(s, q).call != "slower"):
         return "student_int8"
     return s_name
 
@@ -457,7 +520,8 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
     """What the sweep adds to the verdict: which EP to run the shipped model on, whether int8's win over fp32
     holds at every setting, and what more threads buy."""
     ship = _shipped(models)
-    at = {(r["model"], r["ep"], r["threads"], r["batch"]): r["latency_ms"]["p50"] for r in records}
+    rec = {(r["model"], r["ep"], r["threads"], r["batch"]): r for r in records}
+    at = {k: r["latency_ms"]["p50"] for k, r in rec.items()}
     if ship is None or not records:
         return []
     t0, b0 = records[0]["threads"], records[0]["batch"]
@@ -466,56 +530,63 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
     for ep in dict.fromkeys(r["ep"] for r in records if r["model"] == ship and r["ep"] not in ("cpu", "pytorch")):
         other = at.get((ship, ep, t0, b0))
         if cpu and other:
-            r = cpu / other
-            lines.append(f"{ship} on {ep}: {r:.2f}x faster than on the CPU EP (batch {b0}, {t0} thread(s)): deploy "
-                         f"it on {ep}" if r > 1 else f"{ship} on {ep}: {1 / r:.1f}x slower than on the CPU EP "
-                         f"(batch {b0}, {t0} thread(s)): keep the CPU EP")
+            sp = _speedup(rec[(ship, "cpu", t0, b0)], rec[(ship, ep, t0, b0)])
+            lines.append(f"{ship} on {ep}: {sp.than('on the CPU EP')} (batch {b0}, {t0} thread(s)): "
+                         + (f"deploy it on {ep}" if sp.call == "faster" else "keep the CPU EP"))
     s_name = _fastest(models, "student")[0]
     if s_name and "student_int8" in models:
-        ratios = {(t, b): at[(s_name, "cpu", t, b)] / at[("student_int8", "cpu", t, b)]
-                  for (m, ep, t, b) in at if m == "student_int8" and ep == "cpu" and (s_name, "cpu", t, b) in at}
-        wins = ratios.get((t0, b0), 0) >= 1
-        odd = [k for k, r in ratios.items() if (r >= 1) != wins]
+        from ..deploy.measure import speed_words
+
+        calls = {(t, b): _speedup(rec[(s_name, "cpu", t, b)], rec[("student_int8", "cpu", t, b)])
+                 for (m, ep, t, b) in rec if m == "student_int8" and ep == "cpu" and (s_name, "cpu", t, b) in rec}
+        first = calls.get((t0, b0))
+        odd = [k for k, sp in calls.items() if first and sp.call != first.call and "same" not in (sp.call, first.call)]
         if odd:
-            where = ", ".join(f"batch {b}/{t} thread(s) ({ratios[(t, b)]:.2f}x)" for t, b in odd)
-            lines.append(f"int8 vs fp32 is not the same everywhere: int8 is {'slower' if wins else 'faster'} at "
-                         f"{where}")
+            where = ", ".join(f"batch {b}/{t} thread(s) ({speed_words(calls[(t, b)].ratio)})" for t, b in odd)
+            lines.append(f"int8 vs fp32 is not the same everywhere: int8 is {calls[odd[0]].call} at {where}")
     threads = sorted({r["threads"] for r in records})
     if len(threads) > 1 and (ship, "cpu", threads[0], b0) in at and (ship, "cpu", threads[-1], b0) in at:
-        gain = at[(ship, "cpu", threads[0], b0)] / at[(ship, "cpu", threads[-1], b0)]
+        sp = _speedup(rec[(ship, "cpu", threads[0], b0)], rec[(ship, "cpu", threads[-1], b0)])
         n, one = threads[-1], threads[0]
-        lines.append(f"{ship}: {n} threads run {gain:.2f}x as fast as {one} at batch {b0}" if gain >= 1 else
-                     f"{ship}: {n} threads are {1 / gain:.1f}x slower than {one} at batch {b0} (too little work "
-                     f"per run to share): run it on {one}")
+        lines.append(f"{ship}: {n} threads are {sp.than(str(one))} at batch {b0}" + (
+            "" if sp.call == "faster" else f" (too little work per run to share): run it on {one}"))
     return lines
 
 
 def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list[str]:
-    """The benchmark in words: which model to ship and why, against the teacher and against fp32."""
+    """The benchmark in words: which model to ship and why, against the teacher and against fp32 (a difference
+    the timed runs cannot tell from noise is said as such)."""
+    from ..deploy.measure import compared
+
     lines = []
     (t_name, t), (_, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
-    int8_wins = bool(s and q and summary.get("int8_speedup_p50", 0) >= 1)
+    name = _shipped(models)
     if s and q:
-        sp = summary["int8_speedup_p50"]
+        call = summary["int8_call"]
         agree = q.get("agreement_with_student_fp32")
         kept = f" with {agree:.1%} agreement" if agree is not None else ""
         fp32 = Path(s["path"]).name
-        lines.append(f"int8 is {sp:.2f}x faster than fp32 ({fp32}) here{kept}: ship student.int8.onnx" if int8_wins
-                     else f"int8 is {1 - sp:.0%} slower than fp32 on this host: ship {fp32}")
-    name = _shipped(models)
+        than = compared(summary["int8_speedup_p50"], f"fp32 ({fp32})", call)
+        if call == "same":
+            lines.append(f"int8: {than} here{kept}, {summary['int8_size_ratio']:.0%} of its size: ship "
+                         "student.int8.onnx")
+        elif name == "student_int8":
+            lines.append(f"int8 is {than} here{kept}: ship student.int8.onnx")
+        else:
+            lines.append(f"int8 is {than} on this host: ship {fp32}")
     ship = models.get(name) if name else None
     if t and ship:
-        ratio = t["latency_ms"]["p50"] / ship["latency_ms"]["p50"]
-        speed = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x SLOWER than"
         kept = f", {ship['retention']:.1%} of its accuracy" if ship.get("retention") is not None else (
             f", mean cosine {ship['agreement']:.3f} to its outputs" if ship.get("agreement_metric") == "cosine"
             and ship.get("agreement") is not None else
             f", {ship['agreement']:.1%} agreement with it" if ship.get("agreement") is not None else "")
-        lines.append(f"{name}: {speed} the teacher ({t_name}) here{kept}, "
+        than = compared(summary["speedup_vs_teacher_p50"], f"the teacher ({t_name})",
+                        summary["speedup_vs_teacher_call"])
+        lines.append(f"{name}: {than} here{kept}, "
                      f"{ship['size_bytes'] / t['size_bytes']:.0%} of its size")
     if prediction and t and ship and "predicted_ms" in ship and "predicted_ms" in t:
-        lines.append(f"predicted on {prediction['profile']}: {name} {t['predicted_ms'] / ship['predicted_ms']:.1f}x "
-                     "as fast as the teacher")
+        lines.append(f"predicted on {prediction['profile']}: {name} "
+                     f"{compared(t['predicted_ms'] / ship['predicted_ms'], 'the teacher')}")
     if not lines and "model" in models:
         m = models["model"]
         lines.append(f"model: p50 {m['latency_ms']['p50']:.3g} ms, p99 {m['latency_ms']['p99']:.3g} ms at batch "

@@ -52,8 +52,11 @@ def plots(report: dict, folder: Path) -> tuple[list[str], list[str]]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
-        return [], ['no plots: matplotlib is not installed (pip install "edgekd[report]")']
+        from ..errors import install_hint
+
+        return [], [f"no plots: matplotlib is not installed ({install_hint('report')})"]
     models = report["models"]
     written = []
     points = {n: (m["latency_ms"]["p50"], quality(m)[1]) for n, m in models.items() if quality(m)}
@@ -61,17 +64,21 @@ def plots(report: dict, folder: Path) -> tuple[list[str], list[str]]:
         front = set(pareto(points))
         label = next(quality(m)[0] for m in models.values() if quality(m))
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name, (ms, q) in points.items():
+        for i, (name, (ms, q)) in enumerate(sorted(points.items(), key=lambda kv: kv[1])):
             ax.scatter(ms, q, color="tab:red" if name in front else "tab:gray", zorder=3)
-            ax.annotate(name, (ms, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            # neighbours' labels alternate above and below their points, so close points do not overprint
+            ax.annotate(name, (ms, q), textcoords="offset points", xytext=(5, 6 if i % 2 == 0 else -12), fontsize=8)
         line = sorted(points[n] for n in front)
         ax.plot([p[0] for p in line], [p[1] for p in line], color="tab:red", lw=1, label="Pareto front")
         ax.set_xscale("log")
+        _log_axis(ax.xaxis, plt)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))  # as the tables show quality
+        ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("p50 latency, ms (log)")
         ax.set_ylabel(label)
         ax.set_title(f"{label} vs latency: batch {report['settings']['batch']}, "
                      f"{report['settings']['threads']} thread(s)", fontsize=10)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
         written.append(_save(fig, folder / "quality_latency.png"))
     runs = {n: m["latency_ms"].get("samples_ms") for n, m in models.items() if m["latency_ms"].get("samples_ms")}
     if runs:
@@ -79,6 +86,7 @@ def plots(report: dict, folder: Path) -> tuple[list[str], list[str]]:
         ax.boxplot(list(runs.values()), vert=False, showfliers=True)
         ax.set_yticks(range(1, len(runs) + 1), list(runs))
         ax.set_xscale("log")
+        _log_axis(ax.xaxis, plt)
         ax.set_xlabel("latency per run, ms (log)")
         ax.set_title("latency distributions (timed runs)", fontsize=10)
         written.append(_save(fig, folder / "latency.png"))
@@ -96,15 +104,24 @@ def _predicted_plot(plt, pred: dict[str, tuple[float, float]], info: dict):
         ax.annotate(name, (ms, pr), textcoords="offset points", xytext=(4, 4), fontsize=8)
     lo = min(min(v) for v in pred.values()) / 1.5
     hi = max(max(v) for v in pred.values()) * 1.5
-    ax.plot([lo, hi], [lo, hi], color="tab:gray", lw=1, ls="--", label="predicted = measured")
+    if info.get("is_this_machine"):  # two different machines have no line where they should agree
+        ax.plot([lo, hi], [lo, hi], color="tab:gray", lw=1, ls="--", label="predicted = measured")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_axis(ax.xaxis, plt)
+    _log_axis(ax.yaxis, plt)
     ax.set_xlabel("measured p50 here, ms (log)")
     ax.set_ylabel(f"predicted on {info['profile']}, ms (log)")
     ax.set_title("predicted vs measured" if info.get("is_this_machine") else
                  f"{info['profile']} (predicted) vs this host (measured)", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
+    if info.get("is_this_machine"):
+        ax.legend(loc="upper left", fontsize=8)
     return fig
+
+
+def _log_axis(axis, plt) -> None:
+    """A log axis with labels on its major ticks only (minor tick labels collide on a short range)."""
+    axis.set_minor_formatter(plt.NullFormatter())
 
 
 def _save(fig, path: Path) -> str:
@@ -198,7 +215,9 @@ def render_markdown(report: dict, plot_files: list[str] = ()) -> str:
         lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     if report["summary"]:
-        lines += ["", "Summary: " + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None)]
+        lines += ["", "Summary (the shipped model): " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["summary"].items()
+            if v is not None and not isinstance(v, list))]
     lines += ["", *(f"**{v}**" for v in report.get("verdict", []))]
     lines += [f"- {n}" for n in report.get("notes") or []]
     if plot_files:
@@ -227,9 +246,20 @@ def render_html(report: dict, folder: Path, plot_files: list[str] = ()) -> str:
     return "\n".join(parts) + "\n</body></html>\n"
 
 
+PLOT_FILES = ("quality_latency.png", "latency.png", "predicted.png")
+
+
 def write_report(report: dict, folder: Path) -> ReportResult:
-    """report.md and report.html (with the plots) and the plots, into `folder`."""
+    """report.md and report.html (with the plots) and the plots, into `folder`. Without matplotlib (a runtime
+    install), plots made earlier from this same bench.json are kept and linked, not dropped."""
     written, notes = plots(report, folder)
+    bench = folder / "bench.json"
+    if not written and notes and bench.is_file():
+        kept = [n for n in PLOT_FILES if (folder / n).is_file()
+                and (folder / n).stat().st_mtime >= bench.stat().st_mtime]
+        if kept:
+            written, notes = kept, [f"matplotlib is not installed here: kept the plots made from this bench.json "
+                                    f"earlier ({', '.join(kept)})"]
     write_text(folder / "report.md", render_markdown(report, written))
     write_text(folder / "report.html", render_html(report, folder, written))
     return ReportResult(str(folder / "report.md"), written, notes, html=str(folder / "report.html"))
