@@ -5,10 +5,94 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
 PLAIN_EVERY_S = 10.0
+
+
+class _Live:
+    """What the CLI's current step is doing, said on stderr as it happens: `[quantize] timing fp32 against 2
+    int8 models` when a phase starts, and off a terminal a heartbeat line when nothing was printed for
+    PLAIN_EVERY_S (a 70 s export is never silent). Notes are said when they are known, not after the work.
+    Off (silent) for API callers unless they turn it on; the CLI turns it on."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.label: str | None = None
+        self.what = ""
+        self.t0 = self.last = time.perf_counter()
+        self.said: set[str] = set()
+        self._stop: threading.Event | None = None
+
+    def line(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+        self.last = time.perf_counter()
+
+    def beat(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            if self.label and time.perf_counter() - self.last >= PLAIN_EVERY_S:
+                self.line(f"[{self.label}] {self.what or 'working'} ({time.perf_counter() - self.t0:.0f} s)")
+
+
+LIVE = _Live()
+
+
+def set_live(on: bool = True) -> None:
+    """Say progress and notes on stderr as they happen (the CLI does; the Python API stays quiet)."""
+    LIVE.on = on
+
+
+@contextlib.contextmanager
+def activity(label: str) -> Iterator[None]:
+    """The step running now (`quantize`): `say` lines carry its name; off a terminal a heartbeat thread
+    keeps the log moving. Nested activities keep the outer label."""
+    if not LIVE.on or LIVE.label is not None:
+        yield
+        return
+    LIVE.label, LIVE.what, LIVE.t0, LIVE.last = label, "", time.perf_counter(), time.perf_counter()
+    LIVE.said = set()
+    stop = threading.Event()
+    ticker = None
+    if not console().is_terminal:
+        ticker = threading.Thread(target=LIVE.beat, args=(stop,), daemon=True)
+        ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join(timeout=2)
+        LIVE.label = None
+
+
+def relabel(label: str) -> None:
+    """Name the running activity after the command (`profiles`, `quantize`)."""
+    if LIVE.label is not None:
+        LIVE.label = label
+
+
+def say(what: str) -> None:
+    """A phase of the current step begins: said now (and repeated by the heartbeat while it lasts)."""
+    LIVE.what = what
+    if LIVE.on and LIVE.label:
+        LIVE.line(f"[{LIVE.label}] {what} ({time.perf_counter() - LIVE.t0:.0f} s)")
+
+
+def note(text: str, notes: list[str] | None = None) -> None:
+    """A note for the user, said now when live (the CLI then does not repeat it at the end) and kept in
+    `notes`, the step's result."""
+    if notes is not None:
+        notes.append(text)
+    if LIVE.on and text not in LIVE.said:
+        LIVE.said.add(text)
+        LIVE.line(f"Note: {text}")
+
+
+def unsaid(notes) -> list[str]:
+    """The notes not said yet (the CLI prints these after the step)."""
+    return [n for n in notes or () if n not in LIVE.said]
 
 
 class _Plain:
@@ -27,6 +111,7 @@ class _Plain:
             of = f"/{self.total}" if self.total else ""
             print(f"{self.label}: {done}{of} {self.unit}{', ' + what if what else ''} ({now - self.t0:.0f} s)",
                   file=sys.stderr, flush=True)
+            LIVE.last = now
 
 
 class _Bar:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import data as data_mod
 from ..errors import UsageError
+from ..progress import note, say
 from . import trust
 from .options import DistillOptions
 from .rundir import RunDir, atomic_path, sha256, step_lock
@@ -192,7 +193,8 @@ def _hf_spec(o: DistillOptions, ds: data_mod.Dataset, teacher, prof, show_progre
     with step_progress("sizing") as progress:
         sized = hf_search(ds, teacher, prof, budget_ms=o.budget_ms, memory_mb=o.memory_mb, quantize=o.quantize,
                           threads=o.threads, margin=o.margin, progress=progress if show_progress else None)
-    ds.notes.extend(sized.warnings)
+    for w in sized.warnings:  # known now: said before training, not after it
+        note(w, ds.notes)
     return sized.chosen["spec"], sized
 
 
@@ -225,7 +227,8 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
             sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
                            quantize=o.quantize, threads=o.threads, margin=o.margin,
                            progress=progress if show_progress else None)
-        ds.notes.extend(sized.warnings)
+        for w in sized.warnings:  # known now: said before training, not after it
+            note(w, ds.notes)
     student = sized.chosen["spec"] if sized else (o.student or _default_student(ds))
     if not students.is_entrypoint(student):
         single_input(ds, student)
@@ -268,8 +271,11 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                              "use --device auto or cpu here, or install a CUDA build of torch on a GPU machine")
     prof = load_profile(o.profile)
     opts = _data_options(o)
+    say(f"loading the teacher {teacher}")
     traw, trec = load_teacher(teacher, o.arch, task=o.task, trust_pickle=o.trust_pickle)
+    say(f"reading the data {data}")
     ds = data_mod.load(data, opts, codec=codec_for(traw))
+    say("running the teacher on the data")
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
@@ -311,6 +317,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
         trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
                             label="distil", show_progress=show_progress, fingerprint=fingerprint)
+        say(f"training {students.spec_of(rec)} for {o.epochs} epochs ({o.method})")
         res = trainer.fit(resume=o.resume)
         if trainer.rank != 0:
             return None  # type: ignore[return-value]  (rank 0 writes the artifacts)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgekdError
+from ..progress import say
 from .options import ExportOptions
 from .rundir import atomic_path, sha256, step_lock
 from .target import Result, as_inputs, bind_data, load_student, read_eval, resolve, run_teacher
@@ -150,6 +151,7 @@ def _export_checked(model, sample, x, path: Path, export: dict, metadata: dict) 
     from ..models import hf
 
     text = hf.is_text_model(model)
+    say(f"exporting {path.name} (opset {export['opset']})")
     with atomic_path(path) as tmp:
         if text:
             how = hf.to_onnx(model, sample, tmp, export["opset"], export["output_name"])
@@ -157,10 +159,12 @@ def _export_checked(model, sample, x, path: Path, export: dict, metadata: dict) 
             to_onnx(model, sample, tmp, exporter=export["exporter"], opset=export["opset"],
                     output_name=export["output_name"])
             how = {"exporter": export["exporter"]}
+        say(f"checking {path.name} against PyTorch")
         check = _checked(model, tmp, x, path.name, metadata)
     out = {"path": path.name, **how, "opset": _opset(path), "parity": check, "size_bytes": os.path.getsize(path),
            "sha256": sha256(path)}
     if text:
+        say(f"optimizing {path.name} with onnxruntime's transformer fusions")
         out["optimized"] = _optimized(model, path, x, metadata)
     return out
 

@@ -44,9 +44,20 @@ def _first_line(e: BaseException) -> str:
 
 
 class _Cli(click.Group):
+    ORDER = ("demo", "distill", "size", "export", "quantize", "bench", "compare", "report", "pipeline", "predict",
+             "profiles", "device", "providers")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """In the order of the work (demo, distill, size, export, quantize, bench ...), not alphabetical."""
+        return sorted(self.commands, key=lambda n: self.ORDER.index(n) if n in self.ORDER else len(self.ORDER))
+
     def invoke(self, ctx: click.Context) -> Any:
+        from ..progress import activity, set_live
+
+        set_live(True)  # progress and notes on stderr as they happen
         try:
-            return super().invoke(ctx)
+            with activity("edgekd"):  # named after the command once click resolves it
+                return super().invoke(ctx)
         except EdgekdError as e:
             click.echo(f"Error: {e.one_line()}", err=True)
             ctx.exit(e.exit_code)
@@ -81,6 +92,33 @@ class _Cli(click.Group):
             ctx.exit(1)
 
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        from ..progress import relabel
+
+        name, cmd, rest = super().resolve_command(ctx, args)
+        relabel(name or "edgekd")
+        return name, cmd, rest
+
+
+class _Grouped(click.Command):
+    """`--help` with the options in sections (Data, Student and sizing, Training ...) instead of one long list:
+    the section of each option is its field's `group` in edgekd.api.options."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ..api.options import GROUPS, group_of
+
+        sections: dict[str, list] = {g: [] for g in [*GROUPS, "Options"]}
+        for param in self.get_params(ctx):
+            rec = param.get_help_record(ctx)
+            if rec is not None:
+                sections.setdefault(group_of(param.name), []).append(rec)
+        for name, records in sections.items():
+            if not records:
+                continue
+            with formatter.section(name):
+                formatter.write_dl(records)
+
+
 def _emit(obj: Any, as_json: bool, render) -> None:
     if as_json:
         click.echo(json.dumps(obj, default=str))
@@ -95,7 +133,7 @@ def cli(debug: bool) -> None:
     """Distil a teacher into a small, fast int8 ONNX student that fits an edge device, with proof.
 
     \b
-    edgekd demo                                   # the whole job on scikit-learn's digits
+    edgekd demo                          # the whole job on scikit-learn's digits
     edgekd distill --teacher T --data D --profile raspberry-pi --out runs/x
     edgekd export runs/x && edgekd quantize runs/x && edgekd bench runs/x
     """
@@ -123,11 +161,14 @@ def _step_args(f):
 
 
 def _warn(notes) -> None:
-    for n in notes or ():
+    """The step's notes that were not said while it ran."""
+    from ..progress import unsaid
+
+    for n in unsaid(notes):
         click.echo(f"Note: {n}", err=True)
 
 
-@cli.command()
+@cli.command(cls=_Grouped, short_help="Distil a teacher into a small student (sized to --profile).")
 @_step_args
 @click_options(DistillOptions)
 def distill(teacher, data, out, as_json, **kw) -> None:
@@ -135,25 +176,29 @@ def distill(teacher, data, out, as_json, **kw) -> None:
 
     \b
     Methods (--method, combine with +, weights after a colon):
-      ce      cross-entropy on labels only: the no-teacher baseline
-      kd      alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE        (Hinton et al. 2015)
-      dkd     CE + decoupled target / non-target KD                  (Zhao et al. 2022)
-      hint    MSE between projected student and teacher features     (FitNets)
-      at      attention transfer between CNN feature maps
-      cosine  1 - cos between hidden states                          (DistilBERT: kd+cosine)
-      rkd     distance and angle relations of embeddings             (Park et al. 2019)
-      embed   MSE + (1 - cos) between sentence embeddings            (embedders' default)
-      attn    KL between self-attention distributions                (TinyBERT)
-      minilm  KL of last-layer attention and value relations         (MiniLM)
-    Hugging Face teachers (hf:FOLDER, or a folder with config.json) read text data (.txt, .csv, .jsonl,
-    a datasets folder) with their own tokenizer; students are hf:layers=N[,hidden=H] or hf:FOLDER.
+      ce      cross-entropy on labels only (the no-teacher baseline)
+      kd      a*T^2*KL(p_T||p_S) + (1-a)*CE           Hinton et al. 2015
+      dkd     CE + decoupled target/non-target KD     Zhao et al. 2022
+      hint    MSE of projected student features       FitNets
+      at      attention transfer between CNN maps     Zagoruyko 2017
+      cosine  1 - cos between hidden states           DistilBERT: kd+cosine
+      rkd     distance and angle relations            Park et al. 2019
+      embed   MSE + (1 - cos) of sentence embeddings  embedders' default
+      attn    KL of self-attention distributions      TinyBERT
+      minilm  last-layer attention + value relations  MiniLM
+
+    Hugging Face teachers (hf:FOLDER, or a folder with config.json) read text data (.txt, .csv, .jsonl, a
+    datasets folder) with their own tokenizer; students are hf:layers=N[,hidden=H] or hf:FOLDER.
+
     Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
-    With --profile and no student knobs (no --student, or a bare family such as --student mobilenet),
-    the student is sized first: the largest candidate predicted faster than the teacher (priced the same
-    way), with at most half its parameters, within the latency and memory budgets.
+
+    With --profile and no student knobs (no --student, or a bare family such as --student mobilenet), the
+    student is sized first: the largest candidate predicted faster than the teacher (priced the same way),
+    with at most half its parameters, within the latency and memory budgets.
+
     The teacher may take several inputs (name the .npz arrays after them) and return a tuple, dict or
-    ModelOutput (--output picks the one to distil).
-    Writes OUT/student.pt, eval.npz, manifest.json, metrics.jsonl and checkpoints/ (for --resume).
+    ModelOutput (--output picks the one to distil). Writes OUT/student.pt, eval.npz, manifest.json,
+    metrics.jsonl and checkpoints/ (for --resume).
     """
     from ..api.distill import distill as run
 
@@ -163,7 +208,7 @@ def distill(teacher, data, out, as_json, **kw) -> None:
         _emit(res.to_dict(), as_json, view.render_distill)
 
 
-@cli.command()
+@cli.command(short_help="ONNX, parity-checked; or list a .onnx's inputs and outputs.")
 @click.argument("target")
 @click_options(ExportOptions, TrustOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -181,7 +226,7 @@ def export(target, as_json, **kw) -> None:
     _emit(res.to_dict(), as_json, view.render_export)
 
 
-@cli.command()
+@cli.command(short_help="int8 that keeps its accuracy and is faster, else ship fp32.")
 @click.argument("target")
 @click_options(QuantizeOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -196,7 +241,7 @@ def quantize(target, as_json, **kw) -> None:
     _emit(res.to_dict(), as_json, view.render_quantize)
 
 
-@cli.command()
+@cli.command(short_help="Latency, size, memory and accuracy of every model, per EP.")
 @click.argument("target")
 @click_options(BenchOptions, RemoteOptions, TrustOptions)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -224,7 +269,7 @@ def _fraction(ctx, param, value):
         raise click.BadParameter(f"{value!r} is not a fraction (e.g. 5% or 0.05)") from None
 
 
-@cli.command()
+@cli.command(short_help="Compare two bench.json files; exit 1 on a regression (CI).")
 @click.argument("a")
 @click.argument("b")
 @click.option("--fail-if-slower", callback=_fraction, help="Exit 1 when a model of B is this much slower than "
@@ -247,7 +292,7 @@ def compare(a, b, fail_if_slower, as_json) -> None:
     _emit(res.to_dict(), as_json, view.render_compare)
 
 
-@cli.command()
+@cli.command(cls=_Grouped, short_help="distill, export, quantize and bench in one command.")
 @_step_args
 @click_options(DistillOptions, ExportOptions, QuantizeOptions, BenchOptions, skip=PIPELINE_SKIP)
 def pipeline(teacher, data, out, as_json, **kw) -> None:
@@ -261,17 +306,20 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
     _emit(res, as_json, view.render_pipeline)
 
 
-@cli.command()
+@cli.command(short_help="The whole job on scikit-learn's bundled digits.")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default="raspberry-pi", show_default=True, help="Device profile for the int8 preset.")
-@click.option("--epochs", default=40, show_default=True, type=int)
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(1, 100000), help="Student epochs.")
+@click.option("--force", is_flag=True, help="Replace a run in --out that the demo did not make (a demo run there is "
+              "replaced anyway, its teacher reused).")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def demo(out, profile, epochs, as_json) -> None:
+def demo(out, profile, epochs, force, as_json) -> None:
     """The whole job on scikit-learn's bundled digits: train (or reuse) a CNN teacher, distil a >10x smaller
-    student, export, quantize to int8 and benchmark all of them."""
+    student, export, quantize to int8 and benchmark all of them. Runs again in the same --out, reusing the
+    teacher."""
     from ..api.pipeline import run_demo
 
-    res = run_demo(out, profile=profile, epochs=epochs)
+    res = run_demo(out, profile=profile, epochs=epochs, force=force)
 
     def render(r):
         view.render_pipeline(r)
@@ -284,7 +332,7 @@ SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb"
                 "task", "text_column", "label_column", "max_length"}
 
 
-@cli.command()
+@cli.command(short_help="Plan the student for a device, without training.")
 @click.option("--teacher", required=True, help="Teacher SPEC (as for distill): its outputs fix the classes.")
 @click.option("--data", required=True, help="Data SPEC: the input shape, and calibration samples for int8.")
 @click_options(DistillOptions, only=SIZE_OPTIONS)
@@ -309,7 +357,7 @@ def size(teacher, data, profile, as_json, **kw) -> None:
     _emit(res.to_dict(), as_json, lambda r: view.render_size(r, shlex.join(str(a) for a in args)))
 
 
-@cli.command()
+@cli.command(short_help="Rebuild report.md, report.html and plots from bench.json.")
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def report(target, as_json) -> None:
@@ -324,7 +372,7 @@ def report(target, as_json) -> None:
         f"wrote {r['report']}, {Path(r['html']).name}" + (f" and {', '.join(r['plots'])}" if r["plots"] else "")))
 
 
-@cli.command()
+@cli.command(short_help="Execution providers here, and what brings the others.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def providers(as_json) -> None:
     """Execution providers: which this onnxruntime has (bench --ep runs on them), and what brings the others."""
@@ -333,7 +381,36 @@ def providers(as_json) -> None:
     _emit(listing(), as_json, view.render_providers)
 
 
-@cli.group()
+@cli.group(short_help="Set up a device over SSH for bench --on and calibrate --on.")
+def device() -> None:
+    """A real device over SSH: edgekd's runtime installed there once, so `--on` just works."""
+
+
+@device.command("setup")
+@click.argument("url")
+@click.option("--offline", is_flag=True, help="The device has no internet: download the runtime's wheels here, "
+              "for its platform and Python, and copy them over.")
+@click.option("--system-site-packages", is_flag=True, help="Use the device's own onnxruntime, onnx and numpy "
+              "(a vendor build: Jetson's onnxruntime-gpu, onnxruntime-openvino); install only edgekd.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def device_setup(url, offline, system_site_packages, as_json) -> None:
+    """Make a venv on the device at URL (ssh://user@host[:port][?python=PATH]) with edgekd's runtime wheel and
+    onnxruntime, onnx, numpy, click and rich: from the device's own package index, or --offline from wheels
+    fetched here. The venv is $EDGEKD_HOME/venv there (default ~/.edgekd); `bench --on` and `profiles calibrate
+    --on` then use it without ?python=, and keep the models they copy in its cache, so a second bench of the
+    same models sends none of them."""
+    from ..deploy.remote import setup
+    from ..progress import say
+
+    if offline and system_site_packages:
+        raise click.UsageError("--offline and --system-site-packages exclude each other")
+    res = setup(url, offline=offline, system_site_packages=system_site_packages, progress=say)
+    _emit(res, as_json, lambda r: console().print(
+        f"{r['device']}: edgekd's runtime in {r['python']} (Python {r['python_version']}, onnxruntime "
+        f"{r['onnxruntime']}, {r['mode']}, {r['seconds']} s)\nNext: edgekd bench RUN --on {url}", soft_wrap=True))
+
+
+@cli.group(short_help="Device profiles: list, show and calibrate them.")
 def profiles() -> None:
     """Device profiles: what a target can do, and its latency/memory budgets."""
 
@@ -408,9 +485,10 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
     over 0.25-32 MB of weights give what streaming weights costs at each footprint: a model whose weights
     outgrow a cache pays for it. The whole graphs are timed twice, and calibrate warns when this machine's
     timings did not repeat (a busy or shared machine): predictions can be no closer than that."""
-    from ..latency.calibrate import calibrate
+    from ..latency.calibrate import calibrate, check_output
     from ..progress import step_progress
 
+    check_output(output)
     if on:  # on the device: its profile comes back to OUTPUT here
         from ..deploy.remote import calibrate_on
 
@@ -435,7 +513,7 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
     _emit(res, as_json, render)
 
 
-@cli.command()
+@cli.command(short_help="Predict a .onnx's latency on a device profile.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 4096))
@@ -487,6 +565,8 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(sys.stdout, "reconfigure"):  # piped into tee or a log, results still come line by line
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         cli(prog_name="edgekd")
     except KeyboardInterrupt as e:  # before a command started (imports): nothing was written yet

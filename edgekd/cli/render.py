@@ -143,10 +143,12 @@ def io_lines(m: dict) -> str:
 def render_quantize(d: dict) -> None:
     x = d["details"]
     rows = [[a["name"], pct(a.get("accuracy")), pct(a.get("agreement_with_fp32")), pct(a.get("drop")),
-             a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x["attempts"]]
+             None if a.get("speedup") is None else f"{a['speedup']:.2f}x",
+             a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x.get("attempts", [])]
     c = console()
-    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}; wrote {d['output']})",
-                  ["attempt", "accuracy", "agreement", "drop", "gate"], rows))
+    wrote = f"wrote {d['output']}" if d.get("output") else "nothing written: ship fp32"
+    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}; {wrote})",
+                  ["attempt", "accuracy", "agreement", "drop", "speed-up", "gate"], rows))
     _closing(c, x.get("verdict"), x.get("next"))
 
 

@@ -519,6 +519,16 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
     return data
 
 
+def check_output(out: str | os.PathLike) -> None:
+    """The profile's file must go into a folder that exists (as `cp` refuses a missing one): a typo in -o must
+    not create a tree, nor be found out after two minutes of measuring."""
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"-o {out} is a folder", f"name the file: -o {path / 'device.toml'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {out}: the folder {path.parent} does not exist", "create it first, or write elsewhere")
+
+
 def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = None,
               threads: list[int] | None = None, quick: bool = False, progress=None, alongside: list = ()) -> dict:
     """Measure, fit and write a calibrated profile to `out`; returns the fit's figures (and, in
@@ -528,6 +538,7 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     from ..api.rundir import write_text
     from .tomlw import dumps
 
+    check_output(out)
     base_prof = profiles.load(base) if base else None
     cores = base_prof.cores if base_prof else (os.cpu_count() or 1)
     threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))
