@@ -27,9 +27,9 @@ def keygen(path: Path) -> None:
 
 
 @contextmanager
-def throwaway_sshd(d: Path):
+def throwaway_sshd(d: Path, env: dict[str, str] | None = None):
     """Yields (base URL ssh://USER@127.0.0.1:PORT, client config path); `d` holds the keys (also other_key, one
-    the server does not accept)."""
+    the server does not accept). `env` is set in every session (sshd's SetEnv): a device home of the test's."""
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not Path(sshd).is_file() or not shutil.which("ssh-keygen"):
         raise NoSshd("no OpenSSH server here (apt-get install openssh-server; .ci/run installs it)")
@@ -41,7 +41,8 @@ def throwaway_sshd(d: Path):
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n")
+        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n"
+        + "".join(f"SetEnv {k}={v}\n" for k, v in (env or {}).items()))
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # the privilege-separation dir sshd insists on
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import invoke, invoke_json
+from conftest import error_lines, invoke, invoke_json
 from sshd import NoSshd, free_port, throwaway_sshd
 from test_bad_inputs import assert_usage_error
 from test_providers import OV_PYTHON
@@ -115,7 +115,7 @@ def test_device_failures_are_one_line_naming_the_device(device, run, runner):
             code, out, err = invoke(runner, "bench", run, "--on", url, "--runs", "3", "--no-memory", *extra)
         finally:
             os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {device['dir'] / 'ssh_config'}"
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+        lines = error_lines(err)
         assert code == exit_code and len(lines) == 1 and "Traceback" not in err, err
         for n in needles:
             assert n in lines[0], (n, lines[0])
@@ -133,3 +133,29 @@ def test_device_failures_are_one_line_naming_the_device(device, run, runner):
     fails(device["url"], f"Error: {base.removeprefix('ssh://')}: ", "nosuch.npz", extra=("--data", "nosuch.npz"),
           exit_code=2)
     assert_usage_error(*invoke(runner, "bench", run, "--on", "http://example.com"), "ssh://")
+
+
+def test_device_setup_then_bench_uses_the_venv_and_keeps_the_models(run, runner, tmp_path):
+    """`edgekd device setup` makes a venv on the device (from its own package index) with edgekd's runtime;
+    `bench --on` without ?python= then runs there, and a second bench of the same run sends no model again."""
+    d, home = tmp_path / "sshd", tmp_path / "device-home"
+    d.mkdir()
+    try:
+        with throwaway_sshd(d, env={"EDGEKD_HOME": str(home)}) as (base, config):
+            old = os.environ.get("EDGEKD_SSH_OPTIONS")
+            os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {config}"
+            try:
+                r = invoke_json(runner, "device", "setup", f"{base}?python={OV_PYTHON}")
+                assert r["mode"] == "online" and r["python"].startswith(str(home / "venv"))
+                assert r["onnxruntime"] and (home / "venv" / "bin" / "python").is_file()
+                first = invoke_json(runner, "bench", run, "--on", base, "--runs", "3", "--no-memory")
+                assert first["device"]["executable"].startswith(str(home / "venv"))
+                assert first["overhead"]["reused_files"] == 0 and len(list((home / "cache").iterdir())) >= 3
+                second = invoke_json(runner, "bench", run, "--on", base, "--runs", "3", "--no-memory")
+                assert second["overhead"]["reused_files"] >= 4  # the models, the eval data and edgekd's wheel
+                assert second["overhead"]["copied_mb"] < 0.05 < first["overhead"]["copied_mb"]  # the job alone
+                assert set(second["models"]) == set(first["models"])
+            finally:
+                os.environ["EDGEKD_SSH_OPTIONS"] = old or ""
+    except NoSshd as e:
+        pytest.skip(str(e))

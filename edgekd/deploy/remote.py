@@ -34,7 +34,8 @@ RUNTIME_NEEDS = {"onnxruntime": "onnxruntime", "onnx": "onnx", "numpy": "numpy"}
 # what the device has, from a python3 that may have nothing of edgekd's (stdlib only, one JSON line)
 FACTS = r"""
 import json, os, platform, shutil, sys, tempfile
-out = {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system(),
+out = {"python": platform.python_version(), "executable": sys.executable, "machine": platform.machine(),
+       "system": platform.system(), "abi": sys.implementation.cache_tag,
        "os": platform.platform(), "node": platform.node(), "cpu_count": os.cpu_count(),
        "free_tmp_mb": shutil.disk_usage(tempfile.gettempdir()).free // 2**20}
 try:
@@ -50,6 +51,8 @@ for m in ("onnxruntime", "onnx", "numpy"):
         out[m] = __import__(m).__version__
     except Exception:
         out[m] = None
+cache = os.path.join(os.environ.get("EDGEKD_HOME") or os.path.expanduser("~/.edgekd"), "cache")
+out["cache"] = sorted(os.listdir(cache)) if os.path.isdir(cache) else None
 print(json.dumps(out))
 """
 
@@ -58,12 +61,24 @@ class RemoteError(EdgekdError):
     """A failure on or reaching the device (exit 1); the message starts with the device's name."""
 
 
+# where `edgekd device setup` puts edgekd on the device: a venv, the wheels it came from, and the models cache
+DEVICE_HOME = "${EDGEKD_HOME:-$HOME/.edgekd}"
+VENV_PYTHON = f"{DEVICE_HOME}/venv/bin/python"
+
+
 @dataclass(frozen=True)
 class Device:
     user: str | None
     host: str
     port: int | None
-    python: str = "python3"
+    python: str | None = None  # ?python=PATH; None: the venv `edgekd device setup` made, else python3
+
+    @property
+    def shell_python(self) -> str:
+        """The python to run there, as a shell word: the asked one, else the set-up venv's, else python3."""
+        if self.python:
+            return shlex.quote(self.python)
+        return f'"$(p="{VENV_PYTHON}"; [ -x "$p" ] && echo "$p" || echo python3)"'
 
     @property
     def name(self) -> str:
@@ -84,7 +99,7 @@ def parse(url: str) -> Device:
     if u.scheme != "ssh" or not u.hostname or port == -1 or (u.path not in ("", "/")):
         raise UsageError(f"--on {url!r} is not ssh://[user@]host[:port][?python=PATH]",
                          "e.g. --on ssh://pi@raspberrypi.local or --on ssh://pi@10.0.0.5:2222")
-    python = (parse_qs(u.query).get("python") or ["python3"])[0]
+    python = (parse_qs(u.query).get("python") or [None])[0]
     return Device(u.username, u.hostname, port, python)
 
 
@@ -144,21 +159,23 @@ def _hint_for(err: str, code: int) -> str | None:
     return None
 
 
-def facts(dev: Device) -> dict:
-    """The device's Python, CPU, ISA flags, cores, OS and onnxruntime, checked for what a run needs."""
-    out = ssh(dev, f"{shlex.quote(dev.python)} -c {shlex.quote(FACTS)}")
+def facts(dev: Device, need_runtime: bool = True) -> dict:
+    """The device's Python, CPU, ISA flags, cores, OS and onnxruntime, checked for what a run needs (only the
+    Python when `need_runtime` is off: `device setup` brings the rest)."""
+    out = ssh(dev, f"{dev.shell_python} -c {shlex.quote(FACTS)}")
     try:
         got = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise RemoteError(f"{dev.name}: {dev.python} did not answer the facts probe ({out.strip()[:120]!r})",
+        raise RemoteError(f"{dev.name}: {dev.python or 'python3'} did not answer the facts probe "
+                          f"({out.strip()[:120]!r})",
                           "check that it is a CPython 3.10+") from None
     major, minor = (int(x) for x in got["python"].split(".")[:2])
     if (major, minor) < (3, 10):
-        raise RemoteError(f"{dev.name}: {dev.python} is Python {got['python']}; edgekd needs 3.10 or later",
+        raise RemoteError(f"{dev.name}: {got['executable']} is Python {got['python']}; edgekd needs 3.10 or later",
                           "install a newer python3 there, or pass ?python=PATH to one")
     missing = [pkg for mod, pkg in RUNTIME_NEEDS.items() if not got.get(mod)]
-    if missing:
-        raise RemoteError(f"{dev.name}: {dev.python} has no {', '.join(missing)}", _install_hint(got, missing))
+    if missing and need_runtime:
+        raise RemoteError(f"{dev.name}: {got['executable']} has no {', '.join(missing)}", _install_hint(got, missing))
     return got
 
 
@@ -168,7 +185,8 @@ def _install_hint(got: dict, missing: list[str]) -> str:
     if machine in ("armv7l", "armv6l", "i686"):
         return (f"onnxruntime publishes no wheels for {machine} (32-bit): use a 64-bit OS on the device, or build "
                 "onnxruntime from source there")
-    return f"on the device: python3 -m pip install {' '.join(missing)} (or pass ?python=PATH to a python that has them)"
+    return (f"edgekd device setup ssh://... installs them in a venv there (or on the device: python3 -m pip install "
+            f"{' '.join(missing)}, or pass ?python=PATH to a python that has them)")
 
 
 def _runtime_requirements() -> list[str]:
@@ -208,8 +226,8 @@ def runtime_wheel(dest_dir: Path) -> Path:
     files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     path = dest_dir / f"edgekd-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
+        for name, data in files.items():  # a fixed date: the same edgekd is the same bytes (a device caches it)
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return path
 
 
@@ -272,7 +290,8 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as td:
         wheel = runtime_wheel(Path(td))
         job = {"step": step, "target": staged.target, "options": staged.options}
-        blob = _tar({**staged.files, wheel.name: wheel}, {"job.json": json.dumps(job).encode()})
+        send, links = _cached({**staged.files, wheel.name: wheel}, info.get("cache"))
+        blob = _tar(send, {"job.json": json.dumps(job).encode()})
         need_mb = 2 * len(blob) / 2**20 + 50  # the copy, and room for what the step writes
         if info.get("free_tmp_mb") is not None and info["free_tmp_mb"] < need_mb:
             raise RemoteError(f"{dev.name}: {info['free_tmp_mb']} MB free in its temp dir, the job needs about "
@@ -283,9 +302,11 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
             ssh(dev, f"tar -C {shlex.quote(remote)} -xf -", stdin=blob, timeout=600)
             overhead["copy_s"] = time.perf_counter() - t1
             overhead["copied_mb"] = len(blob) / 2**20
+            overhead["reused_files"] = sum(h in (info.get("cache") or ()) for h in links.values())
             t2 = time.perf_counter()
-            cmd = (f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote + '/' + wheel.name)} "
-                   f"{shlex.quote(dev.python)} -m edgekd.deploy.remote_job job.json")
+            cmd = (f"cd {shlex.quote(remote)} && {_link_cached(links)}PYTHONPATH="
+                   f"{shlex.quote(remote + '/' + wheel.name)} {shlex.quote(info['executable'])} -m "
+                   "edgekd.deploy.remote_job job.json")
             out = ssh(dev, cmd, timeout=RUN_TIMEOUT_S)
             overhead["run_s"] = time.perf_counter() - t2
         finally:
@@ -299,6 +320,110 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
     answer = _answer(dev, out)
     return {**answer, "device": {"url": f"ssh://{dev.name}", **info}, "overhead": overhead,
             "kept": remote if keep else None}
+
+
+def _cached(files: dict[str, Path], cache: list[str] | None) -> tuple[dict[str, Path], dict[str, str]]:
+    """On a device `device setup` prepared (it has a models cache), the files to send — each by its content
+    hash, once — and the hash of every staged file; elsewhere everything, and no hashes."""
+    if cache is None:
+        return dict(files), {}
+    from ..api.rundir import sha256
+
+    have = set(cache)
+    links = {name: sha256(path) for name, path in files.items()}
+    send = {f"cache/{h}": files[name] for name, h in links.items() if h not in have}
+    return send, links
+
+
+def _link_cached(links: dict[str, str]) -> str:
+    """Shell words that move the files just sent into the device's cache and put every staged file in place
+    from it (a hard link, else a copy), ending in `&& `; nothing when there is no cache."""
+    if not links:
+        return ""
+    cache = f"{DEVICE_HOME}/cache"
+    parts = [f'mkdir -p "{cache}"', f'for f in cache/*; do [ -e "$f" ] && mv -f "$f" "{cache}/"; done; true']
+    for name, h in links.items():
+        q = shlex.quote(name)
+        parts.append(f"mkdir -p \"$(dirname {q})\" && (ln -f \"{cache}/{h}\" {q} 2>/dev/null || "
+                     f"cp \"{cache}/{h}\" {q})")
+    return " && ".join(parts) + " && "
+
+
+# pip's platform tags for the devices onnxruntime publishes wheels for
+PLATFORMS = {"x86_64": ["manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64"],
+             "aarch64": ["manylinux_2_28_aarch64", "manylinux2014_aarch64", "manylinux_2_17_aarch64"],
+             "arm64": ["macosx_11_0_arm64", "macosx_14_0_arm64"]}
+
+
+def setup(url: str, offline: bool = False, system_site_packages: bool = False, progress=None) -> dict:
+    """`edgekd device setup ssh://user@host`: a venv on the device (EDGEKD_HOME, default ~/.edgekd/venv) with
+    edgekd's runtime wheel and onnxruntime, onnx, numpy, click, rich — from the device's own package index, or
+    `offline` (a device without internet) from wheels downloaded here for its platform and Python and copied
+    over, or with `system_site_packages` the device's own onnxruntime (a vendor build: Jetson, OpenVINO).
+    `--on` then uses that venv without `?python=`, and keeps models in its cache between runs."""
+    say = progress or (lambda what: None)
+    dev = parse(url)
+    base = Device(dev.user, dev.host, dev.port, dev.python or "python3")
+    t0 = time.perf_counter()
+    say("checking the device")
+    info = facts(base, need_runtime=False)
+    if system_site_packages and not all(info.get(m) for m in RUNTIME_NEEDS):
+        missing = [p for m, p in RUNTIME_NEEDS.items() if not info.get(m)]
+        raise RemoteError(f"{dev.name}: --system-site-packages, but {info['executable']} has no "
+                          f"{', '.join(missing)}", "install them there first, or leave --system-site-packages out")
+    with tempfile.TemporaryDirectory() as td:
+        wheels = Path(td) / "wheels"
+        wheels.mkdir()
+        runtime_wheel(wheels)
+        if offline:
+            say(f"downloading the runtime's wheels here for {info['machine']}, Python {info['python']}")
+            _download_wheels(info, wheels)
+        blob = _tar({f.name: f for f in sorted(wheels.iterdir())}, {})
+        say(f"copying {len(blob) / 2**20:.1f} MB to the device")
+        ssh(dev, f'mkdir -p "{DEVICE_HOME}/wheels" && tar -C "{DEVICE_HOME}/wheels" -xf -', stdin=blob,
+            timeout=600)
+    say("creating the venv and installing edgekd's runtime there")
+    venv = f"{shlex.quote(info['executable'])} -m venv {'--system-site-packages ' if system_site_packages else ''}" \
+           f'"{DEVICE_HOME}/venv"'
+    pip = f'"{VENV_PYTHON}" -m pip install -q --disable-pip-version-check'
+    wheel = f'"{DEVICE_HOME}/wheels/edgekd-{_version()}-py3-none-any.whl"'
+    how = (f"{pip} --no-deps {wheel}" if system_site_packages else
+           f'{pip} --no-index --find-links "{DEVICE_HOME}/wheels" {wheel}' if offline else f"{pip} {wheel}")
+    try:
+        ssh(dev, f"{venv} && {how} && mkdir -p \"{DEVICE_HOME}/cache\"", timeout=1800)
+    except RemoteError as e:
+        if "ensurepip" in e.message or "venv" in e.message:
+            raise RemoteError(e.message, "on Debian and Raspberry Pi OS: sudo apt-get install python3-venv") from None
+        raise
+    say("checking the runtime in the venv")
+    got = facts(Device(dev.user, dev.host, dev.port, None))
+    return {"device": f"ssh://{dev.name}", "python": got["executable"], "python_version": got["python"],
+            "onnxruntime": got["onnxruntime"], "onnx": got["onnx"], "numpy": got["numpy"],
+            "machine": got["machine"], "mode": "system-site-packages" if system_site_packages else
+            "offline" if offline else "online", "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _version() -> str:
+    import edgekd
+
+    return edgekd.__version__
+
+
+def _download_wheels(info: dict, dest: Path) -> None:
+    """The runtime's dependencies as wheels for the device's platform and Python, fetched here."""
+    plats = PLATFORMS.get(info.get("machine", ""))
+    if not plats:
+        raise RemoteError(f"ssh device: no wheels are published for its {info.get('machine')!r} CPU",
+                          "install onnxruntime there by hand, then: edgekd device setup --system-site-packages")
+    version = "".join(info["python"].split(".")[:2])
+    reqs = _runtime_requirements() or ["onnxruntime", "onnx", "numpy", "click", "rich"]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary", ":all:",
+           "--python-version", version, "--implementation", "cp", *[x for p in plats for x in ("--platform", p)],
+           "-d", str(dest), *reqs]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RemoteError(f"pip download for the device failed: {_last_line(res.stderr)}",
+                          "this machine needs the package index (or copy wheels for the device by hand)")
 
 
 def _tar(files: dict[str, Path], extra: dict[str, bytes]) -> bytes:
