@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 # share .venv): the tests run `edgekd bench --ep openvino` there for real
 OV     ?= .venv-openvino
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench wheel clean
 
 $(BIN)/edgekd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,14 @@ lint: $(BIN)/edgekd
 format: $(BIN)/edgekd
 	$(BIN)/ruff format edgekd tests benchmarks
 
+# edgekd is not on the package index: this is the wheel to install elsewhere (pip install dist/edgekd-*.whl is
+# the runtime a device needs; add [train] for distill)
+wheel: $(BIN)/edgekd
+	$(BIN)/pip wheel --no-deps --no-build-isolation -q -w dist .
+	@ls dist/edgekd-*.whl
+
 bench: $(BIN)/edgekd
 	$(BIN)/python benchmarks/demo_figures.py
 
 clean:
-	rm -rf $(VENV) $(OV) runs build *.egg-info
+	rm -rf $(VENV) $(OV) runs build dist *.egg-info

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the builders the tests use
 
-PROGRESS = re.compile(r"^[\w-]+: \d+(/\d+)? (epochs|done)|^Note: |^Warning: ")
+PROGRESS = re.compile(r"^[\w-]+: \d+(/\d+)? (epochs|done)|^\[[\w-]+\] |^Note: |^Warning: ")
 MARKER = "EXECUTED_UNTRUSTED_CODE"
 
 

@@ -42,4 +42,17 @@ def missing_module(e: ModuleNotFoundError) -> UsageError | None:
         return None
     extra = "hf" if root in ("transformers", "optimum") else "train"
     return UsageError(f"this needs {TRAINING_MODULES[root]}, which this install does not have (the runtime install "
-                      "runs bench, predict, compare, report and profiles)", f'pip install "edgekd[{extra}]"')
+                      "runs bench, predict, compare, report and profiles)", install_hint(extra))
+
+
+# what each extra brings, for the hint (edgekd is installed from a clone or a wheel: it is not on the index)
+EXTRA_PACKAGES = {"train": '"torch==2.13.0" onnxscript scikit-learn pillow',
+                  "hf": '"torch==2.13.0" onnxscript scikit-learn pillow "transformers>=4.57,<4.58" '
+                        '"optimum>=2.1,<2.2" "optimum-onnx>=0.1,<0.2"',
+                  "report": "matplotlib"}
+
+
+def install_hint(extra: str) -> str:
+    """How to add an extra to an installed edgekd: from its clone or wheel, or the packages themselves."""
+    return (f'pip install "edgekd[{extra}] @ file:///path/to/edgekd" (your clone, or the wheel `make wheel` '
+            f"wrote), or pip install {EXTRA_PACKAGES[extra]}")

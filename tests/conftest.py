@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -59,6 +60,16 @@ def project(tmp_path_factory) -> Path:
 @pytest.fixture()
 def runner() -> CliRunner:
     return CliRunner()
+
+
+# what a step says while it runs, on stderr: progress lines off a terminal (`distill: 3/30 epochs`,
+# `[quantize] trying u8s8 (2 s)`) and notes said as they are known
+PROGRESS = re.compile(r"^[\w-]+: \d+(/\d+)? (epochs|done)|^\[[\w-]+\] ")
+
+
+def error_lines(err: str) -> list[str]:
+    """stderr without the progress lines: what a failing command said about its failure."""
+    return [ln for ln in err.splitlines() if ln.strip() and not PROGRESS.match(ln)]
 
 
 def invoke(runner: CliRunner, *args: str):

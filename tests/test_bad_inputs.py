@@ -1,19 +1,16 @@
 """Every bad input gets one line on stderr naming the problem and a hint, exit 2, no traceback,
 and leaves no half-written artifact behind."""
 import json
-import re
 
 import numpy as np
 import pytest
-from conftest import invoke
-
-PROGRESS = re.compile(r"^[\w-]+: \d+(/\d+)? (epochs|done)")  # plain progress lines off a terminal
+from conftest import error_lines, invoke
 
 
 def assert_usage_error(code, out, err, *needles):
     assert code == 2, (code, out, err)
     assert out == ""
-    lines = [ln for ln in err.splitlines() if ln.strip() and not PROGRESS.match(ln)]
+    lines = error_lines(err)
     assert len(lines) == 1, err
     assert lines[0].startswith("Error: ") and "hint:" in lines[0], err
     assert "Traceback" not in err

@@ -142,8 +142,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(cnn, tmp_path):
     run = tmp_path / "crash"
     proc = subprocess.Popen([*args, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = run / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
+    while proc.poll() is None:  # the event, not a clock: a loaded machine takes as long as it takes
         if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
             os.kill(proc.pid, signal.SIGKILL)
             break

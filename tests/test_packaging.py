@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from conftest import error_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,9 +67,10 @@ def _cli(args: list[str], cwd: Path, pythonpath: str | None = None, python: str 
 
 def test_training_on_a_runtime_install_says_what_to_install(tmp_path):
     res = _cli(["distill", "--teacher", "t.py:build", "--data", "digits", "--out", "r"], tmp_path)
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    lines = error_lines(res.stderr)
     assert res.returncode == 2 and len(lines) == 1, res.stderr
-    assert "this needs torch" in lines[0] and 'pip install "edgekd[train]"' in lines[0]
+    assert "this needs torch" in lines[0] and "torch==2.13.0" in lines[0]
+    assert 'pip install "edgekd[train] @ file:' in lines[0]
     assert not (tmp_path / "r").exists()
 
 

@@ -10,7 +10,8 @@ from conftest import invoke, invoke_json
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # commands run elsewhere (too slow to run twice): the test that runs each
-ELSEWHERE = {"profiles calibrate": "test_calibrate.py::test_cli_calibrate_writes_host_profile_usable_by_predict"}
+ELSEWHERE = {"profiles calibrate": "test_calibrate.py::test_cli_calibrate_writes_host_profile_usable_by_predict",
+             "device setup": "test_remote.py::test_device_setup_then_bench_uses_the_venv_and_keeps_the_models"}
 
 
 def table_commands() -> list[str]:
@@ -19,7 +20,7 @@ def table_commands() -> list[str]:
     table = text[text.index("| command | what it does |"):].split("\n\n")[0]
     found = []
     for cell in re.findall(r"^\| (.+?) \| ", table, flags=re.M)[1:]:
-        for cmd in re.findall(r"`edgekd ((?:profiles )?[a-z]+)", cell):
+        for cmd in re.findall(r"`edgekd ((?:profiles |device )?[a-z]+)", cell):
             found.append(cmd)
     return list(dict.fromkeys(found))
 
@@ -83,8 +84,9 @@ def test_the_table_is_what_the_cli_has(runner):
     from edgekd.cli import cli
 
     documented = set(table_commands())
-    have = {n for n in cli.commands if n not in ("profiles", "demo")} | {f"profiles {n}" for n in
-                                                                          cli.commands["profiles"].commands}
+    groups = ("profiles", "device")
+    have = {n for n in cli.commands if n not in (*groups, "demo")} | {f"{g} {n}" for g in groups for n in
+                                                                        cli.commands[g].commands}
     assert documented == have, (documented ^ have)
 
 

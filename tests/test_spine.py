@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import onnx
 import pytest
-from conftest import invoke, invoke_json
+from conftest import error_lines, invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
 TEXT_PY = textwrap.dedent('''
@@ -181,7 +181,7 @@ def test_library_and_click_failures_are_one_line(project, runner, tmp_path):
     np.savez(tmp_path / "x.npz", x=np.zeros((8, 4), np.float32))
     for args in (["export", path], ["bench", path], ["quantize", path, "--data", tmp_path / "x.npz"]):
         code, o, e = invoke(runner, *args)
-        lines = [ln for ln in e.splitlines() if ln.strip()]
+        lines = error_lines(e)
         assert code == 1 and len(lines) == 1 and "Mystery" in lines[0] and "hint:" in lines[0], e
     code, o, e = invoke(runner, "bench")
     assert_usage_error(code, o, e, "Missing argument 'TARGET'", "bench --help")
@@ -246,10 +246,10 @@ def test_full_and_read_only_disks_are_one_line(project, runner, small_disk):
             "mlp:hidden=8", "--epochs", "1"]
     (small_disk / "filler").write_bytes(b"\0" * 30_000)
     code, o, e = invoke(runner, *args, "--out", small_disk / "run")
-    lines = [ln for ln in e.splitlines() if ln.strip()]
+    lines = error_lines(e)
     assert code == 1 and len(lines) == 1 and "disk is full" in lines[0] and "hint:" in lines[0], e
     assert not list((small_disk / "run").glob(".*.tmp"))  # no half-written artifact left behind
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     code, o, e = invoke(runner, *args, "--out", small_disk / "other")
-    lines = [ln for ln in e.splitlines() if ln.strip()]
+    lines = error_lines(e)
     assert code == 1 and len(lines) == 1 and "read-only" in lines[0], e

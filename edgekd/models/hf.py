@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, install_hint
 
 PREFIX = "hf:"
 TASKS = ("classification", "token-classification", "embedding")
@@ -24,7 +24,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.ind
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model")
 POOLINGS = ("mean", "cls", "max")
-INSTALL_HINT = 'pip install "edgekd[hf]" (transformers, optimum-onnx)'
+INSTALL_HINT = install_hint("hf")
 
 
 def is_hf(spec: str | None) -> bool:
