@@ -125,3 +125,12 @@ def test_the_demo_runs_twice_reusing_its_teacher(runner, tmp_path):
                 "--runs", "3", "--no-memory", "--allow-slower", "--out", other)
     code, o, e = invoke(runner, "demo", "--out", other, "--epochs", "1")
     assert_usage_error(code, o, e, "the demo did not make", "--force")
+
+
+def test_profiles_show_says_each_source_once(runner, monkeypatch):
+    """A source many fields share (the cost priors' note) is one numbered reference, not repeated per row."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = invoke(runner, "profiles", "show", "raspberry-pi-4")
+    assert code == 0 and len(out.splitlines()) < 80, len(out.splitlines())
+    assert out.count("unverified until `edgekd profiles") == 1
+    assert all(len(ln) <= 80 for ln in out.splitlines())

@@ -508,10 +508,10 @@ def _summary(models: dict) -> dict:
 
 
 def _shipped(models: dict) -> str | None:
-    """The model the verdict ships: int8 unless it is measurably slower than the fastest fp32 student (no
-    measurable difference: int8, the smaller), else that fp32."""
+    """The model the verdict ships: int8 when it is measurably faster than the fastest fp32 student (as the
+    quantize gate decides), else that fp32."""
     (s_name, s), q = _fastest(models, "student"), models.get("student_int8")
-    if q and (not s or _speedup(s, q).call != "slower"):
+    if q and (not s or _speedup(s, q).call == "faster"):
         return "student_int8"
     return s_name
 
@@ -568,8 +568,8 @@ def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list
         fp32 = Path(s["path"]).name
         than = compared(summary["int8_speedup_p50"], f"fp32 ({fp32})", call)
         if call == "same":
-            lines.append(f"int8: {than} here{kept}, {summary['int8_size_ratio']:.0%} of its size: ship "
-                         "student.int8.onnx")
+            lines.append(f"int8: {than} here{kept}: ship {fp32} (int8 is {summary['int8_size_ratio']:.0%} of its "
+                         "size: take it where size matters more than a measured speed-up)")
         elif name == "student_int8":
             lines.append(f"int8 is {than} here{kept}: ship student.int8.onnx")
         else:

@@ -438,9 +438,17 @@ def profiles_show(name, as_json) -> None:
         c = console()
         if p.is_alias:
             c.print(f"{name!r} is an alias of {p.name!r}")
-        c.print(table(f"{p.name}: {p.data['title']}", ["field", "value", "source"],
-                      [[f, ", ".join(v) if isinstance(v := p.get(f), list) else v, p.source(f)] for f in FIELDS
-                       if f not in ("name", "title")], ratios=[2, 3]))
+        refs: dict[str, int] = {}  # a source shared by many fields is printed once, as a numbered reference
+        rows = []
+        for f in FIELDS:
+            if f in ("name", "title"):
+                continue
+            src = p.source(f)
+            ref = None if src in (None, "–", "") else f"[{refs.setdefault(src, len(refs) + 1)}]"
+            rows.append([f, ", ".join(v) if isinstance(v := p.get(f), list) else v, ref])
+        c.print(table(f"{p.name}: {p.data['title']}", ["field", "value", "source"], rows))
+        for src, n in refs.items():
+            c.print(f"[{n}] {src}", soft_wrap=False, markup=False)
         kernels = p.kernels
         tables = {k: len(v["dims"]) for k, v in kernels.items() if isinstance(v, dict) and "dims" in v}
         cal = p.calibration
