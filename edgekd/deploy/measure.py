@@ -366,13 +366,13 @@ class Speedup:
 
     @classmethod
     def rounds(cls, base: list[float], new: list[float]) -> Speedup:
-        """From paired interleaved rounds: the median of each round's ratio, bounded by the bootstrap over the
-        rounds and by the spread between them (a machine whose speed moves between rounds widens it)."""
+        """From paired interleaved rounds: the median of the rounds' ratios, with a bootstrap interval over the
+        rounds (a machine whose speed moves between rounds widens it; one disturbed round does not decide)."""
         per = np.asarray(base, dtype=np.float64) / np.maximum(np.asarray(new, dtype=np.float64), 1e-12)
         if len(per) < 3:
             return cls(float(np.median(per)), float(per.min()), float(per.max()))
         _, lo, hi = ratio_interval(np.ones(len(per)), per)
-        return cls(float(np.median(per)), min(lo, float(per.min())), max(hi, float(per.max())))
+        return cls(float(np.median(per)), lo, hi)
 
     @classmethod
     def predicted(cls, base_ms: float, new_ms: float) -> Speedup:
