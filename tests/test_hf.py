@@ -102,6 +102,9 @@ def test_embedder_end_to_end_api(hf, tmp_path):
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)  # the folder's Normalize is in the graph
     q = edgekd.quantize(run, allow_slower=True)
     assert q.details["metric"] in ("cosine", "mean_cosine"), q.details
+    app_int8 = run / "student" / "model.int8.onnx"  # the app folder ships the int8 model quantize wrote
+    assert q.details["app_folder"] == "student/model.int8.onnx" and app_int8.read_bytes() == \
+        (run / "student.int8.onnx").read_bytes()
     report = edgekd.bench(run, runs=5).report
     row = report["models"]["student_fp32"]
     assert row["agreement_metric"] == "cosine" and "nn_agreement" in row

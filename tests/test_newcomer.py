@@ -2,6 +2,7 @@
 agree with the summary, and one-line refusals for what a newcomer mistypes."""
 import json
 
+import numpy as np
 import pytest
 import real_models
 from conftest import error_lines, invoke, invoke_json
@@ -134,3 +135,41 @@ def test_profiles_show_says_each_source_once(runner, monkeypatch):
     assert code == 0 and len(out.splitlines()) < 80, len(out.splitlines())
     assert out.count("unverified until `edgekd profiles") == 1
     assert all(len(ln) <= 80 for ln in out.splitlines())
+
+
+def test_every_option_has_help():
+    import click
+
+    from edgekd.cli import cli
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for n, c in cmd.commands.items():
+                yield from walk(c, [*path, n])
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.help:
+                yield f"{' '.join(path)} {p.opts[0]}"
+    assert list(walk(cli, ["edgekd"])) == []
+
+
+def test_int8_slower_on_long_texts_is_said_beside_the_verdict():
+    """A text model's int8 wins on the data's short texts but loses at 128 tokens: the verdict says where."""
+    from edgekd.api.bench import fixed_length_verdict
+
+    rng = np.random.default_rng(0)
+    models = {"student_fp32": {"path": "r/student.onnx", "latency_ms": {"p50": 1.0, "samples_ms": list(
+                  rng.normal(1.0, 0.01, 50))}, "latency_seq128_ms": {"b1": 2.0, "b8": 10.0}},
+              "student_int8": {"path": "r/student.int8.onnx", "latency_ms": {"p50": 0.5, "samples_ms": list(
+                  rng.normal(0.5, 0.01, 50))}, "latency_seq128_ms": {"b1": 2.5, "b8": 9.0}}}
+    lines = fixed_length_verdict(models)
+    assert len(lines) == 1 and lines[0].startswith("at 128 tokens, batch 1: int8 is 1.25x slower than fp32")
+    assert lines[0].endswith("ship student.onnx")
+
+
+def test_a_device_name_is_one_path_component():
+    from edgekd.api.bench import device_folder
+
+    assert device_folder("../../x", "ssh://pi@h") == "x"
+    assert device_folder("/etc", "ssh://pi@h") == "etc"
+    assert device_folder(None, "ssh://pi@10.0.0.5:2222?python=/home/pi/v/bin/python") == "pi_10.0.0.5_2222"
+    assert device_folder("..", "ssh://..") == "device"

@@ -159,3 +159,32 @@ def test_device_setup_then_bench_uses_the_venv_and_keeps_the_models(run, runner,
                 os.environ["EDGEKD_SSH_OPTIONS"] = old or ""
     except NoSshd as e:
         pytest.skip(str(e))
+
+
+def test_bench_on_two_devices_at_once_side_by_side(device, run, runner, tmp_path):
+    """`--on a,b`: both devices measured at the same time, each in RUN/devices/<its URL>/, and the run's
+    report.md puts them side by side with this workstation."""
+    d2 = tmp_path / "sshd2"
+    d2.mkdir()
+    try:
+        with throwaway_sshd(d2) as (base2, config2):
+            old = os.environ["EDGEKD_SSH_OPTIONS"]
+            # one client config for both servers: each server's keys are its own, so both keys are offered
+            both = tmp_path / "both_config"
+            both.write_text(f"Host *\n  IdentityFile {device['dir'] / 'user_key'}\n  IdentityFile {d2 / 'user_key'}\n"
+                            f"  IdentitiesOnly yes\n  UserKnownHostsFile {tmp_path / 'known_hosts'}\n")
+            os.environ["EDGEKD_SSH_OPTIONS"] = f"-F {both}"
+            try:
+                second = f"{base2}?python={OV_PYTHON}"
+                r = invoke_json(runner, "bench", run, "--on", f"{device['url']},{second}", "--runs", "3",
+                                "--no-memory")
+            finally:
+                os.environ["EDGEKD_SSH_OPTIONS"] = old
+    except NoSshd as e:
+        pytest.skip(str(e))
+    assert len(r["devices"]) == 2 and len(r["verdict"]) == 2
+    port2 = base2.rsplit(":", 1)[1]
+    folders = {p.name for p in (run / "devices").iterdir() if (p / "bench.json").is_file()}
+    assert any(f.endswith(f"_127.0.0.1_{port2}") for f in folders), folders  # by URL: user_host_port
+    text = (run / "report.md").read_text()
+    assert "On every device, p50 ms" in text and "| here |" in text.split("On every device")[1].splitlines()[2]

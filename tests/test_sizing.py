@@ -162,3 +162,22 @@ def test_token_ids_get_a_transformer_with_an_embedding_never_an_mlp(runner, tmp_
     d = invoke_json(runner, "distill", "--teacher", f"{tmp_path}/t.py:build", "--data", tmp_path / "ids.npz",
                     "--epochs", "1", "--out", tmp_path / "r")
     assert d["student"]["family"] == "transformer" and d["student"]["kwargs"]["vocab"] == 50
+
+
+@pytest.mark.slow
+def test_small_images_search_every_family_and_speedup_asks_for_more(runner, tmp_path):
+    """8x8 digits and their CNN teacher on the Pi: the MLP is searched beside both CNN families (the tiny convs'
+    per-node overhead makes it the fast one); --speedup 2 takes only students predicted 2x faster, and a
+    speed-up nothing reaches is refused with the numbers."""
+    from edgekd.api.pipeline import DEMO_ARCH, demo_teacher
+
+    weights, _ = demo_teacher(tmp_path, show_progress=False)
+    args = ["size", "--teacher", weights, "--arch", DEMO_ARCH, "--data", "digits", "--profile", "raspberry-pi-4"]
+    r = invoke_json(runner, *args, "--speedup", "2")
+    assert r["family"] == "mobilenet+resnet+mlp"
+    t = r["teacher"]["predicted_ms"]
+    assert r["chosen"]["predicted_ms"] * 2 <= t
+    assert all(c["predicted_ms"] * 2 <= t for c in r["candidates"] if c["fits"])
+    assert any("not 2x faster than the teacher" in c["why_not"] for c in r["candidates"] if not c["fits"])
+    code, o, e = invoke(runner, *args, "--speedup", "500")
+    assert code == 2 and "both 500x faster than the teacher" in e, e

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deploy.measure import MIN_EFFECT
 from ..errors import EdgekdError, UsageError, missing_module
 from ..progress import say
 from .options import BenchOptions, counts
@@ -88,7 +89,8 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
               "host": B.host_info(), "settings": settings, "data": md.source if md else None, "models": models,
               "records": records, "summary": _summary(models), "prediction": prediction, "notes": notes}
-    report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records)
+    report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records) + \
+        fixed_length_verdict(models)
     run = t.run
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
@@ -130,16 +132,38 @@ def _check_eps(eps: list[str]) -> None:
 
 
 def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> BenchResult:
-    """The same bench on the device over SSH (edgekd.deploy.remote). A run's result is kept in
-    RUN/devices/HOST/ (bench.json, report.md, report.html) beside this workstation's bench and the profile's
-    predictions, whose error is now against the device itself."""
+    """The same bench on the device over SSH (edgekd.deploy.remote), or on several at once (`url` a comma-
+    separated list). A run's result is kept in RUN/devices/HOST/ (bench.json, report.md, report.html) beside
+    this workstation's bench and the profile's predictions, whose error is now against the device itself; the
+    run's report.md then shows every device side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..deploy import remote
 
     t = resolve(target)  # checked here, before anything is copied
     if t.run is not None:
         t.run.step("distill")
         t.run.verify("student.onnx", "export")
+    urls = list(dict.fromkeys(u.strip() for u in url.split(",") if u.strip()))
+    for u in urls:
+        remote.parse(u)  # every URL checked before any device is contacted
     staged = remote.stage_bench(str(t.path), {k: v for k, v in options.items() if v is not None})
+    if len(urls) == 1:
+        return BenchResult(str(target), _one_device(t, target, urls[0], staged, keep))
+    with ThreadPoolExecutor(len(urls)) as pool:  # each device is its own machine: measured at the same time
+        # folders by URL: two Pis may both call themselves raspberrypi
+        reports = list(pool.map(lambda u: _one_device(t, target, u, staged, keep, by_url=True), urls))
+    if t.run is not None and (t.run / "bench.json").is_file():  # the run's own report, now with every device
+        _save(json.loads((t.run / "bench.json").read_text(encoding="utf-8")), t.run / "bench.json")
+    combined = {"target": str(target), "devices": reports,
+                "verdict": [f"{r['device']['url']}: {v}" for r in reports for v in r.get("verdict", [])[:1]],
+                "notes": [f"{r['device']['url']}: {n}" for r in reports for n in r.get("notes") or []]}
+    return BenchResult(str(target), combined)
+
+
+def _one_device(t, target, url: str, staged, keep: bool, by_url: bool = False) -> dict:
+    from ..deploy import remote
+
     got = remote.run_on(url, "bench", staged, keep)
     report = got["result"]
     report["target"] = str(target)
@@ -154,9 +178,19 @@ def bench_on(target: str | os.PathLike, url: str, keep: bool, options: dict) -> 
         here = t.run / "bench.json"
         if here.is_file():
             report["workstation"] = _workstation(json.loads(here.read_text(encoding="utf-8")), report)
-        folder = t.run / "devices" / got["device"]["node"]
-        _save(report, folder / "bench.json")
-    return BenchResult(str(target), report)
+        node = None if by_url else got["device"].get("node")
+        _save(report, t.run / "devices" / device_folder(node, got["device"]["url"]) / "bench.json")
+    return report
+
+
+def device_folder(node: str | None, url: str) -> str:
+    """RUN/devices/<this>: the name the device reports, as one safe path component (a device answering
+    `../../x` or an absolute path must not write outside the run), else its URL's host."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(node or "")).strip("._")
+    where = url.removeprefix("ssh://").split("?", 1)[0]  # user@host:port, not the ?python= path
+    return name or re.sub(r"[^A-Za-z0-9._-]", "_", where).strip("._") or "device"
 
 
 def _save(report: dict, path: Path, with_report: bool = True) -> None:
@@ -550,6 +584,28 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
         n, one = threads[-1], threads[0]
         lines.append(f"{ship}: {n} threads are {sp.than(str(one))} at batch {b0}" + (
             "" if sp.call == "faster" else f" (too little work per run to share): run it on {one}"))
+    return lines
+
+
+def fixed_length_verdict(models: dict) -> list[str]:
+    """Text models: where the fixed-length timings (128 tokens) disagree with the shipped choice, say so; the
+    data's own short texts can favour int8 where long ones do not."""
+    from ..deploy.measure import compared
+
+    ship, (s_name, s) = _shipped(models), _fastest(models, "student")
+    q = models.get("student_int8")
+    if not (q and s and ship) or s_name == ship:
+        return []
+    key = next((k for k in q if k.startswith("latency_seq")), None)
+    if key is None or key not in s:
+        return []
+    seq = key.removeprefix("latency_seq").removesuffix("_ms")
+    lines = []
+    for b, ms in q[key].items():
+        fp32 = s[key].get(b)
+        if fp32 and ms > fp32 * (1 + MIN_EFFECT):
+            lines.append(f"at {seq} tokens, batch {b[1:]}: int8 is {compared(fp32 / ms, 'fp32')} "
+                         f"({ms:.3g} vs {fp32:.3g} ms): for texts that long ship {Path(s['path']).name}")
     return lines
 
 

@@ -192,7 +192,8 @@ def _hf_spec(o: DistillOptions, ds: data_mod.Dataset, teacher, prof, show_progre
         return (default if o.student in (None, "hf") else o.student), None
     with step_progress("sizing") as progress:
         sized = hf_search(ds, teacher, prof, budget_ms=o.budget_ms, memory_mb=o.memory_mb, quantize=o.quantize,
-                          threads=o.threads, margin=o.margin, progress=progress if show_progress else None)
+                          threads=o.threads, margin=o.margin, speedup=o.speedup,
+                          progress=progress if show_progress else None)
     for w in sized.warnings:  # known now: said before training, not after it
         note(w, ds.notes)
     return sized.chosen["spec"], sized
@@ -225,7 +226,7 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
         single_input(ds, o.student or "sizing")
         with step_progress("sizing") as progress:
             sized = search(ds, tmodel, num_classes, prof, o.student, budget_ms=o.budget_ms, memory_mb=o.memory_mb,
-                           quantize=o.quantize, threads=o.threads, margin=o.margin,
+                           quantize=o.quantize, threads=o.threads, margin=o.margin, speedup=o.speedup,
                            progress=progress if show_progress else None)
         for w in sized.warnings:  # known now: said before training, not after it
             note(w, ds.notes)

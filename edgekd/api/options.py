@@ -80,6 +80,9 @@ class DistillOptions:
     margin: float | None = opt(None, "Sizing headroom: a candidate fits when predicted * (1 + margin) <= budget "
                                      "(default: the profile's calibrated median error, 0 for datasheet profiles).",
                                minimum=0, maximum=100)
+    speedup: float | None = opt(None, "Sizing: the student must be predicted at least this many times faster than "
+                                      "the teacher on the profile (default 1.05, a speed-up that can be measured), "
+                                      "e.g. --speedup 3.", minimum=1, maximum=1000)
     init: str = opt("auto", "auto: start from the teacher's weights where the structures match (every k-th "
                             "layer, largest-norm units).", choices=("auto", "random"))
     unlabeled: str | None = opt(None, "Extra inputs without labels (a transfer set): SPEC.")
@@ -193,7 +196,9 @@ class RemoteOptions:
     """Where a step runs: here, or on the device over SSH (`bench`, `profiles calibrate`)."""
 
     on: str | None = opt(None, "Run it on the device: ssh://user@host[:port][?python=PATH] (your SSH keys and "
-                               "config; the device needs python3 with onnxruntime, onnx and numpy, no torch).")
+                               "config; the device needs python3 with onnxruntime, onnx and numpy, no torch: "
+                               "`edgekd device setup` installs them). bench takes several, comma-separated: "
+                               "measured at once, reported side by side.")
     keep: bool = opt(False, "Leave the copied files on the device (to look at them there).", flag="keep")
 
 
@@ -202,7 +207,8 @@ GROUPS = {
     "Teacher and data": ("teacher", "arch", "output", "trust_pickle", "data", "unlabeled", "label_column",
                          "text_column", "text_pair_column", "max_length", "image_size", "channels", "mean", "std",
                          "augment", "val_split"),
-    "Student and sizing": ("student", "init", "profile", "budget_ms", "memory_mb", "quantize", "threads", "margin"),
+    "Student and sizing": ("student", "init", "profile", "budget_ms", "memory_mb", "speedup", "quantize", "threads",
+                           "margin"),
     "Training": ("method", "epochs", "temperature", "alpha", "lr", "batch_size", "feature_map", "patience", "device",
                  "seed", "resume", "force"),
     "Teacher cache": ("cache", "max_memory_mb"),

@@ -99,6 +99,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode,
                                     "speed": details.get("speed")})
             (run / "student.int8.onnx").unlink(missing_ok=True)
+            _to_app_folder(run, None)
         if o.require_faster:
             raise
         return QuantizeResult(str(target), None, None, os.path.getsize(src), details, written=False)
@@ -107,10 +108,35 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
     if run is not None:
+        app = _to_app_folder(run, dst) if dst == run / "student.int8.onnx" else None
+        if app:
+            details["app_folder"] = app
         run.record("quantize", {**res.to_dict(), "output": run.rel(dst), "calib_samples": int(len(calib_feeds)),
                                 "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"
                                 else {}})
     return res
+
+
+APP_INT8 = "model.int8.onnx"
+
+
+def _to_app_folder(run, int8: Path | None) -> str | None:
+    """A Hugging Face run's app folder (RUN/student/, written by export) gets the int8 model beside model.onnx
+    when quantize wrote one, and loses a stale one when it did not: the folder an app ships is the run's
+    verdict."""
+    import shutil
+
+    folder = run / "student"
+    if not folder.is_dir():
+        return None
+    target = folder / APP_INT8
+    if int8 is None:
+        target.unlink(missing_ok=True)
+        return None
+    tmp = folder / f".{APP_INT8}.{os.getpid()}.tmp"
+    shutil.copyfile(int8, tmp)
+    os.replace(tmp, target)
+    return f"student/{APP_INT8}"
 
 
 def _source(run) -> Path:

@@ -146,9 +146,36 @@ def _fmt(v, f: str = "{:.2%}") -> str:
     return "–" if v is None else f.format(v)
 
 
-def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+def devices_table(here: dict | None, devices: list[dict]) -> tuple[str, list[str], list[list[str]]]:
+    """Every device a run was benched on (`bench --on a,b`), side by side with this workstation: p50 ms per
+    model (the CPU EP, each bench's first setting)."""
+    cols = [("here", here)] if here else []
+    cols += [(d.get("device", {}).get("url", "?").removeprefix("ssh://"), d) for d in devices]
+    names = list(dict.fromkeys(n for _, r in cols for n in r["models"]))
+    rows = [[n, *(f"{r['models'][n]['latency_ms']['p50']:.3f}" if n in r["models"] else "–" for _, r in cols)]
+            for n in names]
+    return "On every device, p50 ms", ["model", *(c for c, _ in cols)], rows
+
+
+def device_reports(folder: Path) -> list[dict]:
+    """The bench.json of each device under RUN/devices/ (bench --on wrote them)."""
+    import json
+
+    out = []
+    for f in sorted((folder / "devices").glob("*/bench.json")):
+        try:
+            r = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and isinstance(r.get("models"), dict):
+            out.append(r)
+    return out
+
+
+def tables(report: dict, devices: list[dict] = ()) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, columns, rows) of every table the report shows: the models at the first setting, the sweep, the
-    fixed-length text timings, the predictions. Markdown and HTML format the same tables."""
+    fixed-length text timings, the predictions, and every device it was benched on. Markdown and HTML format the
+    same tables."""
     s = report["settings"]
     out = []
     rows = []
@@ -187,6 +214,8 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     [[n, f"{m['predicted_ms']:.3f}", f"{m['latency_ms']['p50']:.3f}",
                       _fmt(m.get("prediction_error"), "{:+.0%}")]
                      for n, m in report["models"].items() if "predicted_ms" in m]))
+    if devices:
+        out.append(devices_table(None if report.get("device") else report, list(devices)))
     return out
 
 
@@ -209,9 +238,9 @@ def _md_cell(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: dict, plot_files: list[str] = ()) -> str:
+def render_markdown(report: dict, plot_files: list[str] = (), devices: list[dict] = ()) -> str:
     lines = [f"# edgekd benchmark: {report['target']}", "", _host_line(report)]
-    for title, cols, rows in tables(report):
+    for title, cols, rows in tables(report, devices):
         lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     if report["summary"]:
@@ -225,7 +254,7 @@ def render_markdown(report: dict, plot_files: list[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(report: dict, folder: Path, plot_files: list[str] = ()) -> str:
+def render_html(report: dict, folder: Path, plot_files: list[str] = (), devices: list[dict] = ()) -> str:
     """One self-contained page: the verdict, the tables, the plots inline (base64 PNG), the notes."""
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd benchmark: {e(report['target'])}"
@@ -234,7 +263,7 @@ def render_html(report: dict, folder: Path, plot_files: list[str] = ()) -> str:
              "td:first-child,th:first-child{text-align:left}</style></head><body>",
              f"<h1>edgekd benchmark: {e(report['target'])}</h1>", f"<p>{e(_host_line(report))}</p>"]
     parts += [f"<p><strong>{e(v)}</strong></p>" for v in report.get("verdict", [])]
-    for title, cols, rows in tables(report):
+    for title, cols, rows in tables(report, devices):
         parts.append(f"<h3>{e(title)}</h3><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows]
         parts.append("</table>")
@@ -260,8 +289,9 @@ def write_report(report: dict, folder: Path) -> ReportResult:
         if kept:
             written, notes = kept, [f"matplotlib is not installed here: kept the plots made from this bench.json "
                                     f"earlier ({', '.join(kept)})"]
-    write_text(folder / "report.md", render_markdown(report, written))
-    write_text(folder / "report.html", render_html(report, folder, written))
+    devices = device_reports(folder)
+    write_text(folder / "report.md", render_markdown(report, written, devices))
+    write_text(folder / "report.html", render_html(report, folder, written, devices))
     return ReportResult(str(folder / "report.md"), written, notes, html=str(folder / "report.html"))
 
 

@@ -193,7 +193,7 @@ def distill(teacher, data, out, as_json, **kw) -> None:
     Data without labels (an .npz with only x, or --unlabeled) is labelled by the teacher.
 
     With --profile and no student knobs (no --student, or a bare family such as --student mobilenet), the
-    student is sized first: the largest candidate predicted faster than the teacher (priced the same way),
+    student is sized first: the largest candidate predicted 1.05x faster than the teacher (priced alike),
     with at most half its parameters, within the latency and memory budgets.
 
     The teacher may take several inputs (name the .npz arrays after them) and return a tuple, dict or
@@ -307,7 +307,8 @@ def pipeline(teacher, data, out, as_json, **kw) -> None:
 
 
 @cli.command(short_help="The whole job on scikit-learn's bundled digits.")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Run directory (the teacher is kept in OUT/teacher/ and reused).")
 @click.option("--profile", default="raspberry-pi", show_default=True, help="Device profile for the int8 preset.")
 @click.option("--epochs", default=40, show_default=True, type=click.IntRange(1, 100000), help="Student epochs.")
 @click.option("--force", is_flag=True, help="Replace a run in --out that the demo did not make (a demo run there is "
@@ -328,8 +329,8 @@ def demo(out, profile, epochs, force, as_json) -> None:
     _emit(res, as_json, render)
 
 
-SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "quantize", "threads", "margin",
-                "task", "text_column", "label_column", "max_length"}
+SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "speedup", "quantize", "threads",
+                "margin", "task", "text_column", "label_column", "max_length"}
 
 
 @cli.command(short_help="Plan the student for a device, without training.")
@@ -340,9 +341,10 @@ SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb"
 def size(teacher, data, profile, as_json, **kw) -> None:
     """Plan only: the student-size search for a device, without training.
 
-    Every candidate of the family (width x depth grid) is exported untrained, quantized when int8 is
-    planned, and its latency and peak memory predicted on the profile; the one with the most FLOPs that
-    fits every budget is chosen."""
+    Every candidate of every family that can take the data (width x depth grids) is exported untrained,
+    quantized when int8 is planned, and its latency and peak memory predicted on the profile; the one with
+    the most parameters that fits every budget, at least 1.05x faster than the teacher and half its size,
+    is chosen."""
     from ..api.size import size as run
     from ..progress import step_progress
 
@@ -524,7 +526,8 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
 @cli.command(short_help="Predict a .onnx's latency on a device profile.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--profile", required=True, help="Device profile name, alias or .toml path.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 4096),
+              help="Threads on the device to predict for.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536),
               help="Size of a symbolic batch axis.")
 @click.option("--shape", multiple=True, help="Fix an input's shape: NAME=1x3x224x224 (repeatable).")

@@ -147,13 +147,22 @@ def render_quantize(d: dict) -> None:
              a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x.get("attempts", [])]
     c = console()
     wrote = f"wrote {d['output']}" if d.get("output") else "nothing written: ship fp32"
-    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}; {wrote})",
+    kept = f", kept {x['chosen']}" if x.get("chosen") and x["chosen"] != x["preset"] else ""
+    c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}{kept}; {wrote})",
                   ["attempt", "accuracy", "agreement", "drop", "speed-up", "gate"], rows))
     _closing(c, x.get("verdict"), x.get("next"))
 
 
 def render_bench(report: dict) -> None:
-    from ..api.report import prediction_scope
+    from ..api.report import devices_table, prediction_scope
+
+    if "devices" in report:  # bench --on a,b: each device's bench, then all of them side by side
+        for r in report["devices"]:
+            console().print(f"on {r['device']['url']}:")
+            render_bench(r)
+        title, cols, rows = devices_table(None, report["devices"])
+        console().print(table(title, cols, rows))
+        return
 
     rows = []
     for name, m in report["models"].items():

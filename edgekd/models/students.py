@@ -170,13 +170,20 @@ for _f in [
     register(_f)
 
 
+MLP_MAX_FEATURES = 4096  # an MLP over more input features than this is priced out by its first layer alone
+
+
 def default_family(input_shape: tuple[int, ...], token_ids: bool = False) -> str:
-    """The families to search for the data: token ids get a transformer (never an MLP over raw ids), else
-    those registered for the input's rank, joined by + (images: the CNN families; (seq, features): a
-    transformer), else mlp."""
+    """Every family that can take the data, joined by +: token ids get a transformer (never an MLP over raw
+    ids); other inputs the families registered for their rank (images: the CNN families; (seq, features): a
+    transformer) and an MLP too where the flattened input is small enough (8x8 digits: a per-node overhead of
+    tiny convs can make the MLP the fastest student by far)."""
     if token_ids:
         return "transformer"
-    return "+".join(f.name for f in FAMILIES.values() if f.default_for_rank == len(input_shape)) or "mlp"
+    names = [f.name for f in FAMILIES.values() if f.default_for_rank == len(input_shape)]
+    if "mlp" not in names and math.prod(input_shape) <= MLP_MAX_FEATURES:
+        names.append("mlp")
+    return "+".join(names) or "mlp"
 
 
 def token_ids(x) -> bool:
