@@ -149,4 +149,36 @@ def text(root: Path) -> tuple[Path, Path]:
     return path, data
 
 
-BUILDERS = {"audio": audio, "fixed_batch": fixed_batch, "segmenter": segmenter, "detector": detector, "text": text}
+class VadGRU(nn.Module):
+    """A voice-activity model as Silero ships them: a window of samples, a 2-layer GRU state whose batch axis is
+    axis 1 (`[layers, batch, hidden]`, as torch's recurrent layers take it) and the sample rate in; the speech
+    probability and the next state out."""
+
+    def __init__(self, window=512, hidden=64):
+        super().__init__()
+        self.enc = nn.Linear(window, hidden)
+        self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, input, state, sr):  # noqa: A002 (the name real VAD models give it)
+        x = torch.relu(self.enc(input * (sr.to(torch.float32) / 16000.0))).unsqueeze(1)
+        out, state_n = self.gru(x, state)
+        return torch.sigmoid(self.head(out[:, 0])), state_n
+
+
+def vad(root: Path) -> tuple[Path, Path]:
+    """input [batch, 512], state [2, batch, 64], sr [] -> output [batch, 1], stateN [2, batch, 64] (opset 13);
+    the data as a user saves it: 200 windows, one sample's state (2, 1, 64), a scalar rate."""
+    torch.manual_seed(0)
+    path = _export(VadGRU(), (torch.zeros(3, 512), torch.zeros(2, 3, 64), torch.tensor(16000)), root / "vad_gru.onnx",
+                   ["input", "state", "sr"], ["output", "stateN"],
+                   {"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "stateN": {1: "batch"}}, 13)
+    rng = np.random.default_rng(5)
+    data = root / "vad_gru.npz"
+    np.savez(data, input=rng.normal(size=(200, 512)).astype(np.float32), state=np.zeros((2, 1, 64), np.float32),
+             sr=np.array(16000, np.int64))
+    return path, data
+
+
+BUILDERS = {"audio": audio, "fixed_batch": fixed_batch, "segmenter": segmenter, "detector": detector, "text": text,
+            "vad": vad}

@@ -7,12 +7,13 @@ import numpy as np
 import onnx
 import pytest
 import real_models
-from conftest import invoke, invoke_json
+from conftest import error_lines, invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
 # what each model needs on the command line besides its data, and what its scored output is
 SHAPE = {"segmenter": ["--shape", "pixels=1x3x64x64"], "text": ["--shape", "input_ids=1x16"]}
-KIND = {"audio": "other", "fixed_batch": "logits", "segmenter": "dense", "detector": "boxes", "text": "logits"}
+KIND = {"audio": "other", "fixed_batch": "logits", "segmenter": "dense", "detector": "boxes", "text": "logits",
+        "vad": "other"}
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,59 @@ def test_output_kinds(name, shape, kind):
 
     io = ModelIO((TensorSpec("x", "float32", ("batch", 4)),), (TensorSpec(name, "float32", shape),))
     assert ModelIO.from_dict(io.to_dict()).outputs[0].kind == kind  # and it survives the manifest
+
+
+def test_a_state_batched_on_axis_1_is_fed_there(zoo, runner):
+    """A GRU VAD: input [batch, 512], state [2, batch, 64], sr [], and data holding one sample's state
+    (2, 1, 64). Every step batches the state along axis 1 (the model's `batch` symbol says so): tiled at batch 8,
+    and the recurrent state (stateN feeds state) is said, in export's listing too."""
+    path, data = zoo["vad"]
+    e = invoke_json(runner, "export", path)["models"]["model"]
+    assert e["batch_axes"] == {"input": 0, "state": 1, "sr": None} and e["recurrent"] == [["state", "stateN"]]
+    assert e["ran_with"]["state"] == [2, 1, 64]
+    code, out, err = invoke(runner, "export", path)
+    assert "samples on axis 1" in out and "recurrent: output stateN is the next call's state" in out
+    code, out, err = invoke(runner, "bench", path, "--data", data, "--batch", "1,8", "--runs", "5", "--no-memory",
+                            "--json")
+    assert code == 0, err
+    assert "input state is a recurrent state that output stateN carries" in err
+    b = json.loads(out)
+    assert b["models"]["model"]["inputs"] == {"input": [1, 512], "state": [2, 1, 64], "sr": []}
+    assert {r["batch"] for r in b["records"]} == {1, 8}
+    q = invoke_json(runner, "quantize", path, "--data", data, "--allow-slower", "--max-drop", "0.2")
+    assert q["details"]["mode"] == "dynamic" and q["details"]["agreement_with_fp32"] > 0.8
+    p8 = invoke_json(runner, "predict", path, "--profile", "raspberry-pi-4", "--batch", "8")
+    p1 = invoke_json(runner, "predict", path, "--profile", "raspberry-pi-4")
+    assert p8["latency_ms"] > p1["latency_ms"] > 0
+    from edgekd.models.io import ModelIO, bind
+
+    io = ModelIO.from_onnx(path)
+    with np.load(data) as f:
+        feeds = bind(io, {k: f[k] for k in f.files})
+    full = bind(io, {"input": np.zeros((4, 512), np.float32), "state": np.ones((2, 4, 64), np.float32),
+                     "sr": np.array(8000, np.int64)})  # a full state per sample: sliced along axis 1
+    assert full.feed(np.arange(2))["state"].shape == (2, 2, 64) and len(full) == 4
+    assert feeds.feed(np.arange(8))["state"].shape == (2, 8, 64) and len(feeds) == 200
+
+
+def test_onnxruntime_log_lines_stay_off_stderr(tmp_path):
+    """A model that fails inside a kernel at run time: onnxruntime logs `[E:onnxruntime:...]` to the process's
+    stderr (not Python's), above edgekd's one line, unless every session edgekd opens is quieted."""
+    import subprocess
+    import sys
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    shape = numpy_helper.from_array(np.array([1, 4], np.int64), "shape")  # only batch 1 fits this Reshape
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [x], [y], [shape])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "breaks.onnx")
+    np.savez(tmp_path / "d.npz", x=np.ones((40, 4), np.float32))
+    for step in (["bench", "--no-memory", "--runs", "3"], ["quantize"]):
+        res = subprocess.run([sys.executable, "-m", "edgekd", step[0], str(tmp_path / "breaks.onnx"), "--data",
+                              str(tmp_path / "d.npz"), *step[1:]], capture_output=True, text=True, cwd=tmp_path)
+        lines = error_lines(res.stderr)
+        assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+        assert ":onnxruntime:" not in res.stderr, res.stderr

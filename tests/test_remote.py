@@ -148,6 +148,10 @@ def test_device_setup_then_bench_uses_the_venv_and_keeps_the_models(run, runner,
                 r = invoke_json(runner, "device", "setup", f"{base}?python={OV_PYTHON}")
                 assert r["mode"] == "online" and r["python"].startswith(str(home / "venv"))
                 assert r["onnxruntime"] and (home / "venv" / "bin" / "python").is_file()
+                # a device without internet: the wheels for its platform and Python are fetched here, copied over
+                off = invoke_json(runner, "device", "setup", f"{base}?python={OV_PYTHON}", "--offline")
+                assert off["mode"] == "offline" and off["onnxruntime"] == r["onnxruntime"]
+                assert any(p.name.startswith("onnxruntime-") for p in (home / "wheels").iterdir())
                 first = invoke_json(runner, "bench", run, "--on", base, "--runs", "3", "--no-memory")
                 assert first["device"]["executable"].startswith(str(home / "venv"))
                 assert first["overhead"]["reused_files"] == 0 and len(list((home / "cache").iterdir())) >= 3

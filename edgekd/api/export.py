@@ -124,22 +124,30 @@ def _mobile(path: Path, ort_format: bool) -> dict:
 
 def _check_plain_onnx(path: Path, shapes: dict) -> ExportResult:
     from ..deploy.runtime import open_session, run_outputs
+    from ..errors import UsageError
     from ..models.io import ModelIO
+    from .target import feed_notes
 
     io = ModelIO.from_onnx(path)
-    feeds = bind_data(io, None, shapes)
+    info = {"path": str(path), "opset": _opset(path), "io": io.to_dict(), "batch": io.batch or "dynamic",
+            "input_shape": list(io.inputs[0].shape) if io.inputs else [],
+            "batch_axes": {t.name: io.batch_axis(t) for t in io.inputs}, "recurrent": io.recurrent(),
+            "ran_with": {}, "output_shapes": {}, "size_bytes": os.path.getsize(path), "sha256": sha256(path),
+            "notes": []}
+    io.check_shapes(shapes)  # a --shape that does not fit is a mistake; a dim nothing sizes is not
+    try:  # the listing needs no run; running it needs every dim sized
+        feeds = bind_data(io, None, shapes)
+    except UsageError as e:
+        info["notes"].append(f"listed, not run: {e.message} ({e.hint})")
+        return ExportResult(str(path), {"model": info})
     sess = open_session(path)
     outs = run_outputs(sess, io, feeds.take(slice(0, 1)) if feeds.samples else feeds)
     io = io.observed(outs)
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    info = {"path": str(path), "opset": opset, "io": io.to_dict(), "batch": io.batch or "dynamic",
-            "input_shape": list(io.inputs[0].shape) if io.inputs else [],
-            "ran_with": feeds.shapes(), "output_shapes": {k: list(v.shape) for k, v in outs.items()},
-            "size_bytes": os.path.getsize(path), "sha256": sha256(path),
-            "notes": [f"ran once on generated inputs ({', '.join(feeds.generated)})"] if feeds.generated else []}
+    info.update(io=io.to_dict(), ran_with=feeds.batch_shapes(1),
+                output_shapes={k: list(v.shape) for k, v in outs.items()})
+    if feeds.generated:
+        info["notes"].append(f"ran once on generated inputs ({', '.join(feeds.generated)})")
+    info["notes"] += [n.split(": ", 1)[1] for n in feed_notes(io, feeds, path) if "generated values" not in n]
     return ExportResult(str(path), {"model": info})
 
 

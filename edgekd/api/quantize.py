@@ -164,7 +164,7 @@ def _gate_set(test, labels, train, train_labels, unused):
         return test, labels, {**counts, "extra_train": 0}
     more = train.take(extra)
     feeds = Feeds({k: np.concatenate([v, more.samples[k]]) for k, v in test.samples.items()}, test.constants,
-                  test.generated)
+                  test.generated, test.axes)
     if labels is None:
         return feeds, None, counts
     extra_y = train_labels[extra] if train_labels is not None and len(train_labels) == len(train) else \
@@ -196,7 +196,7 @@ def _timer(io, feeds, prof, threads: int | None):
         from ..latency.predictor import predict_latency
 
         n = threads or prof.cores
-        shapes = {k: [1, *v] if k in feeds.samples else v for k, v in feeds.shapes().items()}
+        shapes = feeds.batch_shapes(1)
 
         def predicted(src, cands):
             ms = [predict_latency(str(p), prof, threads=n, shapes=shapes).latency_ms for p in [src, *cands]]

@@ -174,4 +174,16 @@ def feed_notes(io, feeds, path) -> list[str]:
             "; generated values of the right dtype and shape were fed (pass --data for real ones)")
     if io.batch:
         notes.append(f"{Path(path).name}: its batch is fixed at {io.batch}; samples were fed {io.batch} at a time")
+    for name, out in io.recurrent():
+        notes.append(f"{Path(path).name}: input {name} is a recurrent state that output {out} carries to the next "
+                     f"call; every sample was fed the {name} the data gives (one call per window, not a stream)")
+    for t in io.inputs:
+        ax = io.batch_axis(t)
+        if ax:
+            notes.append(f"{Path(path).name}: input {name_shape(t)} takes its samples on axis {ax} (where "
+                         f"{io.batch_symbol!r} is); it is batched there")
     return notes
+
+
+def name_shape(t) -> str:
+    return f"{t.name} {t.shape_str()}"

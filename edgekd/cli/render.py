@@ -105,7 +105,8 @@ def render_export(d: dict) -> None:
         agree = "" if p.get("agreement") is None else (f", cosine {p['agreement']:.4f}" if p.get(
             "agreement_metric") == "cosine" else f", {p['agreement']:.1%} agree")
         rows.append([name, f"{m['size_bytes'] / 1024:.1f}", None if not p else f"{p['max_abs_diff']:.1e}",
-                     "ran once" if not p else ("ok" if p["passed"] else "FAILED") + agree])
+                     ("ran once" if m.get("ran_with") or "io" not in m else "listed, not run") if not p else
+                     ("ok" if p["passed"] else "FAILED") + agree])
         opt = m.get("optimized") or {}
         if opt:  # onnxruntime's transformer fusions, beside the plain export
             op = opt.get("parity") or {}
@@ -130,13 +131,19 @@ def render_export(d: dict) -> None:
 def io_lines(m: dict) -> str:
     """A plain model's inputs and outputs, one per line, as `export MODEL.onnx` found them."""
     lines = [f"opset {m['opset']}, batch {m['batch']}"]
+    axes = m.get("batch_axes") or {}
     for t in m["io"]["inputs"]:
         ran = m["ran_with"].get(t["name"])
-        lines.append(f"  input  {t['name']}: {t['dtype']} {tuple(t['shape'])}"
-                     + (f", ran with {tuple(ran)} per sample" if ran is not None else ""))
+        ax = axes.get(t["name"])
+        where = "" if ax == 0 else (", fed as it is" if ax is None else f", samples on axis {ax}")
+        lines.append(f"  input  {t['name']}: {t['dtype']} {tuple(t['shape'])}{where}"
+                     + (f", ran with {tuple(ran)}" if ran is not None else ""))
     for t in m["io"]["outputs"]:
-        lines.append(f"  output {t['name']}: {t['dtype']} {tuple(t['shape'])} ({t['kind']}), "
-                     f"got {tuple(m['output_shapes'].get(t['name'], []))}")
+        got = m["output_shapes"].get(t["name"])
+        lines.append(f"  output {t['name']}: {t['dtype']} {tuple(t['shape'])} ({t['kind']})"
+                     + (f", got {tuple(got)}" if got is not None else ""))
+    for a, b in m.get("recurrent") or []:
+        lines.append(f"  recurrent: output {b} is the next call's {a}")
     return "\n".join(lines)
 
 

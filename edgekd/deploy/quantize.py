@@ -226,7 +226,10 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
     import onnx
     from onnxruntime import quantization as q
 
+    from .runtime import quiet_onnxruntime
+
     logging.getLogger().setLevel(logging.ERROR)
+    quiet_onnxruntime()  # the calibrators' own sessions log through the default logger
     p = PRESETS[attempt.preset]
     extra = {"QDQKeepRemovableActivations": attempt.keep_activations}
     src, dst = Path(src).resolve(), Path(dst).resolve()

@@ -28,12 +28,18 @@ def check_onnx_file(path: str | os.PathLike):
     return model
 
 
+def log_severity() -> int:
+    """onnxruntime's log level for edgekd's sessions: fatal only (4), or warnings (2) under EDGEKD_DEBUG=1."""
+    return 2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4
+
+
 def quiet_onnxruntime() -> None:
-    """onnxruntime's own log lines (an EP it could not create, a fallback, a failed load) would land on stderr
-    above edgekd's one line, which says what happened; EDGEKD_DEBUG=1 shows them."""
+    """onnxruntime's own log lines (an EP it could not create, a fallback, a failed load, a kernel that failed
+    at run time) would land on stderr above edgekd's one line, which says what happened; EDGEKD_DEBUG=1 shows
+    them. The default logger covers the sessions onnxruntime's own tools open (quantization's calibrators)."""
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(2 if os.environ.get("EDGEKD_DEBUG", "") not in ("", "0") else 4)
+    ort.set_default_logger_severity(log_severity())
 
 
 def external_data(path: str | os.PathLike) -> list[str]:
@@ -72,7 +78,7 @@ def session(path: str | os.PathLike, threads: int = 1, providers: list[str] | No
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
-    so.log_severity_level = 3
+    so.log_severity_level = log_severity()
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path:
@@ -101,7 +107,7 @@ def run_outputs(sess, io, feeds, names: list[str] | None = None, batch_size: int
     from ..models.io import batches
 
     names = names or io.output_names
-    per_sample = {t.name: io.has_batch_axis(t) for t in io.outputs}
+    axis = {t.name: io.batch_axis(t) for t in io.outputs}  # where each output's samples are (None: not per sample)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed, real in batches(io, feeds, batch_size):
         try:
@@ -113,5 +119,9 @@ def run_outputs(sess, io, feeds, names: list[str] | None = None, batch_size: int
                               "check --data / --shape fit the model's inputs (edgekd export MODEL.onnx lists "
                               "them)") from None
         for n, o in zip(names, outs):
-            parts[n].append(o[:real] if per_sample.get(n) and o.ndim and len(o) >= real else o)
-    return {n: (np.concatenate(v) if per_sample.get(n) and v[0].ndim else v[-1]) for n, v in parts.items()}
+            ax = axis.get(n)
+            if ax is not None and o.ndim > ax and o.shape[ax] >= real:
+                o = np.moveaxis(np.moveaxis(o, ax, 0)[:real], 0, ax)
+            parts[n].append(o)
+    return {n: (np.concatenate(v, axis=axis[n]) if axis.get(n) is not None and v[0].ndim > axis[n] else v[-1])
+            for n, v in parts.items()}

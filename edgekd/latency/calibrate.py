@@ -539,6 +539,9 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     from .tomlw import dumps
 
     check_output(out)
+    from ..deploy.runtime import quiet_onnxruntime
+
+    quiet_onnxruntime()
     base_prof = profiles.load(base) if base else None
     cores = base_prof.cores if base_prof else (os.cpu_count() or 1)
     threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..deploy.runtime import quiet_onnxruntime
+from ..deploy.runtime import log_severity, quiet_onnxruntime
 from ..errors import UsageError
 
 # op class of each op type (after ORT fusion); compute classes are FLOP-bound, the rest bandwidth-bound
@@ -110,6 +110,11 @@ def _fixed_inputs(model, batch: int, shapes: dict[str, list[int]]) -> dict[str, 
             for d, size in zip(inp.type.tensor_type.shape.dim, shapes[inp.name]):
                 if d.dim_param:
                     known[d.dim_param] = size
+    from ..models.io import ModelIO
+
+    sym = ModelIO.from_onnx(model).batch_symbol  # `batch` wherever it sits: axis 1 of a [layers, batch, h] state
+    if sym is not None:
+        known.setdefault(sym, batch)
     for inp in model.graph.input:
         if inp.name in inits:
             continue
@@ -181,7 +186,7 @@ def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[obj
         so.optimized_model_filepath = str(dst)
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(td) / "profile")
-        so.log_severity_level = 3
+        so.log_severity_level = log_severity()
         rng = np.random.default_rng(0)
         try:
             sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])

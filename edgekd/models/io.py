@@ -75,7 +75,10 @@ class ModelIO:
         inits = {i.name for i in model.graph.initializer}
         ins = tuple(_spec(v) for v in model.graph.input if v.name not in inits)
         outs = tuple(_spec(v) for v in model.graph.output)
-        return cls(ins, _with_kinds(outs), _fixed_batch(ins))
+        io = cls(ins, _with_kinds(outs), _fixed_batch(ins))
+        carried = {o for _, o in io.recurrent()}  # an output that feeds an input next call is a state
+        return cls(ins, tuple(TensorSpec(t.name, t.dtype, t.shape, "state") if t.name in carried else t
+                              for t in io.outputs), io.batch)
 
     @classmethod
     def from_arrays(cls, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
@@ -141,11 +144,43 @@ class ModelIO:
             return ", ".join(f"{t.name} {t.dtype} {t.shape_str()}" for t in ts)
         return f"{fmt(self.inputs)} -> {fmt(self.outputs)}"
 
-    def has_batch_axis(self, t: TensorSpec) -> bool:
-        """Axis 0 is the samples: symbolic, or the model's fixed batch."""
+    @property
+    def batch_symbol(self) -> str | None:
+        """The name of the samples axis: the symbol axis 0 of most inputs and outputs share (`batch`). An input
+        that has it at another axis (a recurrent state `[layers, batch, hidden]`) is batched along that axis."""
+        firsts = [t.shape[0] for t in (*self.inputs, *self.outputs) if t.rank and isinstance(t.shape[0], str)]
+        return max(dict.fromkeys(firsts), key=firsts.count) if firsts else None
+
+    def batch_axis(self, t: TensorSpec) -> int | None:
+        """Where `t`'s samples are: the axis holding the batch symbol, else axis 0 when it is symbolic or the
+        model's fixed batch; None for an input fed as it is (a scalar, a fixed table)."""
         if t.rank == 0:
-            return False
-        return isinstance(t.shape[0], str) or (self.batch is not None and t.rank >= 2 and t.shape[0] == self.batch)
+            return None
+        sym = self.batch_symbol
+        if sym is not None and sym in t.shape:
+            return t.shape.index(sym)
+        if isinstance(t.shape[0], str) or (self.batch is not None and t.rank >= 2 and t.shape[0] == self.batch):
+            return 0
+        return None
+
+    def has_batch_axis(self, t: TensorSpec) -> bool:
+        return self.batch_axis(t) is not None
+
+    def recurrent(self) -> list[tuple[str, str]]:
+        """(input, output) pairs where an output carries a state to the next call: an output of the same
+        shape named after the input (`state` -> `stateN`, `h0` -> `hn`, `past` -> `present`) that is a state."""
+        pairs = []
+        for t in self.inputs:
+            if t.rank == 0 or not _STATE.search(t.name):
+                continue
+            stem = re.sub(r"(_?in(put)?|0|_?prev(ious)?)$", "", t.name.lower())
+            for o in self.outputs:
+                name = o.name.lower()
+                if o.shape == t.shape and o.name != t.name and (name.startswith(stem) or (stem, name) in
+                                                                 (("past", "present"),)):
+                    pairs.append((t.name, o.name))
+                    break
+        return pairs
 
     def observed(self, outputs: dict[str, np.ndarray]) -> ModelIO:
         """Output kinds re-read from outputs seen on a real run: a symbolic dim (a concatenation's, say) hides
@@ -227,17 +262,35 @@ class Feeds:
     samples: dict[str, np.ndarray]
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     generated: list[str] = field(default_factory=list)
+    axes: dict[str, int] = field(default_factory=dict)  # where the model takes the samples of an input, when not 0
 
     def __len__(self) -> int:
         return len(next(iter(self.samples.values()))) if self.samples else 1
 
     def take(self, idx) -> Feeds:
         """Samples `idx` (a slice or an index array); constants unchanged."""
-        return Feeds({k: v[idx] for k, v in self.samples.items()}, self.constants, self.generated)
+        return Feeds({k: v[idx] for k, v in self.samples.items()}, self.constants, self.generated, self.axes)
+
+    def feed(self, idx) -> dict[str, np.ndarray]:
+        """The feed dict of samples `idx`: each input's samples put on the axis the model takes them on (axis 1
+        of a `[layers, batch, hidden]` state), and the constants."""
+        part = {k: v[idx] for k, v in self.samples.items()}
+        return {**{k: np.ascontiguousarray(np.moveaxis(v, 0, self.axes[k])) if self.axes.get(k) else v
+                   for k, v in part.items()}, **self.constants}
 
     def shapes(self) -> dict[str, list[int]]:
         """The concrete shape of one sample of every input (the timing and memory runs use these)."""
         out = {k: list(v.shape[1:]) for k, v in self.samples.items()}
+        out.update({k: list(v.shape) for k, v in self.constants.items()})
+        return out
+
+    def batch_shapes(self, batch: int = 1) -> dict[str, list[int]]:
+        """The shape of every input in a feed of `batch` samples, the batch on the input's own axis."""
+        out = {}
+        for k, v in self.samples.items():
+            shape = [batch, *v.shape[1:]]
+            ax = self.axes.get(k, 0)
+            out[k] = shape[1:ax + 1] + [batch] + shape[ax + 1:] if ax else shape
         out.update({k: list(v.shape) for k, v in self.constants.items()})
         return out
 
@@ -269,18 +322,28 @@ def bind(io: ModelIO, arrays: dict[str, np.ndarray], *, shapes: dict[str, list[i
     samples: dict[str, np.ndarray] = {}
     constants: dict[str, np.ndarray] = {}
     shared: dict[str, np.ndarray] = {}
+    axes: dict[str, int] = {}
     for t in io.inputs:
         if t.name not in arrays:
             continue
         a = np.asarray(arrays[t.name])
         _check_dtype(t, a, source)
         a = a.astype(_np_dtype(t.dtype), copy=False)
-        per_sample = io.has_batch_axis(t) and a.ndim == t.rank and not (not t.symbolic and a.shape == t.shape)
+        ax = io.batch_axis(t)
+        if ax:  # the samples are on another axis: held sample-first here, put back there in every feed
+            axes[t.name] = ax
+            t_first = TensorSpec(t.name, t.dtype, (t.shape[ax], *t.shape[:ax], *t.shape[ax + 1:]), t.kind)
+            if a.ndim == t.rank:
+                a = np.moveaxis(a, ax, 0)
+                if len(a) == 1 and t.symbolic:  # one sample's state (`state (2, 1, 128)`): every sample starts there
+                    a = a[0]
+            t = t_first
+        per_sample = ax is not None and a.ndim == t.rank and not (not t.symbolic and a.shape == t.shape)
         if per_sample:
-            _check_dims(t, a.shape[1:], t.shape[1:], source, shapes.get(t.name, [None] * t.rank)[1:])
+            _check_dims(t, a.shape[1:], t.shape[1:], source, _first(shapes.get(t.name), ax, t.rank)[1:])
             samples[t.name] = a
-        elif io.has_batch_axis(t) and a.ndim == t.rank - 1:  # the same for every sample
-            _check_dims(t, a.shape, t.shape[1:], source, shapes.get(t.name, [None] * t.rank)[1:])
+        elif ax is not None and a.ndim == t.rank - 1:  # the same for every sample
+            _check_dims(t, a.shape, t.shape[1:], source, _first(shapes.get(t.name), ax, t.rank)[1:])
             shared[t.name] = a
         elif a.ndim == t.rank:
             _check_dims(t, a.shape, t.shape, source, shapes.get(t.name, [None] * t.rank))
@@ -304,11 +367,24 @@ def bind(io: ModelIO, arrays: dict[str, np.ndarray], *, shapes: dict[str, list[i
     for name in generated:
         t = io.input(name)
         shape = _concrete(t, shapes.get(name), samples, io, shapes)
-        if io.has_batch_axis(t):
-            samples[name] = dummy(t.dtype, [n, *shape[1:]], rng, name)
+        ax = io.batch_axis(t)
+        if ax is not None:
+            rest = shape[:ax] + shape[ax + 1:]
+            samples[name] = dummy(t.dtype, [n, *rest], rng, name)
+            if ax:
+                axes[name] = ax
         else:
             constants[name] = dummy(t.dtype, shape, rng, name)
-    return Feeds(samples, constants, generated)
+    return Feeds(samples, constants, generated, axes)
+
+
+def _first(shape: list[int] | None, ax: int | None, rank: int) -> list:
+    """A --shape given in the model's order, with the samples axis moved first (as bind holds the data)."""
+    if not shape:
+        return [None] * rank
+    if not ax:
+        return list(shape)
+    return [shape[ax], *shape[:ax], *shape[ax + 1:]]
 
 
 def _check_dtype(t: TensorSpec, a: np.ndarray, source: str) -> None:
@@ -340,18 +416,21 @@ def _concrete(t: TensorSpec, override: list[int] | None, samples: dict[str, np.n
     known: dict[str, int] = {}
     for other in io.inputs:
         if other.name in samples:
-            for d, size in zip(other.shape[1:], samples[other.name].shape[1:]):
+            ax = io.batch_axis(other) or 0
+            rest = other.shape[:ax] + other.shape[ax + 1:]
+            for d, size in zip(rest, samples[other.name].shape[1:]):
                 if isinstance(d, str):
                     known[d] = int(size)
         if other.name in shapes:
             known.update({d: int(size) for d, size in zip(other.shape, shapes[other.name]) if isinstance(d, str)})
     out = []
+    ax = io.batch_axis(t)
     for i, d in enumerate(t.shape):
         if isinstance(d, int):
             out.append(d)
         elif d in known:
             out.append(known[d])
-        elif i == 0:
+        elif i == (0 if ax is None else ax):
             out.append(1)
         else:
             example = "x".join(str(x) if isinstance(x, int) else ("1" if j == 0 else "N")
@@ -381,11 +460,11 @@ def batches(io: ModelIO, feeds: Feeds, batch_size: int) -> Iterator[tuple[dict[s
     size = io.batch or batch_size
     n = len(feeds)
     for i in range(0, n, size):
-        part = {k: v[i:i + size] for k, v in feeds.samples.items()}
         real = min(size, n - i)
+        idx = np.arange(i, i + real)
         if io.batch is not None and real < size:
-            part = {k: np.concatenate([v, np.repeat(v[-1:], size - real, 0)]) for k, v in part.items()}
-        yield {**part, **feeds.constants}, real
+            idx = np.concatenate([idx, np.full(size - real, i + real - 1)])
+        yield feeds.feed(idx), real
 
 
 def timing_feed(io: ModelIO, feeds: Feeds, batch: int, offset: int = 0) -> dict[str, np.ndarray]:
@@ -395,6 +474,6 @@ def timing_feed(io: ModelIO, feeds: Feeds, batch: int, offset: int = 0) -> dict[
                          f"use --batch {io.batch}, or re-export the model with a dynamic batch axis")
     n = len(feeds)
     idx = (np.arange(batch) + offset * batch) % max(n, 1)
-    return {**{k: np.ascontiguousarray(v[idx]) for k, v in feeds.samples.items()}, **feeds.constants}
+    return {k: np.ascontiguousarray(v) if k in feeds.samples else v for k, v in feeds.feed(idx).items()}
 
 
