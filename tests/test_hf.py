@@ -339,3 +339,30 @@ def test_students_start_from_the_teacher(hf):
     assert (q_s == q_t[:16, :16]).all()
     emb_s, emb_t = narrow.model.get_input_embeddings().weight, teacher.model.get_input_embeddings().weight
     assert (emb_s == emb_t[:, :16]).all()
+
+
+def test_a_plain_onnx_text_model_reads_text_with_the_tokenizer_beside_it(runner, tmp_path):
+    """An exported text classifier with its tokenizer saved beside it (as optimum exports them): bench and
+    quantize take `--data sentences.txt`, tokenised into input_ids / attention_mask by name; elsewhere
+    `--tokenizer PATH` names it; without one the error says so."""
+    import real_models
+
+    model_dir = tmp_path / "tagger"
+    model_dir.mkdir()
+    path, _ = real_models.text(model_dir)
+    H.tokenizer(tmp_path / "tok").save_pretrained(str(model_dir))
+    data = H.write_txt(tmp_path / "sentences.txt", H.texts(60))
+    b = invoke_json(runner, "bench", path, "--data", data, "--runs", "5", "--no-memory")
+    m = b["models"]["model"]
+    assert set(m["inputs"]) == {"input_ids", "attention_mask"} and m["inputs"]["input_ids"][0] == 1
+    q = invoke_json(runner, "quantize", path, "--data", data, "--allow-slower", "--max-drop", "1",
+                    "--output", tmp_path / "t.int8.onnx")
+    assert q["details"]["eval_samples"] >= 12
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    alone, _ = real_models.text(bare)
+    code, o, e = invoke(runner, "bench", alone, "--data", data, "--runs", "3", "--no-memory")
+    assert_usage_error(code, o, e, "needs its tokenizer", "--tokenizer")
+    b = invoke_json(runner, "bench", alone, "--data", data, "--tokenizer", model_dir / "tokenizer.json", "--runs",
+                    "3", "--no-memory")
+    assert b["models"]["model"]["latency_ms"]["p50"] > 0

@@ -199,3 +199,19 @@ def test_onnxruntime_log_lines_stay_off_stderr(tmp_path):
         lines = error_lines(res.stderr)
         assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
         assert ":onnxruntime:" not in res.stderr, res.stderr
+
+
+def test_quantize_without_data_says_what_would_feed_this_model(zoo, runner, tmp_path):
+    """The hint fits the model's inputs (text for token ids, an .npz named after a VAD's inputs); an int8
+    model is said to be int8 before any data is asked for."""
+    code, o, e = invoke(runner, "quantize", zoo["text"][0])
+    assert_usage_error(code, o, e, "needs --data", "sentences.txt", "--tokenizer")
+    code, o, e = invoke(runner, "quantize", zoo["vad"][0])
+    assert_usage_error(code, o, e, "needs --data", "named input, state, sr")
+    code, o, e = invoke(runner, "quantize", zoo["segmenter"][0])
+    assert_usage_error(code, o, e, "image folder", "pixels shaped (batch, 3, height, width)")
+    q = tmp_path / "q.onnx"
+    invoke_json(runner, "quantize", zoo["detector"][0], "--data", zoo["detector"][1], "--allow-slower", "--max-drop",
+                "1", "--output", q)
+    code, o, e = invoke(runner, "quantize", q)
+    assert_usage_error(code, o, e, "already quantized")

@@ -71,7 +71,7 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     batches = counts(o.batch, "batch")
     shapes = parse_shapes(o.shape)
     onnx_models, teacher = _models(t, o, notes, trust_run)
-    md = model_data(t, o.data)
+    md = model_data(t, o.data, o.tokenizer)
     entries = _score(t, onnx_models, teacher, md, shapes, eps, ep_opts, threads[0], o.spin, notes)
     records = _sweep(entries, threads, batches, o, ep_opts, notes)
     models = {e.key: e.row for e in entries if "latency_ms" in e.row}

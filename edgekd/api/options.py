@@ -120,6 +120,8 @@ class QuantizeOptions:
     preset: str | None = opt(None, "s8s8, u8s8, u8s8-reduce-range or u8u8 (default: the profile's, else the "
                                    "host CPU's).")
     data: str | None = opt(None, "Data SPEC for calibration and the gate (default: the run's).")
+    tokenizer: str | None = opt(None, "Text --data for an ONNX text model: its tokenizer (a folder or tokenizer.json; "
+                                      "default: the one beside the model, or a run's app folder).")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)
     calib_samples: int = opt(256, "Calibration samples.", minimum=1, maximum=10_000_000)
     calibration: str = opt("minmax", "How activation ranges are set from the calibration samples (entropy and "
@@ -154,6 +156,8 @@ class QuantizeOptions:
 @dataclass
 class BenchOptions:
     data: str | None = opt(None, "Data SPEC for accuracy (default: the run's).")
+    tokenizer: str | None = opt(None, "Text --data for an ONNX text model: its tokenizer (a folder or tokenizer.json; "
+                                      "default: the one beside the model, or a run's app folder).")
     teacher: str | None = opt(None, "A plain .onnx target: the teacher's .onnx to compare with (retention, "
                                     "agreement, speed-up), benchmarked beside it.")
     shape: list[str] = opt((), "Fix a symbolic input dim: NAME=1x3x320x320 (repeatable).", multiple=True)

@@ -55,9 +55,13 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     run = t.run
     if run is None:
         src = t.path
+        from ..deploy.quantize import already_quantized
+
+        if already_quantized(src):  # said before asking for data it would not need
+            raise UsageError(f"{src} is already quantized (it has int8 ops)", "quantize the fp32 model instead")
         if o.data is None:
             raise UsageError(f"quantizing {src} needs --data SPEC (calibration and the accuracy gate use it)",
-                             "pass --data digits or --data file.npz (arrays named after the model's inputs)")
+                             _data_hint(ModelIO.from_onnx(src)))
         dst = Path(o.output) if o.output else src.with_name(src.stem + ".int8.onnx")
         _refuse_run_artifact(src, dst, o.output)
         profile = o.profile
@@ -70,7 +74,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     if dst.resolve() == src.resolve():
         raise UsageError(f"--output {dst} is the model being quantized", "write the int8 model to another file")
     prof = load_profile(profile)
-    md = model_data(t, o.data)
+    md = model_data(t, o.data, o.tokenizer)
     io = ModelIO.from_onnx(src)
     eval_feeds = bind_data(io, md, shapes)
     all_calib = bind_data(io, md, shapes, "calib")
@@ -137,6 +141,19 @@ def _to_app_folder(run, int8: Path | None) -> str | None:
     shutil.copyfile(int8, tmp)
     os.replace(tmp, target)
     return f"student/{APP_INT8}"
+
+
+def _data_hint(io) -> str:
+    """What --data would feed this model: text for token ids, images for an image input, else an .npz."""
+    names = io.input_names
+    ins = {t.name: t for t in io.inputs}
+    if "input_ids" in ins and ins["input_ids"].dtype.startswith("int"):
+        return ("pass --data sentences.txt (or .csv/.jsonl; read with the tokenizer beside the model, or "
+                f"--tokenizer PATH), or an .npz with arrays {', '.join(names)}")
+    if len(io.inputs) == 1 and io.inputs[0].rank == 4 and io.inputs[0].dtype.startswith("float"):
+        t = io.inputs[0]
+        return f"pass --data DIR/CLASS/*.png (an image folder) or an .npz with {t.name} shaped {t.shape_str()}"
+    return f"pass --data file.npz with one array per input, named {', '.join(names)}"
 
 
 def _source(run) -> Path:

@@ -141,10 +141,11 @@ class ModelData:
     calib_labels: np.ndarray | None = None  # the calibration samples' labels (-1 where unlabeled)
 
 
-def model_data(target: Target, data: str | None) -> ModelData | None:
-    """--data when given, else the run's own eval.npz (None for a plain .onnx without --data)."""
+def model_data(target: Target, data: str | None, tokenizer: str | None = None) -> ModelData | None:
+    """--data when given (text read with the model's tokenizer: --tokenizer, the run's app folder, or the one
+    beside a plain model), else the run's own eval.npz (None for a plain .onnx without --data)."""
     if data is not None:
-        ds = data_mod.load(data)
+        ds = data_mod.load(data, codec=_codec(target, data, tokenizer))
         return ModelData(ds.test_arrays(), ds.y_test, ds.train_arrays(), data, calib_labels=ds.y_train)
     if target.run is None:
         return None
@@ -152,6 +153,23 @@ def model_data(target: Target, data: str | None) -> ModelData | None:
     with np.load(target.run / "eval.npz", allow_pickle=False) as f:
         calib_labels = f["calib_labels"] if "calib_labels" in f.files else None
     return ModelData(test, labels, calib, str(target.run / "eval.npz"), consts, calib_labels)
+
+
+def _codec(target: Target, data: str, tokenizer: str | None):
+    """The tokenizer that reads text --data, or None when the data is not text (or nothing tokenizes it)."""
+    from ..data import text
+
+    path = Path(data)
+    if not (path.exists() and (text.is_text(path, data_mod.DataOptions()) or path.suffix.lower() in
+                               text.TEXT_SUFFIXES and tokenizer)):
+        return None
+    if target.run is not None and tokenizer is None and (target.run / "student").is_dir():
+        tokenizer = str(target.run / "student")  # a Hugging Face run's app folder holds its tokenizer
+    model = target.path if target.run is None else target.run / "student.onnx"
+    from ..models.io import ModelIO
+
+    names = ModelIO.from_onnx(model).input_names if model.is_file() else []
+    return text.codec_for_onnx(model, names, tokenizer)
 
 
 def bind_data(io, md: ModelData | None, shapes: dict, what: str = "test"):

@@ -37,6 +37,47 @@ def codec_for(teacher) -> TextCodec | None:
     return TextCodec(tok, labels, tuple(teacher.input_names))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+
+
+def codec_for_onnx(model: Path, input_names: list[str], tokenizer: str | None = None) -> TextCodec:
+    """Texts for a plain ONNX text model: the tokenizer given (`--tokenizer`: a folder or a tokenizer.json),
+    else the one saved beside the model (as optimum and sentence-transformers export it), feeding the inputs
+    the model takes by name; labels from a config.json beside it (id2label), when there is one."""
+    where = Path(tokenizer) if tokenizer else model.parent
+    if tokenizer and not where.exists():
+        raise UsageError(f"--tokenizer {tokenizer} does not exist", "pass a tokenizer folder or a tokenizer.json")
+    if where.is_dir() and not any((where / f).is_file() for f in TOKENIZER_FILES):
+        hint = "pass --tokenizer PATH (a folder saved with tokenizer.save_pretrained, or its tokenizer.json)"
+        raise UsageError(f"text data for {model.name} needs its tokenizer: none beside it in {where}"
+                         if not tokenizer else f"--tokenizer {tokenizer}: no tokenizer files there "
+                         f"({', '.join(TOKENIZER_FILES[:2])})", hint)
+    try:
+        import transformers
+    except ImportError:
+        from ..errors import install_hint
+
+        raise UsageError("reading text for an ONNX model needs transformers' tokenizers", install_hint("hf")) from None
+    try:
+        tok = (transformers.PreTrainedTokenizerFast(tokenizer_file=str(where)) if where.is_file() else
+               transformers.AutoTokenizer.from_pretrained(str(where), local_files_only=True))
+    except Exception as e:
+        raise UsageError(f"the tokenizer in {where} cannot be loaded ({type(e).__name__}: {str(e)[:160]})",
+                         "save it with tokenizer.save_pretrained(PATH) and pass --tokenizer PATH") from None
+    if tok.pad_token is None:  # a bare tokenizer.json may name no padding token: ids of 0, masked out
+        tok.pad_token = tok.unk_token or (tok.convert_ids_to_tokens(0) if tok.vocab_size else None)
+    labels = None
+    config = (where if where.is_dir() else where.parent) / "config.json"
+    if config.is_file():
+        try:
+            raw = json.loads(config.read_text(encoding="utf-8")).get("id2label")
+            labels = {int(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else None
+        except (ValueError, AttributeError, TypeError):
+            labels = None
+    return TextCodec(tok, labels, tuple(n for n in input_names if n in ("input_ids", "attention_mask",
+                                                                         "token_type_ids", "position_ids")))
+
+
 def is_text(path: Path, opts) -> bool:
     """A text data set: .txt/.jsonl, a .csv/.tsv whose header has the text column, or a datasets folder."""
     if path.is_dir():

@@ -341,7 +341,7 @@ def mixed_attempts(src: Path, preset: str, calib: list[dict], most: int = 5) -> 
                     exclude=tuple(ranked[:k])) for k in steps]
 
 
-def _already_quantized(src: Path) -> bool:
+def already_quantized(src: Path) -> bool:
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
@@ -387,7 +387,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     if mode == "static" and not calib and weights == "int8":
         raise UsageError("static quantization needs calibration samples",
                          "pass --data SPEC (or use --mode dynamic)")
-    if _already_quantized(src):
+    if already_quantized(src):
         raise UsageError(f"{src} is already quantized (it has int8 ops)", "quantize the fp32 model instead")
     outs = run_outputs(open_session(src), io, eval_feeds)
     io = io.observed(outs)
