@@ -92,6 +92,17 @@ def segmenter(root: Path) -> tuple[Path, Path]:
     return path, data
 
 
+def probability_map(root: Path) -> tuple[Path, Path]:
+    """A text-detector-style segmenter whose output is already a probability map (a sigmoid in the graph)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(Segmenter(classes=1), nn.Sigmoid())
+    path = _export(model, (torch.zeros(1, 3, 48, 48),), root / "probmap.onnx", ["pixels"], ["prob"],
+                   {"pixels": {0: "batch"}, "prob": {0: "batch"}}, 12)
+    data = root / "probmap.npz"
+    np.savez(data, pixels=np.random.default_rng(7).normal(size=(32, 3, 48, 48)).astype(np.float32))
+    return path, data
+
+
 class Detector(nn.Module):
     """YOLOv8-style head: boxes (4 rows, in pixels) and class scores concatenated into one (N, 4 + C, A)."""
 
@@ -114,6 +125,33 @@ def detector(root: Path) -> tuple[Path, Path]:
                    {"images": {0: "batch"}, "output0": {0: "batch"}}, 13)
     data = root / "det.npz"
     np.savez(data, images=np.random.default_rng(3).random((24, 3, 64, 64)).astype(np.float32))
+    return path, data
+
+
+class YoloHead(nn.Module):
+    """YOLOv8 as it is exported: box coordinates in pixels of a 320 x 320 input (0-640 here) and sigmoid class
+    scores, mostly small (background anchors), concatenated into one (N, 4 + C, A) output."""
+
+    def __init__(self, classes=8):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+                                  nn.Conv2d(32, 32, 3, 1, 1), nn.ReLU())
+        self.box = nn.Conv2d(32, 4, 1)
+        self.cls = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x):
+        f = self.body(x)
+        boxes = torch.sigmoid(self.box(f).flatten(2)) * 640.0
+        scores = torch.sigmoid(self.cls(f).flatten(2) * 2.0 - 4.0)
+        return torch.cat([boxes, scores], 1)
+
+
+def yolo(root: Path) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    path = _export(YoloHead(), (torch.zeros(1, 3, 64, 64),), root / "yolo.onnx", ["images"], ["output0"],
+                   {"images": {0: "batch"}, "output0": {0: "batch"}}, 13)
+    data = root / "yolo.npz"
+    np.savez(data, images=np.random.default_rng(6).random((48, 3, 64, 64)).astype(np.float32))
     return path, data
 
 

@@ -231,3 +231,70 @@ def test_export_writes_the_offline_optimized_graph(mlp_run, runner):
     opt = e["models"]["student"]["ort_optimized"]
     assert opt["path"] == "student.ort-extended.onnx" and opt["parity"]["passed"]
     assert (mlp_run / "student.ort-extended.onnx").is_file()
+
+
+def test_a_yolo_head_keeps_its_concat_in_fp32_up_front(runner, tmp_path):
+    """Box coordinates (0-640) and sigmoid scores (mostly < 0.05) in one Concat: one int8 scale rounds every
+    score to zero (a 100% drop). The gate sees the inputs' ranges differ > 100x, keeps that Concat in fp32 from
+    the first attempt, says so, and the int8 model keeps the scores."""
+    path, data = real_models.yolo(tmp_path)
+    code, out, err = invoke(runner, "quantize", path, "--data", data, "--allow-slower", "--json")
+    assert code == 0, err
+    d = json.loads(out)["details"]
+    assert any("kept in fp32 up front" in n and "Concat" in n for n in d["notes"]), d["notes"]
+    assert d["agreement_with_fp32"] > 0.99 and d["accuracy_drop"] <= 0.01
+    assert all(any("Concat" in n for n in a["fp32_nodes"]) for a in d["attempts"] if "drop" in a)
+
+
+def test_a_refusal_is_the_trade_off_table_and_one_more_command_takes_it(runner, tmp_path):
+    """When nothing passes (here: no drop allowed, and the search cut short by --time-limit), quantize answers
+    "ship fp32" (exit 0) with every candidate's drop, the closest ones' measured speed-up and the --max-drop
+    that takes each; that --max-drop then writes it. --require-faster makes the refusal exit 1."""
+    path, data = real_models.segmenter(tmp_path)
+    args = ["quantize", path, "--data", data, "--shape", "pixels=1x3x48x48", "--output", tmp_path / "s.int8.onnx"]
+    q = invoke_json(runner, *args, "--max-drop", "0", "--time-limit", "0.01")
+    d = q["details"]
+    assert q["written"] is False and d["chosen"] is None and "ship the fp32 model" in d["verdict"]
+    assert any("--time-limit" in n for n in d["notes"])
+    scored = [a for a in d["attempts"] if "drop" in a]
+    assert scored and all(a["max_drop_to_pass"] >= a["drop"] for a in scored)
+    assert any("speedup" in a for a in scored) and "--max-drop" in d["hint"]
+    take = min(scored, key=lambda a: a["drop"])["max_drop_to_pass"]
+    again = invoke_json(runner, *args, "--max-drop", str(take), "--allow-slower")
+    assert again["written"] and again["details"]["accuracy_drop"] <= take
+    code, out, err = invoke(runner, *args, "--max-drop", "0", "--time-limit", "0.01", "--require-faster")
+    assert code == 1 and "no int8 model stayed within" in err
+
+
+def test_mixed_precision_bisects_the_ranking():
+    """The fewest nodes to keep in fp32, found in about 2 log2(N) probes, none repeated."""
+    from edgekd.deploy.quantize import smallest_passing
+
+    for need in (1, 2, 7, 19):
+        probes = []
+
+        def passes(k, need=need, probes=probes):
+            probes.append(k)
+            return k >= need
+        assert smallest_passing(20, passes, lambda: False) == need
+        assert len(probes) == len(set(probes)) <= 10, probes
+    assert smallest_passing(20, lambda k: False, lambda: False) is None
+
+
+def test_a_probability_map_reports_and_can_gate_on_the_thresholded_mask(runner, tmp_path):
+    path, data = real_models.probability_map(tmp_path)
+    q = invoke_json(runner, "quantize", path, "--data", data, "--allow-slower", "--max-drop", "0.5",
+                    "--output", tmp_path / "a.onnx")
+    d = q["details"]
+    assert d["agreement_metric"] == "cosine" and 0 <= d["mask_iou_with_fp32"] <= 1
+    assert "the mask above 0.5: IoU" in d["verdict"]
+    q = invoke_json(runner, "quantize", path, "--data", data, "--allow-slower", "--metric", "mask_iou",
+                    "--max-drop", "0.5", "--output", tmp_path / "b.onnx")
+    assert q["details"]["agreement_metric"] == "mask_iou"
+    assert q["details"]["accuracy_drop"] == pytest.approx(1 - q["details"]["agreement_with_fp32"])
+    seg, seg_data = real_models.segmenter(tmp_path)  # logits, not probabilities
+    code, o, e = invoke(runner, "quantize", seg, "--data", seg_data, "--shape", "pixels=1x3x48x48", "--metric",
+                        "mask_iou")
+    from test_bad_inputs import assert_usage_error
+
+    assert_usage_error(code, o, e, "--metric mask_iou needs a probability map")

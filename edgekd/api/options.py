@@ -140,12 +140,16 @@ class QuantizeOptions:
                                     flag="reduce-range/--full-range")
     metric: str = opt("auto", "What the gate measures: auto (accuracy with labels, else agreement by the output's "
                               "kind: top-1 for class logits, per token for token logits, cosine otherwise), "
-                              "accuracy, top1 or cosine.", choices=("auto", "accuracy", "top1", "cosine"))
+                              "accuracy, top1, cosine, or mask_iou (a probability map: IoU of the pixels above "
+                              "0.5, which is also reported beside the cosine).",
+                      choices=("auto", "accuracy", "top1", "cosine", "mask_iou"))
     output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
     profile: str | None = opt(None, "The target device: its int8 preset, and int8 vs fp32 predicted on it (when "
                                     "it is not this machine). Default: the run's profile, else this machine.")
     threads: int | None = opt(None, "Threads to time or predict int8 vs fp32 with (default: 1 on this machine, "
                                     "the profile's cores on a profile).", minimum=1, maximum=4096)
+    time_limit: float = opt(600, "Stop the int8 search (presets, fallbacks, mixed precision) after this many "
+                                 "seconds, with what it found.", minimum=0.01, maximum=86400)
     allow_slower: bool = opt(False, "Write the int8 model even when it is slower than fp32 (it says so).",
                              flag="allow-slower")
     require_faster: bool = opt(False, "Exit 1 unless int8 is measurably faster than fp32 (a CI gate). Without it, "
@@ -219,7 +223,7 @@ GROUPS = {
     "Hugging Face": ("task", "trim_vocab"),
     "Export": ("exporter", "opset", "ort_format", "shape", "optimize"),
     "Quantize": ("mode", "preset", "calib_samples", "calibration", "weights", "max_drop", "per_channel",
-                 "reduce_range", "metric", "allow_slower", "require_faster"),
+                 "reduce_range", "metric", "time_limit", "allow_slower", "require_faster"),
     "Bench": ("batch", "runs", "warmup", "seconds", "memory", "ep", "ep_option", "spin"),
 }
 
@@ -232,7 +236,7 @@ def group_of(name: str | None) -> str:
 # pipeline runs distill, export, quantize and bench: every option of each, once (a name two steps share,
 # such as --threads or --profile, means the same thing in both); quantize's and bench's --data and --output
 # are the run's own there.
-PIPELINE_SKIP = {"data", "output", "teacher"}
+PIPELINE_SKIP = {"data", "output", "teacher", "tokenizer"}
 
 
 def fields(cls) -> list[dataclasses.Field]:

@@ -94,10 +94,12 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
                                  eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads), keep=keep,
-                                 calibration=o.calibration, weights=o.weights, metric=o.metric)
+                                 calibration=o.calibration, weights=o.weights, metric=o.metric,
+                                 time_limit=o.time_limit)
     except SlowerError as e:  # the gate's answer: ship fp32 (exit 0, recorded), or exit 1 with --require-faster
         details = {**e.details, "mode": mode, "preset": preset, "preset_source": "--preset" if o.preset else
-                   preset_why, "mode_source": mode_why, "notes": notes, "written": False, "verdict": e.message,
+                   preset_why, "mode_source": mode_why, "notes": notes + e.details.get("gate_notes", []),
+                   "written": False, "verdict": e.message, "hint": e.hint,
                    "weights": o.weights, "gate_samples": gate_samples, "source": src.name}
         if run is not None:  # what later steps need: no int8 model, and why (bench shows fp32 and says it)
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode,
@@ -107,7 +109,8 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         if o.require_faster:
             raise
         return QuantizeResult(str(target), None, None, os.path.getsize(src), details, written=False)
-    details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why, notes=notes,
+    details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why,
+                   notes=notes + details.get("gate_notes", []),
                    written=True, gate_samples=gate_samples, source=src.name)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
@@ -238,8 +241,11 @@ def verdict(res: QuantizeResult) -> str:
             f"{d['agreement_with_fp32']:.2%} {d['agreement_metric']} with fp32")
     kind = {"int4": "int4 weights", "fp16": "fp16"}.get(d.get("weights"), f"int8 ({d['chosen']})")
     line = f"{kind}: {res.size_bytes / res.fp32_size_bytes:.0%} of fp32's size, {drop}"
+    if d.get("mask_iou_with_fp32") is not None:
+        line += f" (the mask above 0.5: IoU {d['mask_iou_with_fp32']:.3f})"
     if d.get("fp32_nodes"):
-        line += f"; {len(d['fp32_nodes'])} node(s) kept in fp32, the ones int8 hurt most"
+        nodes = d["fp32_nodes"]
+        line += f"; {len(nodes)} node(s) kept in fp32" + (f" ({', '.join(nodes)})" if len(nodes) <= 3 else "")
     sp = d.get("speed")
     if sp:
         from ..deploy.measure import compared

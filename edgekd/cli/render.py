@@ -27,13 +27,14 @@ def width() -> int | None:
 
 
 def console():
+    """Plain text, no markup: names from users' models (`u8s8+fp32[/body/Conv]`) are not rich's tags."""
     from rich.console import Console
 
     w = width()
     if w is None:
-        c = Console()
-        return c if c.width >= MIN_WIDTH else Console(width=MIN_WIDTH)
-    return Console(width=w)
+        c = Console(markup=False)
+        return c if c.width >= MIN_WIDTH else Console(width=MIN_WIDTH, markup=False)
+    return Console(width=w, markup=False)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1, ratios: list[int] | None = None):
@@ -41,9 +42,10 @@ def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1,
     `ratios` of the width left, when given)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     cells = [["–" if v is None else str(v) for v in r] for r in rows]
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+    t = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
               expand=ratios is not None)
     for i, c in enumerate(columns):
         if i < names:
@@ -54,7 +56,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]], names: int = 1,
             t.add_column(c, justify="right" if numeric and i else "left", overflow="fold", min_width=len(c),
                          ratio=ratios[i - names] if ratios else None)
     for r in cells:
-        t.add_row(*r)
+        t.add_row(*(Text(c) for c in r))  # a cell is text, never markup
     return t
 
 
@@ -149,15 +151,17 @@ def io_lines(m: dict) -> str:
 
 def render_quantize(d: dict) -> None:
     x = d["details"]
-    rows = [[a["name"], pct(a.get("accuracy")), pct(a.get("agreement_with_fp32")), pct(a.get("drop")),
-             None if a.get("speedup") is None else f"{a['speedup']:.2f}x",
-             a.get("error") or ("pass" if a.get("passed") else "fail")] for a in x.get("attempts", [])]
+    rows = [[a["name"], len(a.get("fp32_nodes") or ()), pct(a.get("accuracy")), pct(a.get("agreement_with_fp32")),
+             pct(a.get("drop")), None if a.get("speedup") is None else f"{a['speedup']:.2f}x",
+             a.get("error") or ("pass" if a.get("passed") else f"needs {a['max_drop_to_pass']:g}"
+                                if "max_drop_to_pass" in a else "fail")] for a in x.get("attempts", [])]
     c = console()
     wrote = f"wrote {d['output']}" if d.get("output") else "nothing written: ship fp32"
     kept = f", kept {x['chosen']}" if x.get("chosen") and x["chosen"] != x["preset"] else ""
     c.print(table(f"int8 ({x['mode']}, preset {x['preset']} from {x['preset_source']}{kept}; {wrote})",
-                  ["attempt", "accuracy", "agreement", "drop", "speed-up", "gate"], rows))
-    _closing(c, x.get("verdict"), x.get("next"))
+                  ["attempt", "fp32", "acc", "agree", "drop", "speed-up", "gate"], rows))
+    refused = not d.get("written") and x.get("chosen") is None and bool(x.get("attempts"))
+    _closing(c, [x.get("verdict"), *([x["hint"]] if refused and x.get("hint") else [])], x.get("next"))
 
 
 def render_bench(report: dict) -> None:

@@ -258,12 +258,31 @@ def _box_parts(out: np.ndarray) -> list[np.ndarray]:
     return [np.take(out, range(4), axis=axis), np.take(out, range(4, out.shape[axis]), axis=axis)]
 
 
+MASK_THRESHOLD = 0.5
+
+
+def is_probability_map(out: np.ndarray) -> bool:
+    """A dense output whose values are probabilities (a sigmoid or softmax map): what a segmenter or a text
+    detector returns, and what users threshold."""
+    return out.ndim >= 3 and out.size > 0 and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def mask_iou(ref: np.ndarray, got: np.ndarray, threshold: float = MASK_THRESHOLD) -> float:
+    """IoU of the positive pixels (> threshold) of two probability maps: does the thresholded decision agree?
+    1.0 when neither has a positive pixel."""
+    a, b = ref > threshold, got > threshold
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
 def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] | None:
     """How closely `got` follows `ref` (same model family, e.g. int8 vs fp32, student vs teacher): top-1
     agreement for class logits, cosine similarity for other outputs (boxes and scores separately); None
     when the shapes differ (a student's embedding may be narrower than its teacher's)."""
     if ref.shape != got.shape or ref.ndim == 0:
         return None
+    if kind == "mask_iou":
+        return "mask_iou", mask_iou(ref, got)
     if kind == "logits" and ref.ndim == 2:
         return "top1_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
     if kind == "token_logits" and ref.ndim == 3:  # every token's class (padding positions included)

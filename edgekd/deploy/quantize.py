@@ -11,9 +11,12 @@ written unless the caller allows a slower model (and says so).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import StringIO
@@ -286,8 +289,13 @@ def sensitive_nodes(src: Path, attempt: Attempt, calib: list[dict], batches: int
                for t, m in matching.items()}
         graph = onnx.load(str(pre)).graph
     score: dict[str, float] = {}
-    for t, e in err.items():  # a damaged tensor is charged to the compute nodes on both sides of it
-        for name in _compute_neighbours(graph, t):
+    producer = {o: n for n in graph.node for o in n.output}
+    for t, e in err.items():  # a damaged tensor is charged to the compute nodes on both sides of it, and to the
+        # node that made it whatever it is (a detector head's Sigmoid, Mul, Concat are quantized too)
+        names = set(_compute_neighbours(graph, t))
+        if t in producer and producer[t].name:
+            names.add(producer[t].name)
+        for name in names:
             score[name] = max(score.get(name, 0.0), e)
     return sorted(score.items(), key=lambda ne: -ne[1])
 
@@ -332,13 +340,69 @@ def _typical_error(x: np.ndarray, q: np.ndarray) -> float:
     return float(np.median(np.abs(x - q)[nz]) / np.median(np.abs(x)[nz]))
 
 
-def mixed_attempts(src: Path, preset: str, calib: list[dict], most: int = 5) -> list[Attempt]:
-    """Keep the 1, 2, 4 ... most sensitive compute nodes in fp32 (up to `most` steps; never all of them)."""
-    ranked = [n for n, _ in sensitive_nodes(src, Attempt(preset, preset, keep_activations=True), calib)]
-    cap = len(ranked) - 1  # at least one node stays int8, or this is just the fp32 model
-    steps = sorted({min(2 ** i, cap) for i in range(most)}) if cap >= 1 else []
-    return [Attempt(f"{preset}+fp32[{', '.join(ranked[:k])}]", preset, keep_activations=True,
-                    exclude=tuple(ranked[:k])) for k in steps]
+def mixed_attempt(preset: str, ranked: list[str], k: int, base: tuple[str, ...] = ()) -> Attempt:
+    """The preset with the `k` nodes int8 hurts most (and `base`, kept up front) in fp32."""
+    kept = tuple(dict.fromkeys([*base, *ranked[:k]]))  # the names are in the result's fp32_nodes
+    return Attempt(f"{preset}+fp32[{k} node{'s' * (k > 1)}]", preset, keep_activations=True, exclude=kept)
+
+
+def smallest_passing(cap: int, passes: Callable[[int], bool], out_of_time: Callable[[], bool]) -> int | None:
+    """The fewest of the ranked nodes to keep in fp32 (1..cap) for the gate to pass: 1, 2, 4 ... until one
+    passes, then bisection between the last that failed and it (each probe a quantize and a scoring run,
+    none repeated); None when even `cap` fails or the time is up."""
+    lo, k, hi = 0, 1, None
+    while k <= cap and not out_of_time():
+        if passes(k):
+            hi = k
+            break
+        lo, k = k, (cap if k < cap <= 2 * k else 2 * k)
+    if hi is None:
+        return None
+    while hi - lo > 1 and not out_of_time():
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return hi
+
+
+RANGE_RATIO = 100.0  # a Concat whose inputs' ranges differ this much cannot share one int8 scale
+
+
+def wide_concats(src: Path, calib: list[dict], batches: int = 2) -> list[tuple[str, float]]:
+    """Concat nodes whose inputs' calibrated ranges differ more than RANGE_RATIO times — a detector's box
+    coordinates (0-640) beside its class scores (0-1): one int8 scale for both rounds every score to zero.
+    (node name in the pre-processed graph, ratio), to keep in fp32 up front."""
+    import onnx
+    from onnx import helper
+
+    from .runtime import log_severity
+
+    src = Path(src).resolve()
+    with tempfile.TemporaryDirectory() as td, _in(Path(td)):
+        pre = Path(td) / "pre.onnx"
+        _preprocess(src, pre)
+        model = onnx.load(str(pre))
+    inits = {i.name for i in model.graph.initializer}
+    concats = [n for n in model.graph.node if n.op_type == "Concat" and n.name and
+               len([i for i in n.input if i not in inits]) > 1]
+    if not concats or not calib:
+        return []
+    tensors = list(dict.fromkeys(i for n in concats for i in n.input if i not in inits))
+    model.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in tensors)
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = log_severity()
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    peak = dict.fromkeys(tensors, 0.0)
+    for feed in calib[:batches]:
+        for t, v in zip(tensors, sess.run(tensors, feed)):
+            peak[t] = max(peak[t], float(np.abs(v).max()) if v.size else 0.0)
+    out = []
+    for n in concats:
+        ranges = [peak[i] for i in n.input if i in peak and peak[i] > 0]
+        if len(ranges) > 1 and max(ranges) / min(ranges) > RANGE_RATIO:
+            out.append((n.name, max(ranges) / min(ranges)))
+    return out
 
 
 def already_quantized(src: Path) -> bool:
@@ -371,15 +435,18 @@ class SlowerError(EdgekdError):
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
                    eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
                    timer: Timer | None = None, keep: tuple[str, ...] = KEEP_DEFAULT, calibration: str = "minmax",
-                   weights: str = "int8", metric: str = "auto", progress=None) -> dict:
-    """Try the preset and its fallbacks; of the int8 models within `max_drop` of fp32, keep the fastest
-    (`timer` times or predicts fp32 and each candidate) and write it to `dst` — only if the speed gate's call
-    on it (faster, same: no measurable difference, slower) is one of `keep`; else raise SlowerError.
+                   weights: str = "int8", metric: str = "auto", time_limit: float = 600.0) -> dict:
+    """Try the preset and its fallbacks, then mixed precision (the fewest nodes in fp32, found by bisection
+    over their ranking); of the int8 models within `max_drop` of fp32, keep the fastest (`timer` times or
+    predicts fp32 and each candidate) and write it to `dst` — only if the speed gate's call on it (faster,
+    same: no measurable difference, slower) is one of `keep`; else raise SlowerError. When none keeps the
+    accuracy, AccuracyRefused carries the trade-off: every candidate's drop, the speed-up of the best ones, and
+    the --max-drop that would take each. The search stops at `time_limit` seconds with what it found.
 
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
     boxes and scores each on their own). `metric` (accuracy, top1, cosine) overrides that choice."""
-    from .measure import fidelity, nn_agreement
+    from .measure import fidelity, is_probability_map, mask_iou, nn_agreement
     from .runtime import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
@@ -403,9 +470,26 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     ref_acc = float((ref.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
     tried: list[dict] = []
     passing: list[tuple[dict, Path]] = []
+    made: list[tuple[dict, Path]] = []  # every candidate that was written and scored
     dst.parent.mkdir(parents=True, exist_ok=True)
     plan = attempts(preset, calibration, weights)
     alt = speed_alternative(preset) if timer is not None and weights == "int8" else None
+    t0 = time.monotonic()
+
+    def out_of_time() -> bool:
+        return time.monotonic() - t0 > time_limit
+
+    notes: list[str] = []
+    keep_fp32: tuple[str, ...] = ()
+    if mode == "static" and calib and weights == "int8":
+        wide = wide_concats(src, calib)
+        if wide:  # one int8 scale cannot hold both sides: fp32 from the first attempt on, and said
+            keep_fp32 = tuple(n for n, _ in wide)
+            notes.append("kept in fp32 up front: " + ", ".join(f"{n} (its inputs' ranges differ {r:.0f}x: one int8 "
+                                                              "scale would round the small ones to zero)"
+                                                              for n, r in wide))
+            plan = [dataclasses.replace(a, exclude=(*a.exclude, *keep_fp32)) for a in plan]
+            alt = dataclasses.replace(alt, exclude=(*alt.exclude, *keep_fp32)) if alt else None
     from ..api.rundir import clean_stale
 
     clean_stale(dst.parent, ".quantize-")  # what a killed quantize left
@@ -425,33 +509,29 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             acc = float((out.argmax(-1) == labels)[labeled].mean()) if labels is not None else None
             drop = (ref_acc - acc) if labels is not None else (1.0 - agree)
             row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
-                   "passed": drop <= max_drop}
+                   "passed": drop <= max_drop, "fp32_nodes": list(att.exclude),
+                   "max_drop_to_pass": math.ceil(max(drop, 0.0) * 1000 - 1e-9) / 1000}
             if spec.kind == "embedding" and out.ndim == 2:  # what a search over the embeddings would notice
                 row["nn_agreement_with_fp32"] = nn_agreement(ref, out)
+            if kind != "mask_iou" and is_probability_map(ref):  # the thresholded decision, beside the cosine
+                row["mask_iou_with_fp32"] = mask_iou(ref, out)
             tried.append(row)
+            made.append((row, cand))
             return row, cand
 
         for i, att in enumerate(plan + ([alt] if alt else [])):
-            if passing and i < len(plan) and i > 0:
+            if (passing and i < len(plan) and i > 0) or out_of_time():
                 continue  # accuracy fallbacks only while nothing passed; the speed alternative always
             row, cand = try_one(att, Path(td) / f"attempt{i}.onnx")
             if row.get("passed"):
                 passing.append((row, cand))
-        if not passing and mode == "static" and calib and weights == "int8":  # mixed precision
-            say("no preset kept the accuracy: ranking the nodes by what int8 costs them (mixed precision)")
-            for j, att in enumerate(mixed_attempts(src, preset, calib)):
-                row, cand = try_one(att, Path(td) / f"mixed{j}.onnx")
-                if row.get("passed"):
-                    row["fp32_nodes"] = list(att.exclude)
-                    passing.append((row, cand))
-                    break
+        if not passing and mode == "static" and calib and weights == "int8" and not out_of_time():
+            passing += _mixed_precision(src, preset, calib, keep_fp32, try_one, Path(td), out_of_time)
+        if out_of_time():
+            notes.append(f"the search stopped at --time-limit {time_limit:g} s with what it had found")
         if not passing:
-            best = min((t for t in tried if "drop" in t), key=lambda t: t["drop"], default=None)
-            what = "accuracy" if labels is not None else f"{spec.name} agreement"
-            detail = f"best was {best['name']} with a drop of {best['drop']:.2%}" if best else \
-                f"every attempt failed ({tried[-1].get('error', '')})"
-            raise EdgekdError(f"no {weights} model stayed within the {what} gate of {max_drop:.2%}: {detail}",
-                              "raise --max-drop, give more --calib-samples, or try --mode dynamic")
+            raise _refused(weights, "accuracy" if labels is not None else f"{spec.name} agreement", max_drop, tried,
+                           made, timer, src, notes)
         speed = None
         if timer is not None:
             say(f"timing fp32 against {len(passing)} int8 model(s) that passed the accuracy gate")
@@ -464,7 +544,8 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             if sp.call not in keep:
                 raise SlowerError(_slower_message(weights, sp, how, cand_ms[k], fp32_ms, passing[k][0]["name"]),
                                   "the fp32 model is the one to ship; --allow-slower writes int8 anyway",
-                                  {"speed": speed, "attempts": tried, "chosen": passing[k][0]["name"]})
+                                  {"speed": speed, "attempts": tried, "chosen": passing[k][0]["name"],
+                                   "gate_notes": notes})
         else:
             k = 0
         row, cand = passing[k]
@@ -476,7 +557,52 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             "fp32_accuracy": ref_acc, "int8_accuracy": row["accuracy"],
             "agreement_with_fp32": row["agreement_with_fp32"], "accuracy_drop": row["drop"], "max_drop": max_drop,
             "attempts": tried, "eval_samples": int(len(ref)), "speed": speed, "fp32_nodes": row.get("fp32_nodes", []),
-            "nn_agreement_with_fp32": row.get("nn_agreement_with_fp32")}
+            "nn_agreement_with_fp32": row.get("nn_agreement_with_fp32"),
+            "mask_iou_with_fp32": row.get("mask_iou_with_fp32"), "gate_notes": notes}
+
+
+def _mixed_precision(src: Path, preset: str, calib: list[dict], keep_fp32: tuple[str, ...], try_one, td: Path,
+                     out_of_time) -> list[tuple[dict, Path]]:
+    """The fewest of the nodes int8 hurts most kept in fp32 (beside `keep_fp32`) for the gate to pass, by
+    galloping then bisection over their ranking: [(row, model)] of that candidate, or []."""
+    say("no preset kept the accuracy: ranking the nodes by what int8 costs them (mixed precision)")
+    base = Attempt(preset, preset, keep_activations=True, exclude=keep_fp32)
+    ranked = [n for n, _ in sensitive_nodes(src, base, calib) if n not in keep_fp32]
+    probes: dict[int, tuple[dict, Path]] = {}
+
+    def passes(k: int) -> bool:
+        probes[k] = try_one(mixed_attempt(preset, ranked, k, keep_fp32), td / f"mixed{k}.onnx")
+        return bool(probes[k][0].get("passed"))
+    k = smallest_passing(len(ranked) - 1, passes, out_of_time)  # at least one node stays int8
+    return [probes[k]] if k is not None else []
+
+
+class AccuracyRefused(SlowerError):
+    """No int8 model kept the accuracy: ship fp32. Carries the trade-off (each candidate's drop, the best
+    ones' speed-up, the --max-drop that would take each) so the user can choose in one more command."""
+
+
+def _refused(weights: str, what: str, max_drop: float, tried: list[dict], made: list[tuple[dict, Path]], timer,
+             src: Path, notes: list[str]) -> EdgekdError:
+    """The refusal, with the best candidates (by drop) timed against fp32 so the table shows what each costs."""
+    scored = sorted((m for m in made if "drop" in m[0]), key=lambda m: m[0]["drop"])
+    if not scored:
+        return EdgekdError(f"every {weights} attempt failed ({tried[-1].get('error', '') if tried else 'none ran'})",
+                           "try --mode dynamic, or report the model")
+    speed = ""
+    if timer is not None:
+        say(f"timing fp32 against the {min(3, len(scored))} closest int8 model(s), for the trade-off table")
+        _, cand_ms, speedups, how = timer(src, [c for _, c in scored[:3]])
+        for (row, _), ms, sp in zip(scored[:3], cand_ms, speedups):
+            row.update(latency_ms=ms, speedup=sp.ratio)
+        speed = f", {speedups[0].than('fp32')} {how}"
+    best = scored[0][0]
+    return AccuracyRefused(f"no {weights} model stayed within the {what} gate of {max_drop:.2%}: best was "
+                           f"{best['name']} with a drop of {best['drop']:.2%}{speed}; nothing was written: ship "
+                           "the fp32 model",
+                           f"--max-drop {best['max_drop_to_pass']:g} takes it (the table lists the others); more "
+                           "--calib-samples or --mode dynamic may do better",
+                           {"attempts": tried, "chosen": None, "gate_notes": notes})
 
 
 def _slower_message(weights: str, sp, how: str, int8_ms: float, fp32_ms: float, name: str) -> str:
@@ -485,7 +611,7 @@ def _slower_message(weights: str, sp, how: str, int8_ms: float, fp32_ms: float, 
             f"interval {sp.low:.2f}-{sp.high:.2f}x); nothing was written: ship the fp32 model")
 
 
-GATE_METRICS = ("auto", "accuracy", "top1", "cosine")
+GATE_METRICS = ("auto", "accuracy", "top1", "cosine", "mask_iou")
 
 
 def _gate_metric(metric: str, spec, ref: np.ndarray, labels):
@@ -504,4 +630,12 @@ def _gate_metric(metric: str, spec, ref: np.ndarray, labels):
         return ("logits" if ref.ndim == 2 else "token_logits"), None
     if metric == "cosine":
         return "cosine", None
+    if metric == "mask_iou":
+        from .measure import is_probability_map
+
+        if not is_probability_map(ref):
+            raise UsageError(f"--metric mask_iou needs a probability map (values in [0, 1], N x ... x H x W); output "
+                             f"{spec.name!r} has shape {ref.shape} and values {ref.min():.3g}..{ref.max():.3g}",
+                             "use --metric cosine")
+        return "mask_iou", None
     return spec.kind, labels
