@@ -84,3 +84,21 @@ def test_report_rebuilds_markdown_and_plots(bench_json, runner):
     assert (run / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pareto({"slow_good": (10.0, 0.99), "fast_ok": (1.0, 0.9), "slow_bad": (12.0, 0.8)}) == ["fast_ok",
                                                                                                    "slow_good"]
+
+
+@pytest.mark.parametrize("forge", [
+    lambda r: r.update(latency_ms={"p50": float("nan")}),
+    lambda r: r.update(latency_ms={"p50": -1.0}),
+    lambda r: r.update(latency_ms={"p50": "fast"}),
+    lambda r: r["latency_ms"].update(samples_ms=["1", "2", "3"]),
+    lambda r: r.pop("latency_ms"),
+])
+def test_a_forged_bench_json_is_refused_not_passed(bench_json, runner, tmp_path, forge):
+    import json
+
+    report = json.loads(bench_json.read_text())
+    forge(report["records"][0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(report))
+    code, o, e = invoke(runner, "compare", bench_json, bad, "--fail-if-slower", "5%")
+    assert_usage_error(code, o, e, "record 0")

@@ -181,3 +181,64 @@ def test_names_from_files_are_escaped_in_reports():
     from edgekd.api.report import _md_cell
 
     assert _md_cell("evil|<b>\nname") == "evil\\|<b> name"  # a pipe cannot split a Markdown table row
+
+
+@pytest.mark.parametrize("edit", [
+    {"spec": "os:abort"},                                   # a stdlib callable: no file to hash
+    {"arch": "os:abort"},
+    {"spec": "pytest:main"},                                # site-packages, with a conftest.py in the run
+    {"kind": "pickle", "trust_pickle": True},               # a record that asks to unpickle
+    {"spec": "RUN/evil.PT", "trust_pickle": True, "kind": "pickle"},  # a suffix the old check did not know
+    {"output": "something_else"},
+])
+def test_a_forged_teacher_record_runs_nothing(project, tmp_path, edit):
+    """A run distill wrote (its signature valid), then its manifest's teacher record edited: export and bench
+    refuse the teacher (no code runs, no abort), in a fresh process as a user would run them."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    run = tmp_path / "run"
+    invoke_json(CliRunner(), "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    marker = tmp_path / "MARKER"
+    (run / "conftest.py").write_text(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n")
+    (run / "evil.PT").write_bytes(b"not a real pickle")
+    m = json.loads((run / "manifest.json").read_text())
+    m["steps"]["distill"]["teacher"].update({k: (v.replace("RUN", str(run)) if isinstance(v, str) else v)
+                                             for k, v in edit.items()})
+    (run / "manifest.json").write_text(json.dumps(m))
+    for step in (["export", str(run), "--json"], ["bench", str(run), "--runs", "3", "--no-memory", "--json"]):
+        res = subprocess.run([sys.executable, "-m", "edgekd", *step], capture_output=True, text=True, cwd=run,
+                             timeout=300)
+        assert res.returncode in (0, 2) and res.returncode != -6, (res.returncode, res.stderr)  # -6: SIGABRT
+        assert not marker.exists()
+        if res.returncode == 0:
+            out = json.loads(res.stdout)
+            told = out["models"]["teacher"]["error"] if step[0] == "export" else " ".join(out["notes"])
+            assert "--trust-run" in told or "changed since distill recorded it" in told, told
+
+
+def test_quantize_never_overwrites_a_run_artifact_or_a_device(project, runner, tmp_path):
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    invoke_json(runner, "export", run)
+    for name in ("manifest.json", "eval.npz", "teacher.onnx", "metrics.jsonl", "student.pt"):
+        before = (run / name).read_bytes()
+        assert_usage_error(*invoke(runner, "quantize", run, "--output", run / name), "the run's own", name)
+        assert (run / name).read_bytes() == before
+    assert_usage_error(*invoke(runner, "quantize", run, "--output", "/dev/null"), "not a regular file")
+
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(project, runner, tmp_path):
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("x" * 32)
+    (run / ".edgekd.lock").unlink(missing_ok=True)
+    (run / ".edgekd.lock").symlink_to(victim)
+    assert_usage_error(*invoke(runner, "export", run), "symbolic link")
+    assert victim.read_text() == "x" * 32

@@ -4,6 +4,7 @@ is not called a regression; `fail_if_slower` turns a regression past a threshold
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,37 @@ def _key(r: dict) -> str:
     return f"{r.get('model')}{at} b{r.get('batch')} t{r.get('threads')}"
 
 
+MAX_SAMPLES = 5000  # the bootstrap resamples this many at most (a legal --runs 10^6 bench kept 700,000)
+
+
+def _subsample(samples: list) -> np.ndarray:
+    a = np.asarray(samples, dtype=np.float64)
+    return a if len(a) <= MAX_SAMPLES else a[np.linspace(0, len(a) - 1, MAX_SAMPLES).astype(int)]
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _records(report: dict, where) -> list[dict]:
+    """The bench's records, each checked where it is read: a forged or broken bench.json (a record that is not
+    an object, a missing, NaN, negative or non-numeric latency, samples that are not numbers) is one line naming
+    the record, not a comparison that passes."""
+    out = []
+    for i, r in enumerate(report["records"]):
+        lat = r.get("latency_ms") if isinstance(r, dict) else None
+        if not isinstance(lat, dict) or not _positive(lat.get("p50")):
+            got = str(lat if isinstance(r, dict) else r)[:80]
+            raise UsageError(f"{where}: record {i} has no positive, finite latency_ms.p50 (got {got})",
+                             "rerun `edgekd bench` to write it again")
+        samples = lat.get("samples_ms")
+        if samples is not None and (not isinstance(samples, list) or not all(_positive(v) for v in samples)):
+            raise UsageError(f"{where}: record {i} ({r.get('model')}) has samples_ms that are not all positive "
+                             "finite numbers", "rerun `edgekd bench` to write it again")
+        out.append(r)
+    return out
+
+
 def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | None = None) -> CompareResult:
     """Compare bench B against bench A (the baseline). With `fail_if_slower` (0.05: 5%), a model whose median
     got more than that much slower, beyond the noise of its runs, raises a RegressionError (exit 1)."""
@@ -60,15 +92,15 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | 
         raise UsageError(f"--fail-if-slower must be a fraction in [0, 10), got {fail_if_slower}",
                          "e.g. --fail-if-slower 5% or 0.05")
     ra, rb = read_bench(a), read_bench(b)
-    ka = {_key(r): r for r in ra["records"]}
-    kb = {_key(r): r for r in rb["records"]}
+    ka = {_key(r): r for r in _records(ra, a)}
+    kb = {_key(r): r for r in _records(rb, b)}
     res = CompareResult(str(a), str(b), threshold=fail_if_slower,
                         only_in={"a": sorted(set(ka) - set(kb)), "b": sorted(set(kb) - set(ka))})
     for key in [k for k in ka if k in kb]:
         la, lb = ka[key]["latency_ms"], kb[key]["latency_ms"]
         sa, sb = la.get("samples_ms"), lb.get("samples_ms")
         if sa and sb and len(sa) >= 3 and len(sb) >= 3:
-            ratio, low, high = ratio_interval(np.asarray(sa), np.asarray(sb))
+            ratio, low, high = ratio_interval(_subsample(sa), _subsample(sb))
         else:  # an older bench without its runs: the medians alone, and no claim about noise
             ratio = lb["p50"] / max(la["p50"], 1e-12)
             low = high = ratio

@@ -312,7 +312,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         if trec.get("arch"):
             trec["arch"] = _abs_spec(trec["arch"])
         # later steps import the teacher's (and a factory student's) code only as recorded here, unchanged
-        trec["code"] = trust.stamp(*trust.teacher_specs(trec["spec"], trec.get("arch")))
+        trec["code"] = trust.stamp(*trust.teacher_specs(trec["spec"], trec.get("arch")),
+                                   extra=trust.signed_fields(trec))
         if rec["family"] == "entrypoint":
             rec["code"] = trust.stamp(rec["kwargs"]["spec"])
         fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}

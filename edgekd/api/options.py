@@ -95,7 +95,8 @@ class DistillOptions:
     channels: str = opt("3", "Image folders: grayscale or RGB.", choices=("1", "3"))
     mean: str = opt("0.5", "Image normalisation mean(s), comma-separated.")
     std: str = opt("0.5", "Image normalisation std(s), comma-separated.")
-    seed: int = opt(0, "Random seed (recorded; the same seed gives the same student).", minimum=0)
+    seed: int = opt(0, "Random seed (recorded; the same seed gives the same student).", minimum=0,
+                    maximum=2**32 - 1)
 
 
 @dataclass

@@ -71,6 +71,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         profile = o.profile or run_profile(run)
     if dst.is_dir():
         raise UsageError(f"--output {dst} is a directory", f"pass a file path, e.g. {dst / 'model.int8.onnx'}")
+    _refuse_target(dst, run)
     if dst.resolve() == src.resolve():
         raise UsageError(f"--output {dst} is the model being quantized", "write the int8 model to another file")
     prof = load_profile(profile)
@@ -223,7 +224,7 @@ def _timer(io, feeds, prof, threads: int | None):
             return ms[0], ms[1:], [Speedup.predicted(ms[0], m) for m in ms[1:]], \
                 f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
         return predicted
-    n = threads or 1
+    n = min(threads or 1, os.cpu_count() or 1)  # more threads than cores only measures the scheduler
     feed = timing_feed(io, feeds, io.batch or 1)
 
     def timed(src, cands):
@@ -255,6 +256,19 @@ def verdict(res: QuantizeResult) -> str:
         if sp.get("call") == "same":
             line += ": written because --allow-slower"
     return line
+
+
+def _refuse_target(dst: Path, run) -> None:
+    """--output must be a regular file (or nothing yet) and none of a run's own artifacts but its int8 model:
+    `--output /dev/full` or `--output RUN/manifest.json` would replace what is there."""
+    from .rundir import MANIFEST, PRODUCED_BY
+
+    if dst.exists() and not dst.is_file() or dst.is_symlink():
+        raise UsageError(f"--output {dst} is not a regular file (a device, a pipe or a link)",
+                         "write the int8 model to a plain file path")
+    own = {MANIFEST, "metrics.jsonl", ".edgekd.lock", *PRODUCED_BY} - {"student.int8.onnx"}
+    if (dst.parent / MANIFEST).is_file() and dst.name in own:
+        raise UsageError(f"--output {dst} is the run's own {dst.name}", "write the int8 model to another file")
 
 
 def _refuse_run_artifact(src: Path, dst: Path, explicit: str | None) -> None:

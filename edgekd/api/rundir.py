@@ -148,8 +148,12 @@ def _flocked(path: Path, blocking: bool = True):
     except ImportError:
         yield None
         return
+    if path.is_symlink():  # a received run's lock pointing elsewhere must not get that file truncated
+        raise UsageError(f"{path} is a symbolic link; a run directory's lock must be a plain file",
+                         f"remove it (rm {path}) if you trust the run, then rerun")
     try:
-        fh = open(path, "a+")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fh = os.fdopen(fd, "a+")
     except OSError as e:
         raise fs_error(e, path) from None
     with fh:

@@ -54,14 +54,15 @@ def run_teacher(run: RunDir, trust_run: bool = False):
     code its spec names runs only when `trust.check` allows it."""
     from ..models.inference import adapt
     from ..models.teachers import load_teacher
-    from .trust import check, teacher_specs
+    from .trust import check, signed_fields, teacher_specs
 
     rec = run.step("distill").get("teacher")
     if not isinstance(rec, dict) or not rec.get("spec"):
         raise UsageError(f"{run / 'manifest.json'} has no teacher spec in its distill step",
                          "restore the manifest or rerun `edgekd distill`")
-    check(rec.get("code"), *teacher_specs(rec["spec"], rec.get("arch")), trust_run=trust_run,
-          where=str(run / "manifest.json"))
+    check(rec.get("code"), *teacher_specs(rec["spec"], rec.get("arch")), extra=signed_fields(rec),
+          trust_run=trust_run, where=str(run / "manifest.json"))
+    # the record's trust_pickle is obeyed only as signed by this user's distill (check above), or --trust-run
     model = load_teacher(rec["spec"], rec.get("arch"), task=rec.get("task"),
                          trust_pickle=bool(rec.get("trust_pickle")))[0]
     return adapt(model, rec.get("input_names"), rec.get("output"), read_eval(run)[2])

@@ -58,7 +58,7 @@ def code_files(spec: str | None) -> dict[str, str]:
     target, sep, _ = spec.rpartition(":")
     if not sep:  # a TorchScript or state-dict file
         p = Path(spec)
-        return {str(p.resolve()): sha256(p)} if p.is_file() and p.suffix in (".pt", ".ts", ".pth", ".jit") else {}
+        return {str(p.resolve()): sha256(p)} if p.is_file() else {}  # any suffix, any case: the loader takes them
     if target.endswith(".py"):
         p = Path(target)
         return {str(p.resolve()): sha256(p)} if p.is_file() else {str(p.resolve()): "missing"}
@@ -80,36 +80,65 @@ def teacher_specs(spec: str, arch: str | None) -> tuple[str | None, ...]:
     return (arch,) if arch else (spec,)
 
 
-def _sign(files: dict[str, str], key: bytes) -> str:
-    return hmac.new(key, json.dumps(files, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+# the fields of a teacher record that decide what loading it runs: the signature covers them all, so an
+# edited manifest (`"arch": "os:abort"`, a changed kind, a `trust_pickle` it sets itself) is refused
+SIGNED_FIELDS = ("spec", "arch", "kind", "task", "output", "trust_pickle")
 
 
-def stamp(*specs: str | None) -> dict | None:
-    """What distill records for these specs: the files and their hashes, signed with this user's key."""
+def signed_fields(rec: dict) -> dict:
+    return {k: rec.get(k) for k in SIGNED_FIELDS}
+
+
+def _payload(files: dict[str, str], specs: tuple, extra: dict | None) -> dict:
+    return {"files": files, "specs": list(specs), "record": extra or {}}
+
+
+def _sign(payload: dict, key: bytes) -> str:
+    return hmac.new(key, json.dumps(payload, sort_keys=True, default=str).encode(), hashlib.sha256).hexdigest()
+
+
+def _runs_nothing(specs: tuple, extra: dict | None) -> bool:
+    """Specs whose loading runs no code a run could bring: none, a Hugging Face folder (safetensors or
+    weights_only), edgekd's own architectures — and never a record that asks to unpickle."""
+    if (extra or {}).get("trust_pickle"):
+        return False
+    for spec in specs:
+        if not spec or spec.startswith("hf:"):
+            continue
+        target, sep, _ = spec.rpartition(":")
+        if sep and not target.endswith(".py") and target.split(".")[0] == "edgekd":
+            continue
+        return False
+    return True
+
+
+def stamp(*specs: str | None, extra: dict | None = None) -> dict:
+    """What distill records for these specs: the files they execute with their hashes, and a signature with
+    this user's key over those, the specs themselves and `extra` (the rest of the record that decides what
+    loading runs)."""
     files = {k: v for s in specs for k, v in code_files(s).items()}
-    if not files:
-        return None
     key = _key(create=True)
-    return {"files": files, "signature": _sign(files, key) if key else None}
+    return {"files": files, "signature": _sign(_payload(files, specs, extra), key) if key else None}
 
 
-def check(recorded: dict | None, *specs: str | None, trust_run: bool = False, where: str = "the run") -> None:
-    """Refuse (UntrustedCode) to import the code `specs` name unless it is unchanged and either signed by this
-    user or `trust_run`."""
+def check(recorded: dict | None, *specs: str | None, extra: dict | None = None, trust_run: bool = False,
+          where: str = "the run") -> None:
+    """Refuse (UntrustedCode) to load what `specs` name unless the record is the one this user's distill signed
+    (files, specs and `extra` unchanged), or `trust_run` (then the files must still be what was recorded)."""
     files = {k: v for s in specs for k, v in code_files(s).items()}
-    if not files:
-        return
-    names = ", ".join(Path(f).name for f in files)
-    if recorded and recorded.get("files") and recorded["files"] != files:
+    names = ", ".join(Path(f).name for f in files) or ", ".join(str(s) for s in specs if s)
+    if recorded and recorded.get("files") and files and recorded["files"] != files:
         changed = [Path(f).name for f in files if recorded["files"].get(f) != files[f]]
         raise UntrustedCode(f"{where} names code that changed since distill recorded it ({', '.join(changed)})",
                             "rerun `edgekd distill` with the code you mean")
     if trust_run:
         return
     key = _key(create=False)
-    if recorded and key and recorded.get("signature") and hmac.compare_digest(recorded["signature"],
-                                                                              _sign(files, key)):
+    signature = (recorded or {}).get("signature")
+    if key and signature and hmac.compare_digest(signature, _sign(_payload(files, specs, extra), key)):
         return
-    raise UntrustedCode(f"{where} names code that this user's edgekd did not record ({names}); a run directory "
-                        "is not allowed to run code without your say-so",
+    if signature is None and _runs_nothing(specs, extra) and not files:
+        return  # an unsigned record (no key could be made) of something that runs no code
+    raise UntrustedCode(f"{where} names code that this user's edgekd did not record ({names}), or its record "
+                        "changed since; a run directory is not allowed to run code without your say-so",
                         "if you trust who made it, pass --trust-run")

@@ -106,7 +106,8 @@ def parse(url: str) -> Device:
 def _ssh_base(dev: Device) -> list[str]:
     opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
             "-o", "StrictHostKeyChecking=accept-new", *shlex.split(os.environ.get("EDGEKD_SSH_OPTIONS", ""))]
-    return ["ssh", *opts, *(["-p", str(dev.port)] if dev.port else []), dev.dest]
+    # `--` ends ssh's options: a "host" like -oProxyCommand=... is a name, never an option
+    return ["ssh", *opts, *(["-p", str(dev.port)] if dev.port else []), "--", dev.dest]
 
 
 def ssh(dev: Device, command: str, stdin: bytes | None = None, timeout: float = 120) -> str:

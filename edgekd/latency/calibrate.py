@@ -545,8 +545,10 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     base_prof = profiles.load(base) if base else None
     cores = base_prof.cores if base_prof else (os.cpu_count() or 1)
     threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))
-    if threads_list[0] < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads_list[0]}", "e.g. --threads 1 --threads 4")
+    if threads_list[0] < 1 or threads_list[-1] > 4096:
+        bad = threads_list[0] if threads_list[0] < 1 else threads_list[-1]
+        raise UsageError(f"--threads must be in [1, 4096], got {bad}", "e.g. --threads 1 --threads 4")
+    threads_list = sorted({min(t, os.cpu_count() or 1) for t in threads_list})  # more than the cores: the scheduler
     if 1 not in threads_list:
         threads_list = [1, *threads_list]
     from ..deploy.quantize import host_preset
