@@ -109,7 +109,10 @@ class _Plain:
         if now - self.last >= PLAIN_EVERY_S or (self.total and done >= self.total and self.last > self.t0):
             self.last = now
             of = f"/{self.total}" if self.total else ""
-            print(f"{self.label}: {done}{of} {self.unit}{', ' + what if what else ''} ({now - self.t0:.0f} s)",
+            eta = ""
+            if self.total and 0 < done < self.total:  # the rest at the pace so far
+                eta = f", about {(now - self.t0) / done * (self.total - done):.0f} s left"
+            print(f"{self.label}: {done}{of} {self.unit}{', ' + what if what else ''} ({now - self.t0:.0f} s{eta})",
                   file=sys.stderr, flush=True)
             LIVE.last = now
 

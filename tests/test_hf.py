@@ -366,3 +366,36 @@ def test_a_plain_onnx_text_model_reads_text_with_the_tokenizer_beside_it(runner,
     b = invoke_json(runner, "bench", alone, "--data", data, "--tokenizer", model_dir / "tokenizer.json", "--runs",
                     "3", "--no-memory")
     assert b["models"]["model"]["latency_ms"]["p50"] > 0
+
+
+def test_students_pick_teacher_layers_and_can_keep_the_token_table_frozen(hf):
+    """`pick=ends` copies the first and the last teacher layer (the last one's output is what is pooled);
+    `freeze=embeddings` keeps the teacher's token table as it is through training (held-out text uses tokens
+    training never saw); a bad choice is one line."""
+    from edgekd.models import hf as M
+
+    assert M.picked_layers(2, 6, "spread") == [0, 3] and M.picked_layers(2, 6, "ends") == [0, 5]
+    assert M.picked_layers(3, 6, "ends") == [0, 2, 5] and M.picked_layers(1, 6, "ends") == [5]
+    assert M.picked_layers(2, 6, "first") == [0, 1] and M.picked_layers(2, 6, "last") == [4, 5]
+    teacher, _ = M.load(str(hf / "bert-cls"))  # 4 layers
+    student, rec = M.build_student(teacher, "hf:layers=2,pick=ends,freeze=embeddings")
+    assert rec["init"].startswith("teacher layers 0,3")
+    frozen = {n for n, p in student.named_parameters() if not p.requires_grad}
+    assert frozen and all("embeddings" in n for n in frozen)
+    with pytest.raises(M.UsageError, match="pick='middle' must be one of spread, ends"):
+        M.build_student(teacher, "hf:layers=2,pick=middle")
+
+
+def test_a_frozen_token_table_stays_the_teachers_through_distill(hf, tmp_path):
+    import torch
+
+    import edgekd
+    from edgekd.models import hf as M
+
+    run = tmp_path / "frozen"
+    edgekd.distill(str(hf / "minilm-emb"), str(hf / "unlabeled.txt"), run,
+                   student="hf:layers=2,pick=ends,freeze=embeddings", epochs=2, show_progress=False)
+    state = torch.load(run / "student.pt", weights_only=True)["state_dict"]
+    key = next(k for k in state if k.endswith("word_embeddings.weight"))
+    teacher, _ = M.load(str(hf / "minilm-emb"))
+    assert torch.equal(state[key], teacher.model.get_input_embeddings().weight.detach())

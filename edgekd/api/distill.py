@@ -52,6 +52,8 @@ class DistillResult(Result):
 
 
 RETENTION_BAR = 0.97  # DistilBERT kept 97% of BERT's quality: the bar a student should clear
+TEXT_VAL_SPLIT = 0.1  # Hugging Face teachers: a tenth of the texts held out, and
+TEXT_PATIENCE = 3     # training stops after 3 epochs without a better score there (the best epoch is kept)
 COSINE_BAR = 0.90     # an embedder whose embeddings point elsewhere breaks the app's index
 
 
@@ -271,11 +273,15 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
             raise UsageError("--device cuda: this machine has no CUDA device (or this torch has no CUDA)",
                              "use --device auto or cpu here, or install a CUDA build of torch on a GPU machine")
     prof = load_profile(o.profile)
-    opts = _data_options(o)
     say(f"loading the teacher {teacher}")
     traw, trec = load_teacher(teacher, o.arch, task=o.task, trust_pickle=o.trust_pickle)
+    codec = codec_for(traw)
+    text = codec is not None  # text teachers stop when the held-out score stops improving, by default
+    o.val_split = (TEXT_VAL_SPLIT if text else 0.0) if o.val_split is None else o.val_split
+    o.patience = (TEXT_PATIENCE if text else 0) if o.patience is None else o.patience
+    opts = _data_options(o)
     say(f"reading the data {data}")
-    ds = data_mod.load(data, opts, codec=codec_for(traw))
+    ds = data_mod.load(data, opts, codec=codec)
     say("running the teacher on the data")
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")

@@ -55,10 +55,11 @@ class DistillOptions:
                                    "(embed for embedding teachers).")
     feature_map: list[str] = opt((), "TEACHER_MODULE:STUDENT_MODULE for feature methods (repeatable; @in taps "
                                      "a module's input). Default: the penultimate embeddings.", multiple=True)
-    val_split: float = opt(0.0, "Share of training data held out for validation (early stopping, best epoch).",
-                           minimum=0, maximum=0.9)
-    patience: int = opt(0, "Stop after this many epochs without a better validation score (0: never).", minimum=0,
-                        maximum=1_000_000)
+    val_split: float | None = opt(None, "Share of training data held out for validation (early stopping, best "
+                                        "epoch). Default: 0.1 for Hugging Face teachers, else 0.",
+                                  minimum=0, maximum=0.9)
+    patience: int | None = opt(None, "Stop after this many epochs without a better validation score (0: never). "
+                                     "Default: 3 for Hugging Face teachers, else 0.", minimum=0, maximum=1_000_000)
     augment: bool | None = opt(None, "Random flip/crop of images (default: on for image folders, off otherwise).",
                                flag="augment/--no-augment")
     cache: str = opt("auto", "Cache teacher outputs (needs deterministic inputs).",

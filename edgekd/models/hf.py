@@ -243,6 +243,8 @@ def layer_list(model) -> tuple[str, Any]:
 # ---------------------------------------------------------------- students
 
 STUDENT_KNOBS = {"layers": int, "hidden": int, "heads": int, "intermediate": int}
+# how the student starts, not what it is: which teacher layers it copies, and what it keeps frozen
+STUDENT_CHOICES = {"pick": ("spread", "ends", "first", "last"), "freeze": ("none", "embeddings")}
 _CONFIG_KEYS = {"layers": ("num_hidden_layers", "n_layers"), "hidden": ("hidden_size", "dim"),
                 "heads": ("num_attention_heads", "n_heads"), "intermediate": ("intermediate_size", "hidden_dim")}
 
@@ -252,11 +254,18 @@ def parse_student(spec: str) -> dict | str:
     rest = spec.removeprefix(PREFIX)
     if "=" not in rest:
         return rest
-    kwargs: dict[str, int] = {}
+    kwargs: dict[str, int | str] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
+        if eq and key in STUDENT_CHOICES:
+            if value not in STUDENT_CHOICES[key]:
+                raise UsageError(f"student option {key}={value!r} must be one of {', '.join(STUDENT_CHOICES[key])}",
+                                 f"e.g. hf:layers=2,{key}={STUDENT_CHOICES[key][0]}")
+            kwargs[key] = value
+            continue
         if not eq or key not in STUDENT_KNOBS:
-            raise UsageError(f"student option {part!r} is not an hf knob (knobs: {', '.join(STUDENT_KNOBS)})",
+            raise UsageError(f"student option {part!r} is not an hf knob (knobs: "
+                             f"{', '.join([*STUDENT_KNOBS, *STUDENT_CHOICES])})",
                              "e.g. --student hf:layers=2 or --student hf:PATH")
         try:
             kwargs[key] = int(value)
@@ -284,6 +293,7 @@ def student_config(teacher, kwargs: dict):
     import copy
 
     cfg = copy.deepcopy(teacher.config)
+    kwargs = {k: v for k, v in kwargs.items() if k in STUDENT_KNOBS}  # pick/freeze shape no config
     t_layers = layers_of(cfg)
     n = kwargs.get("layers", max(1, t_layers // 2))
     if n >= t_layers:
@@ -334,7 +344,11 @@ def build_student(teacher, spec: str, init: bool = True, keep_ids=None) -> tuple
                          source_vocab)
     if keep_ids is not None:
         _trim_vocab(student, teacher, keep_ids)
-    how = init_from_teacher(student, teacher) if init else "random"
+    how = init_from_teacher(student, teacher, str(parsed.get("pick", DEFAULT_PICK))) if init else "random"
+    if parsed.get("freeze", DEFAULT_FREEZE) == "embeddings" and init:
+        for name, param in student.named_parameters():  # the teacher's token table, kept as it is
+            if "embeddings" in name:
+                param.requires_grad_(False)
     rec = {"family": "hf", "kwargs": parsed, "config": cfg.to_dict(), "task": teacher.task,
            "pooling": teacher.pooling, "normalize": teacher.normalize, "input_names": list(student.input_names),
            "out_dim": out_dim, "source_vocab": source_vocab, "init": how}
@@ -387,16 +401,33 @@ def build_from_record(rec: dict):
                                rec.get("source_vocab"))
 
 
-def init_from_teacher(student, teacher) -> str:
-    """DistilBERT's initialisation: embeddings and every k-th teacher layer. A narrower student takes the
-    leading slice of each teacher tensor (the first hidden dims everywhere, so the residual stream stays
+DEFAULT_PICK = "spread"
+DEFAULT_FREEZE = "none"
+
+
+def picked_layers(n: int, total: int, pick: str = DEFAULT_PICK) -> list[int]:
+    """Which of the teacher's `total` layers a student of `n` copies: every k-th from the first (spread,
+    DistilBERT's), evenly from the first to the last (ends: the last layer, whose output is pooled, kept),
+    the first n, or the last n."""
+    if pick == "first":
+        return list(range(n))
+    if pick == "last":
+        return list(range(total - n, total))
+    if pick == "ends":
+        return [total - 1] if n == 1 else [round(i * (total - 1) / (n - 1)) for i in range(n)]
+    k = max(1, total // n)
+    return [min(i * k, total - 1) for i in range(n)]
+
+
+def init_from_teacher(student, teacher, pick: str = DEFAULT_PICK) -> str:
+    """DistilBERT's initialisation: embeddings and teacher layers (`picked_layers`). A narrower student takes
+    the leading slice of each teacher tensor (the first hidden dims everywhere, so the residual stream stays
     consistent; whole heads when it keeps the teacher's head size; the first FFN units)."""
     import torch
 
     s_name, s_layers = layer_list(student.model)
     t_name, t_layers = layer_list(teacher.model)
-    k = max(1, len(t_layers) // len(s_layers))
-    picked = [min(i * k, len(t_layers) - 1) for i in range(len(s_layers))]
+    picked = picked_layers(len(s_layers), len(t_layers), pick)
     t_state = teacher.state_dict()
     s_state = student.state_dict()
     prefix_s, prefix_t = f"model.{s_name}.", f"model.{t_name}."
