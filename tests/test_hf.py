@@ -384,6 +384,11 @@ def test_students_pick_teacher_layers_and_can_keep_the_token_table_frozen(hf):
     assert frozen and all("embeddings" in n for n in frozen)
     with pytest.raises(M.UsageError, match="pick='middle' must be one of spread, ends"):
         M.build_student(teacher, "hf:layers=2,pick=middle")
+    emb, _ = M.load(str(hf / "minilm-emb"))  # an embedder's default: the ends, and its token table frozen
+    student, rec = M.build_student(emb, "hf:layers=2")
+    assert rec["init"].startswith("teacher layers 0,3") and not all(p.requires_grad for p in student.parameters())
+    _, rec = M.build_student(teacher, "hf:layers=2")  # a classifier's: DistilBERT's every k-th
+    assert rec["init"].startswith("teacher layers 0,2")
 
 
 def test_a_frozen_token_table_stays_the_teachers_through_distill(hf, tmp_path):
