@@ -71,9 +71,9 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         profile = o.profile or run_profile(run)
     if dst.is_dir():
         raise UsageError(f"--output {dst} is a directory", f"pass a file path, e.g. {dst / 'model.int8.onnx'}")
-    _refuse_target(dst, run)
     if dst.resolve() == src.resolve():
         raise UsageError(f"--output {dst} is the model being quantized", "write the int8 model to another file")
+    _refuse_target(dst, run)
     prof = load_profile(profile)
     md = model_data(t, o.data, o.tokenizer)
     io = ModelIO.from_onnx(src)
