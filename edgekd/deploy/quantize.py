@@ -520,8 +520,9 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             return row, cand
 
         for i, att in enumerate(plan + ([alt] if alt else [])):
-            if (passing and i < len(plan) and i > 0) or out_of_time():
-                continue  # accuracy fallbacks only while nothing passed; the speed alternative always
+            if (passing and i < len(plan) and i > 0) or (out_of_time() and tried):
+                continue  # accuracy fallbacks only while nothing passed; the speed alternative always; the
+                # first attempt whatever the time limit (a limit shorter than the set-up still gets an answer)
             row, cand = try_one(att, Path(td) / f"attempt{i}.onnx")
             if row.get("passed"):
                 passing.append((row, cand))
