@@ -119,13 +119,18 @@ class Detector(nn.Module):
         return torch.cat([boxes, scores], 1)
 
 
-def detector(root: Path) -> tuple[Path, Path]:
+def _detector(root: Path, make, name: str, samples: int, seed: int) -> tuple[Path, Path]:
+    """A detector head (64 x 64 images in, one concatenated `output0` out, opset 13) and its images."""
     torch.manual_seed(0)
-    path = _export(Detector(), (torch.zeros(1, 3, 64, 64),), root / "det.onnx", ["images"], ["output0"],
+    path = _export(make(), (torch.zeros(1, 3, 64, 64),), root / f"{name}.onnx", ["images"], ["output0"],
                    {"images": {0: "batch"}, "output0": {0: "batch"}}, 13)
-    data = root / "det.npz"
-    np.savez(data, images=np.random.default_rng(3).random((24, 3, 64, 64)).astype(np.float32))
+    data = root / f"{name}.npz"
+    np.savez(data, images=np.random.default_rng(seed).random((samples, 3, 64, 64)).astype(np.float32))
     return path, data
+
+
+def detector(root: Path) -> tuple[Path, Path]:
+    return _detector(root, Detector, "det", 24, 3)
 
 
 class YoloHead(nn.Module):
@@ -147,12 +152,7 @@ class YoloHead(nn.Module):
 
 
 def yolo(root: Path) -> tuple[Path, Path]:
-    torch.manual_seed(0)
-    path = _export(YoloHead(), (torch.zeros(1, 3, 64, 64),), root / "yolo.onnx", ["images"], ["output0"],
-                   {"images": {0: "batch"}, "output0": {0: "batch"}}, 13)
-    data = root / "yolo.npz"
-    np.savez(data, images=np.random.default_rng(6).random((48, 3, 64, 64)).astype(np.float32))
-    return path, data
+    return _detector(root, YoloHead, "yolo", 48, 6)
 
 
 class TextClassifier(nn.Module):
