@@ -89,8 +89,9 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
               "host": B.host_info(), "settings": settings, "data": md.source if md else None, "models": models,
               "records": records, "summary": _summary(models), "prediction": prediction, "notes": notes}
-    report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records) + \
-        fixed_length_verdict(models)
+    ship = report["summary"]["shipped"]  # decided once (a bootstrap): every verdict line speaks of that model
+    report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records, ship) + \
+        fixed_length_verdict(models, ship)
     run = t.run
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
@@ -550,10 +551,10 @@ def _shipped(models: dict) -> str | None:
     return s_name
 
 
-def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
+def sweep_verdict(models: dict, records: list[dict], ship: str | None = None) -> list[str]:
     """What the sweep adds to the verdict: which EP to run the shipped model on, whether int8's win over fp32
     holds at every setting, and what more threads buy."""
-    ship = _shipped(models)
+    ship = ship or _shipped(models)
     rec = {(r["model"], r["ep"], r["threads"], r["batch"]): r for r in records}
     at = {k: r["latency_ms"]["p50"] for k, r in rec.items()}
     if ship is None or not records:
@@ -587,12 +588,12 @@ def sweep_verdict(models: dict, records: list[dict]) -> list[str]:
     return lines
 
 
-def fixed_length_verdict(models: dict) -> list[str]:
+def fixed_length_verdict(models: dict, ship: str | None = None) -> list[str]:
     """Text models: where the fixed-length timings (128 tokens) disagree with the shipped choice, say so; the
     data's own short texts can favour int8 where long ones do not."""
     from ..deploy.measure import compared
 
-    ship, (s_name, s) = _shipped(models), _fastest(models, "student")
+    ship, (s_name, s) = ship or _shipped(models), _fastest(models, "student")
     q = models.get("student_int8")
     if not (q and s and ship) or s_name == ship:
         return []
@@ -616,7 +617,7 @@ def verdict(models: dict, summary: dict, prediction: dict | None = None) -> list
 
     lines = []
     (t_name, t), (_, s), q = _fastest(models, "teacher"), _fastest(models, "student"), models.get("student_int8")
-    name = _shipped(models)
+    name = summary["shipped"]
     if s and q:
         call = summary["int8_call"]
         agree = q.get("agreement_with_student_fp32")
