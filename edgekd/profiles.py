@@ -49,6 +49,9 @@ FIELDS: dict[str, tuple[type, Any]] = {
     "runtime.int8_preset": (str, INT8_PRESETS),
     "budgets.latency_ms": (float, _POS), "budgets.memory_mb": (float, _POS),
 }
+# optional, checked when present: the caches a core sees (L2 per core, or the share of a shared one a core
+# can fill; L3 or system cache, 0 when there is none) split a node's cost between cache and DRAM
+OPTIONAL_FIELDS: dict[str, tuple[type, Any]] = {"cpu.l2_kb": (float, _POS), "cpu.l3_kb": (float, _NONNEG)}
 OPTIONAL = {"aliases", "description", "base", "sources", "reference", "calibration", "kernels", "runtime.notes"}
 
 
@@ -119,8 +122,10 @@ class Profile:
 
     @property
     def median_error(self) -> float:
-        """The calibration's median relative error (0 for a datasheet profile: unknown, not zero)."""
-        return float(self.calibration.get("median_abs_error", 0.0))
+        """The calibration's median relative error on whole models where it measured them (leave one network
+        out), else on its chains and blocks (0 for a datasheet profile: unknown, not zero)."""
+        cal = self.calibration
+        return float(cal.get("whole_model_median_error", cal.get("median_abs_error", 0.0)))
 
     @property
     def measured_here(self) -> bool:
@@ -236,6 +241,10 @@ def validate(data: dict, where: str) -> None:
             raise UsageError(f"{where}: missing field `{field}`",
                              "add it (see `edgekd profiles show raspberry-pi-4` for a complete profile)")
         _check(where, field, value, typ, rule)
+    for field, (typ, rule) in OPTIONAL_FIELDS.items():
+        found, value = _lookup(data, field)
+        if found:
+            _check(where, field, value, typ, rule)
     _check_calibration(data.get("calibration"), where)
     found, ep = _lookup(data, "runtime.models_ep")
     if found:  # optional: which EP the predictions model
@@ -252,7 +261,7 @@ def validate(data: dict, where: str) -> None:
 
         from_profile(data, where, 1)
     probe = Profile(data, Path(where))
-    for field, (typ, _) in FIELDS.items():
+    for field, (typ, _) in [*FIELDS.items(), *((f, r) for f, r in OPTIONAL_FIELDS.items() if _lookup(data, f)[0])]:
         if typ in (int, float) and not probe.source(field):
             raise UsageError(f"{where}: field `{field}` has no source in [sources]",
                              f'add "{field}" = "datasheet: ..." or "measured: edgekd profiles calibrate, DATE"')
@@ -276,6 +285,8 @@ def _check_calibration(cal: Any, where: str) -> None:
     for k, v in cal.items():
         if k in ("date", "host", "onnxruntime"):
             ok = isinstance(v, str)
+        elif k.endswith("_bias"):  # a signed figure: predictions above (+) or below (-) the measurements
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         elif k == "threads":
             ok = isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in v)
         else:

@@ -81,6 +81,7 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
 
     from edgekd.errors import UsageError
     from edgekd.latency.calibrate import calibrate
+    from edgekd.latency.kernels import NETWORK_GROUPS
     from edgekd.latency.predictor import predict_latency
     from edgekd.latency.tomlw import dumps
 
@@ -91,7 +92,15 @@ def test_calibrated_kernel_tables_price_nodes_and_bad_tables_fail_cleanly(tmp_pa
     conv = next(k for k in tables if k.startswith("conv") and k.endswith(".fp32"))  # x86: conv-nchwc.fp32
     assert {"gemm.fp32", "conv.int8"} <= set(tables) and tables["top_threads"] == 2
     assert all(len(t["dims"]) == len(t["ratio"]) == len(t["speedup"]) > 0
-               for name, t in tables.items() if isinstance(t, dict) and name not in ("composition", "stream"))
+               for name, t in tables.items() if isinstance(t, dict) and "dims" in t)
+    # whole networks: a correction per op class and cache tier, and its leave-one-out error in [calibration]
+    net = tables["network"]
+    assert net["threads"] == [1, 2] and set(net) - {"threads"} <= set(NETWORK_GROUPS)
+    assert all(0.5 <= f <= 3.0 for g, row in net.items() if g != "threads" for f in row)
+    cal = prof.calibration
+    assert cal["whole_models"] >= 16 and 0 <= cal["whole_model_within_10"] <= cal["whole_model_within_20"] <= 1
+    assert cal["whole_model_median_error"] >= 0 and -1 < cal["whole_model_bias"] < 3
+    assert prof.median_error == cal["whole_model_median_error"]  # what bands and sizing margins read
     comp = tables["composition"]
     assert comp["threads"] == [1, 2] and all(f > 0 for f in comp["fp32"] + comp["int8"])
     stream = tables["stream"]  # per thread count: ns per KB of weights streamed, never falling with footprint
@@ -312,3 +321,116 @@ def test_weights_cost_more_in_a_graph_whose_weights_outgrow_a_cache():
         with pytest.raises(UsageError) as e:
             from_profile({"kernels": {**raw, "stream": bad}}, "x.toml", 2)
         assert "kernels.stream" in e.value.message and "\n" not in e.value.message
+
+
+def test_network_factors_scale_nodes_by_class_and_cache_tier_and_bad_ones_fail_cleanly():
+    """The whole-network correction multiplies a node's time by its group's factor (op class, and whether
+    its bytes fit in the profile's L2), interpolated between measured thread counts; a damaged entry is a
+    one-line error naming the field."""
+    import pytest
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.graph import NodeCost
+    from edgekd.latency.kernels import FORMAT, from_profile
+
+    table = {"dims": [[1.0, 2.0]], "ratio": [1.0], "speedup": [1.0]}
+    raw = {"format": FORMAT, "top_threads": 2, "eltwise.fp32": table}
+    net = {"threads": [1, 2], "gemm.cache": [1.2, 1.4], "gemm.spill": [1.5, 1.8]}
+    k = from_profile({"cpu": {"l2_kb": 512.0}, "kernels": {**raw, "network": net}}, "x.toml", 2)
+    small = NodeCost("a", "MatMul", "gemm", "fp32", 1e6, 100e3)
+    big = NodeCost("b", "MatMul", "gemm", "fp32", 1e6, 4e6)
+    conv = NodeCost("c", "Conv", "conv", "fp32", 1e6, 100e3)
+    assert k.network_factor(small, 1) == pytest.approx(1.2) and k.network_factor(big, 2) == pytest.approx(1.8)
+    assert k.network_factor(conv, 1) == 1.0  # a group the fit left out keeps the kernels' figure
+    assert from_profile({"kernels": raw}, "x.toml", 2).network_factor(big, 1) == 1.0
+    for bad in ({**net, "gemm.cache": [1.0]}, {**net, "threads": [0, 2]}, {**net, "gemm.cache": [1.0, -1.0]},
+                {**net, "convs.cache": [1.0, 1.0]}, [1.0]):
+        with pytest.raises(UsageError) as e:
+            from_profile({"kernels": {**raw, "network": bad}}, "x.toml", 2)
+        assert "kernels.network" in e.value.message and "\n" not in e.value.message
+
+
+def test_network_fit_recovers_how_much_slower_whole_networks_run_than_their_kernels(tmp_path):
+    """Whole networks that take 1.3x their kernels' sum in GEMMs and 1.0x elsewhere: the fit finds those
+    factors, and leaving one network out predicts it within a few percent."""
+    import dataclasses
+
+    import numpy as np
+    import onnx
+    import pytest
+
+    from edgekd import profiles as prof_mod
+    from edgekd.latency.calibrate import Point, network_errors, network_fit
+    from edgekd.latency.graph import analyze
+    from edgekd.latency.kernels import Kernels, network_group
+    from edgekd.latency.networks import sampled_networks
+    from edgekd.latency.predictor import per_node_seconds
+    from edgekd.latency.roofline import Params
+
+    prm = Params.from_profile(prof_mod.load("x86-server-avx512-vnni"))
+    tables = Kernels({}, 1, 16)
+    points = []
+    for m in sampled_networks(2, seed=5):
+        path = tmp_path / f"{m.name}.onnx"
+        onnx.save(m.model, str(path))
+        cost = analyze(path, level="extended")
+        truth = sum(t * (1.3 if network_group(n, tables.l2_bytes).startswith("gemm") else 1.0)
+                    for n, t in per_node_seconds(cost.nodes, prm, tables, 1)) + prm.run_s
+        points.append(Point(m.name, "fp32", 1, cost, truth, m.name))
+    fit = network_fit(points, prm, tables)[1]
+    used = {network_group(n, tables.l2_bytes) for p in points for n in p.cost.nodes}
+    for g in used:
+        assert fit[g] == pytest.approx(1.3 if g.startswith("gemm") else 1.0, abs=0.08), g
+    err = network_errors(points, prm, tables)
+    assert np.median(np.abs(err)) < 0.05
+    before = [p.seconds / (sum(t for _, t in per_node_seconds(p.cost.nodes, prm, tables, 1)) + prm.run_s)
+              for p in points]
+    assert max(before) > 1.1  # without the fit the kernels' sum was short
+    held = dataclasses.replace(tables, network=network_fit(points, prm, tables))
+    assert held.network_factor(next(n for n in points[2].cost.nodes if n.op_class == "gemm"), 1) > 1.2
+
+
+def test_sampled_networks_are_whole_models_of_every_family_that_onnxruntime_runs():
+    import onnx
+    import onnxruntime as ort
+
+    from edgekd.latency.networks import FAMILIES, sampled_networks
+
+    nets = sampled_networks(1, seed=3)
+    assert [n.name.split("_")[1] for n in nets] == list(FAMILIES)
+    assert sampled_networks(1, seed=3)[0].name == nets[0].name  # a seed draws the same networks
+    assert sampled_networks(1, seed=4, batches=(8,))[0].feeds["x"].shape[0] == 8
+    for m in nets:
+        onnx.checker.check_model(m.model)
+        assert len(m.model.graph.node) >= 8
+        out = ort.InferenceSession(m.model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, m.feeds)
+        assert out[0].shape[0] == m.feeds["x"].shape[0]
+
+
+def test_cache_sizes_are_read_from_sysfs_and_checked_in_profiles(tmp_path):
+    """The host's L2/L3 come from sysfs (its format: 2048K, 32M); every built-in profile carries them with a
+    source; a bad value is a one-line error naming the field."""
+    import pytest
+
+    from edgekd.errors import UsageError
+    from edgekd.latency.calibrate import cache_kb
+    from edgekd.latency.tomlw import dumps
+
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K"),
+                                             (3, "Unified", "32M")]):
+        d = tmp_path / "cache" / f"index{i}"
+        d.mkdir(parents=True)
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    assert cache_kb(str(tmp_path / "cache")) == {"l2_kb": 2048.0, "l3_kb": 32768.0}
+    assert cache_kb(str(tmp_path / "none")) == {}
+    for name in profiles.builtin_files():
+        p = profiles.load(name)
+        assert p.get("cpu.l2_kb") > 0 and p.get("cpu.l3_kb") >= 0 and p.source("cpu.l2_kb"), name
+    data = profiles.load("raspberry-pi-4").data
+    for bad in (-1.0, "big"):
+        (tmp_path / "bad.toml").write_text(dumps({**data, "cpu": {**data["cpu"], "l2_kb": bad}}))
+        with pytest.raises(UsageError) as e:
+            profiles.load(str(tmp_path / "bad.toml"))
+        assert "cpu.l2_kb" in e.value.message and "\n" not in e.value.message

@@ -462,6 +462,10 @@ def profiles_show(name, as_json) -> None:
             c.print("kernels inside whole graphs take " + ", ".join(
                 f"x{f:.2f} (fp32) / x{q:.2f} (int8) at {t} thread{'s' if t > 1 else ''}"
                 for t, f, q in zip(comp["threads"], comp["fp32"], comp["int8"])) + " their time alone")
+        net = kernels.get("network") or {}
+        for i, t in enumerate(net.get("threads", [])):
+            c.print(f"whole networks at {t} thread{'s' if t > 1 else ''} take their kernels' sum x " + ", ".join(
+                f"{g} {net[g][i]:.2f}" for g in net if g != "threads"))
         stream = kernels.get("stream") or {}
         for t, mb, ns in zip(stream.get("threads", []), stream.get("mb", []), stream.get("ns_per_kb", [])):
             c.print(f"weights streamed at {t} thread{'s' if t > 1 else ''}: " + ", ".join(
@@ -472,6 +476,10 @@ def profiles_show(name, as_json) -> None:
                     f"{cal.get('within_20', 0):.0%} within ±20%, {cal.get('points')} measurements, {cal.get('date')}"
                     + (f"; timed twice, {cal['repeat_within_20']:.0%} of graphs agreed within ±20%"
                        if "repeat_within_20" in cal else ""))
+        if "whole_model_median_error" in cal:
+            c.print(f"whole networks (leave one out): median error {cal['whole_model_median_error']:.1%}, "
+                    f"{cal.get('whole_model_within_20', 0):.0%} within ±20%, {cal.get('whole_model_within_10', 0):.0%} "
+                    f"within ±10%, bias {cal.get('whole_model_bias', 0):+.1%}, {cal.get('whole_models')} networks")
     _emit(out, as_json, render)
 
 
@@ -493,8 +501,12 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
     timed alone: its shape and variant, time and thread speed-up). Whole chains and blocks are timed too:
     they give how much longer kernels take inside a graph, and the error reported is theirs. One-row GEMVs
     over 0.25-32 MB of weights give what streaming weights costs at each footprint: a model whose weights
-    outgrow a cache pays for it. The whole graphs are timed twice, and calibrate warns when this machine's
-    timings did not repeat (a busy or shared machine): predictions can be no closer than that."""
+    outgrow a cache pays for it. Then whole networks (CNNs, inverted-residual nets, MLPs, encoders; fp32
+    and int8; batch 1 and 8): a correction per op class and cache tier (a node's bytes within one core's L2
+    or not) turns the kernels' sum into what whole models take, and its leave-one-out error is reported
+    (`whole_model_*` in the profile's [calibration]). The whole graphs are timed twice, and calibrate warns
+    when this machine's timings did not repeat (a busy or shared machine): predictions can be no closer
+    than that."""
     from ..latency.calibrate import calibrate, check_output
     from ..progress import step_progress
 
@@ -518,6 +530,11 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
         console().print(f"wrote {r['path']}: {r['points']} measurements ({r['kernels']} of kernels timed alone) "
                          f"in {r['seconds']} s; whole chains and blocks predicted from kernels measured elsewhere: "
                          f"median error {r['median_abs_error']:.1%} ({r['within_20']:.0%} within 20%)"
+                         + (f"; {r['whole_models']} whole networks, each predicted by a fit without it: median "
+                            f"error {r['whole_model_median_error']:.1%} ({r['whole_model_within_20']:.0%} within "
+                            f"20%, {r['whole_model_within_10']:.0%} within 10%, bias {r['whole_model_bias']:+.1%}; "
+                            f"{r['whole_model_median_error_unfitted']:.1%} from the kernels alone)"
+                            if "whole_models" in r else "")
                          + (f"; timed twice, {r['repeat_within_20']:.0%} of them agreed within 20%"
                             if "repeat_within_20" in r else ""))
     _emit(res, as_json, render)

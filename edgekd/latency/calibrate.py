@@ -27,10 +27,14 @@ from ..errors import UsageError
 from . import kernels as kern
 from .graph import GraphCost
 from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
-from .predictor import graph_kind, total_seconds
+from .networks import sampled_networks
+from .predictor import graph_kind, per_node_seconds, total_seconds
 from .roofline import COMPUTE_CLASSES, MEMORY_TERMS, Params, is_int8
 
 TINY_CHAINS = (1, 17, 33, 65)  # chain lengths whose times' slope (least squares) is the per-node overhead
+NETWORK_RIDGE = 0.05  # how strongly a network group's factor is held at 1 (relative-error units)
+NETWORK_RANGE = (0.5, 3.0)  # a factor outside it would be the fit chasing noise, not caches
+NETWORKS_PER_FAMILY = 4  # whole CNNs, inverted-residual nets, MLPs and encoders the kernels must add up to
 SUITE_SCALE = 1  # 184 graphs, ~1,140 distinct kernels, fp32 + int8, 1 and N threads: ~90 s on 2 cores
 FLOP_COLS = [f"{d}.{c}" for d in ("fp32", "int8") for c in COMPUTE_CLASSES]
 COLUMNS = ["run", "node", "node.int8", *FLOP_COLS, *[f"bytes.{m}" for m in MEMORY_TERMS]]
@@ -225,6 +229,59 @@ def composition(graphs: list[Point], prm: Params, tables: kern.Kernels) -> dict[
     return out if out["fp32"] else {}
 
 
+def network_fit(nets: list[Point], prm: Params, tables: kern.Kernels) -> dict[int, dict[str, float]]:
+    """Per thread count, one factor per network group (op class x whether a node's bytes fit in L2) that
+    turns the kernel tables' sum into whole networks' measured time: least squares on relative error, pulled
+    towards 1 (ridge) so a group the networks barely use keeps the kernels' own figure. What it corrects:
+    the tables were measured kernel by kernel, each finding its inputs warm; inside a network activations
+    arrive through colder caches and weights spill from L2/L3 (on a 2-vCPU EPYC whole models ran 15-20%
+    slower than their kernels' sum)."""
+    out: dict[int, dict[str, float]] = {}
+    groups = kern.NETWORK_GROUPS
+    for th in sorted({p.threads for p in nets}):
+        rows, target = [], []
+        for p in (p for p in nets if p.threads == th):
+            share = dict.fromkeys(groups, 0.0)
+            for n, t in per_node_seconds(p.cost.nodes, prm, tables, th):
+                share[kern.network_group(n, tables.l2_bytes)] += t / p.seconds
+            rows.append([share[g] for g in groups])
+            target.append(1.0 - prm.run_s / p.seconds)
+        if not rows:
+            continue
+        a = np.vstack([np.array(rows), NETWORK_RIDGE ** 0.5 * np.eye(len(groups))])
+        b = np.concatenate([np.array(target), NETWORK_RIDGE ** 0.5 * np.ones(len(groups))])
+        coef = np.linalg.lstsq(a, b, rcond=None)[0]
+        out[th] = {g: float(np.clip(c, *NETWORK_RANGE)) for g, c in zip(groups, coef)}
+    return out
+
+
+def network_errors(nets: list[Point], prm: Params, tables: kern.Kernels) -> np.ndarray:
+    """Signed relative errors (predicted / measured - 1) of every whole network, each predicted by the
+    correction fitted without it (leave one network out: its fp32 and int8 forms, every thread count)."""
+    import dataclasses
+
+    err = np.zeros(len(nets))
+    for name in sorted({p.graph for p in nets}):
+        rest = [p for p in nets if p.graph != name]
+        held = dataclasses.replace(tables, network=network_fit(rest, prm, tables))
+        for i, p in enumerate(nets):
+            if p.graph == name:
+                err[i] = predicted_s(p, prm, held) / p.seconds - 1.0
+    return err
+
+
+def network_stats(err: np.ndarray, before: np.ndarray) -> dict:
+    """The profile's `whole_model_*` figures: the leave-one-out errors, and the kernels' sum's without the fit."""
+    if not err.size:
+        return {}
+    a = np.abs(err)
+    return {"whole_models": int(err.size), "whole_model_median_error": round(float(np.median(a)), 4),
+            "whole_model_within_10": round(float((a <= 0.10).mean()), 4),
+            "whole_model_within_20": round(float((a <= 0.20).mean()), 4),
+            "whole_model_bias": round(float(np.median(err)), 4),
+            "whole_model_median_error_unfitted": round(float(np.median(np.abs(before))), 4)}
+
+
 def repeatability(diffs: list[float]) -> dict:
     """How well two timings of the same graphs agreed: no prediction can be checked on this machine more
     closely than its own measurements repeat (on a shared 2-vCPU VM, two timings of the same 120 models agreed
@@ -279,11 +336,14 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
 
     singles, blocks = (sampled(1)[::4], sampled_blocks(1)[::4]) if quick else \
         (sampled(SUITE_SCALE), sampled_blocks(SUITE_SCALE))
+    nets = sampled_networks(1 if quick else NETWORKS_PER_FAMILY)
     kernel_specs: list[tuple[str, str, str, GraphCost, int]] = []  # (point name, graph, dtype, cost, threads)
     graph_specs: list[tuple[str, str, str, GraphCost, int]] = []
-    kernel_jobs, graph_jobs, seen = [], [], set()
+    net_specs: list[tuple[str, str, str, GraphCost, int]] = []
+    kernel_jobs, graph_jobs, net_jobs, seen = [], [], [], set()
     with tempfile.TemporaryDirectory() as td:
-        for m, whole in [(m, False) for m in singles] + [(m, True) for m in blocks]:
+        for m, kind in [(m, "kernel") for m in singles] + [(m, "block") for m in blocks] + \
+                [(m, "network") for m in nets]:
             variants = [("fp32", Path(td) / f"{m.name}.onnx")]
             onnx.save(m.model, str(variants[0][1]))
             if m.quantizable:
@@ -291,10 +351,13 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
                 _quantize(variants[0][1], variants[1][1], m, preset)
             for dtype, path in variants:
                 cost, alone = isolate(path, "all")  # the graph sessions run on this device, kernel by kernel
-                if whole:  # whole graphs: do kernels measured alone add up to them?
+                if kind != "kernel":  # whole graphs: do kernels measured alone add up to them?
+                    specs, jobs = (graph_specs, graph_jobs) if kind == "block" else (net_specs, net_jobs)
                     for th in threads_list:
-                        graph_specs.append((f"{m.name}.{dtype}", m.name, dtype, cost, th))
-                        graph_jobs.append(Bound(session(path, th, spin=False), m.feeds))
+                        specs.append((f"{m.name}.{dtype}", m.name, dtype, cost, th))
+                        jobs.append(Bound(session(path, th, spin=False), m.feeds))
+                if kind == "network":  # whole networks are what the kernels must predict: none of theirs is timed
+                    continue
                 for i, (node, model, feeds) in enumerate(alone):
                     sig = (node.op_type, node.kernel, node.dtype, tuple(node.dims), tuple(node.shape))
                     if sig in seen:  # chains repeat their kernels; time each distinct one once
@@ -320,6 +383,8 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
             onnx.save(m.model, str(Path(td) / f"{m.name}.onnx"))
             overhead_jobs += [Bound(session(Path(td) / f"{m.name}.onnx", th, spin=False), m.feeds)
                               for th in threads_list]
+        graph_jobs += net_jobs
+        graph_specs += net_specs
         seconds = measure_interleaved(kernel_jobs + graph_jobs + overhead_jobs + list(alongside), progress=progress)
         again = measure_interleaved(  # the same graphs once more: how far this machine's timings move
             graph_jobs, progress=progress and (lambda done, total, what: progress(done, total, f"repeat, {what}")))
@@ -341,8 +406,9 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
         seconds[n_g:]
     points = [Point(name, dtype, th, cost, sec, graph)
               for (name, graph, dtype, cost, th), sec in zip(kernel_specs + graph_specs, seconds)]
-    return points[:n_k], points[n_k:n_g], seconds[n_g + n_o:], \
-        {"run_s": run_s, "node_s": node_s, "stream": curve, "repeat": repeat}
+    n_b = n_g - len(net_specs)
+    return points[:n_k], points[n_k:n_b], seconds[n_g + n_o:], \
+        {"run_s": run_s, "node_s": node_s, "stream": curve, "repeat": repeat, "networks": points[n_b:n_g]}
 
 
 def _quantize(src: Path, dst: Path, m: Micro, preset: str) -> None:
@@ -441,7 +507,27 @@ def host_facts() -> dict:
         info["ram_mb"] = round(kb / 1024, 0)
     except (OSError, StopIteration):
         pass
+    info.update(cache_kb())
     return info
+
+
+def cache_kb(root: str = "/sys/devices/system/cpu/cpu0/cache") -> dict[str, float]:
+    """{"l2_kb", "l3_kb"} of the first core from sysfs (Linux; {} where it is not readable). The sizes are
+    the caches' own: a shared L3 is the whole L3."""
+    sizes: dict[str, float] = {}
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            text = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1, "M": 1024, "G": 1024 * 1024}.get(text[-1:], None)
+        if level in (2, 3) and kind in ("Unified", "Data") and scale and text[:-1].isdigit():
+            sizes[f"l{level}_kb"] = float(int(text[:-1]) * scale)
+    if "l2_kb" in sizes:
+        sizes.setdefault("l3_kb", 0.0)
+    return sizes
 
 
 def measure_bandwidth_gbps(mb: int = 128, repeats: int = 5) -> float:
@@ -489,7 +575,9 @@ def build_profile(name: str, base: profiles.Profile | None, prm: Params, stats: 
                 "runtime": {"execution_providers": ["CPUExecutionProvider"], "models_ep": "CPUExecutionProvider",
                             "int8_preset": host_preset()},
                 "budgets": {"latency_ms": 10.0, "memory_mb": round(h["ram_mb"] / 4, 0)}}
+        data["cpu"].update({k: h[k] for k in ("l2_kb", "l3_kb") if k in h})
         sources = {"cpu": "this host: /proc/cpuinfo (peaks derived from ISA width x frequency)",
+                   **({"cpu.l2_kb": "this host: sysfs", "cpu.l3_kb": "this host: sysfs"} if "l2_kb" in h else {}),
                    "memory.ram_mb": "this host: /proc/meminfo", "memory.bandwidth_gbps": measured + " (numpy copy)",
                    "budgets": "default for a calibrated host; override with --budget-ms / --memory-mb"}
     data["name"] = name
@@ -561,12 +649,18 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
     tables, data["kernels"] = fit_kernels(kernel_points, prm, graph_points, overheads["stream"])
+    tables.l2_bytes = float(data["cpu"].get("l2_kb", kern.DEFAULT_L2_KB)) * 1024.0
+    nets = overheads["networks"]
+    whole = network_stats(network_errors(nets, prm, tables), errors_of(nets, prm, tables))
+    tables.network = network_fit(nets, prm, tables)
+    if tables.network:
+        data["kernels"]["network"] = kern.network_data(tables.network)
     err = cross_validated_errors(kernel_points, graph_points, prm, overheads["stream"])
     stats = {"points": len(kernel_points) + len(graph_points), "kernels": len(kernel_points),
              "median_abs_error": round(float(np.median(err)), 4),
              "within_10": round(float((err <= 0.10).mean()), 4), "within_20": round(float((err <= 0.20).mean()), 4),
              "fit_median_abs_error": round(float(np.median(np.abs(errors_of(graph_points, prm, tables)))), 4),
-             **repeatability(overheads["repeat"]),
+             **whole, **repeatability(overheads["repeat"]),
              "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1)}
     data["calibration"].update(stats)
     profiles.validate(data, str(out))

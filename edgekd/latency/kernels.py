@@ -25,11 +25,21 @@ from .graph import NodeCost
 from .roofline import Params, is_int8, single_thread_s
 
 FORMAT = 3  # the [kernels] layout; 2: conv dims end with the kernel variant (graph._variant); 3: stream curve,
-#             composition per kind of graph
+#             composition per kind of graph (and, optional in 3, the whole-network correction `network`)
 GRAPH_KINDS = ("fp32", "int8")  # composition factors differ for graphs with quantized kernels (Q/DQ edges)
 K_NEAREST = 8
 RIDGE = 0.1
+NETWORK_CLASSES = ("conv", "dwconv", "gemm")
+NETWORK_GROUPS = tuple(f"{c}.{t}" for c in (*NETWORK_CLASSES, "other") for t in ("cache", "spill"))
+DEFAULT_L2_KB = 1024.0  # a profile without cpu.l2_kb
 FADE = 4.0  # distance (in log2 units) over which neighbours' residuals fade
+
+
+def network_group(n: NodeCost, l2_bytes: float) -> str:
+    """A node's group for the whole-network correction: its op class (conv, dwconv, gemm; the rest together)
+    and whether what it touches (weights and activations) fits in one core's L2 ("cache") or not ("spill")."""
+    cls = n.op_class if n.op_class in NETWORK_CLASSES else "other"
+    return f"{cls}.{'spill' if n.bytes > l2_bytes else 'cache'}"
 
 
 def key(n: NodeCost) -> str | None:
@@ -106,6 +116,15 @@ class Kernels:
     cores: int
     composition: dict[str, dict[int, float]] = field(default_factory=dict)  # "fp32" / "int8" -> threads -> x
     stream: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)  # threads -> (bytes, s/B)
+    network: dict[int, dict[str, float]] = field(default_factory=dict)  # threads -> network group -> x
+    l2_bytes: float = DEFAULT_L2_KB * 1024.0  # the L2 one core sees: what splits a node's cache tiers
+
+    def network_factor(self, n: NodeCost, threads: int) -> float:
+        """The whole-network correction of a node's group (calibrate.fit_networks; 1.0 when none was fitted)."""
+        if not self.network:
+            return 1.0
+        g = network_group(n, self.l2_bytes)
+        return _across_threads({t: f.get(g, 1.0) for t, f in self.network.items()}, threads, self.cores)
 
     def node_seconds(self, n: NodeCost, threads: int, prm: Params, footprint: float = 0.0,
                      graph: str = "fp32") -> float | None:
@@ -162,6 +181,12 @@ def thread_factor(speedup: float, top: int, threads: int, cores: int) -> float:
     return serial + (1.0 - serial) / n
 
 
+def network_data(network: dict[int, dict[str, float]]) -> dict:
+    """The [kernels.network] table: thread counts and, per network group, a factor per thread count."""
+    threads = sorted(network)
+    return {"threads": threads, **{g: [round(network[t].get(g, 1.0), 4) for t in threads] for g in NETWORK_GROUPS}}
+
+
 def to_data(rows: dict[str, list[tuple[list[float], float, float]]], top_threads: int,
             composition: dict[str, dict[int, float]] | None = None, stream: dict | None = None) -> dict:
     """The profile's [kernels] table: per family, features, measured / roofline ratios and speed-ups; the
@@ -198,9 +223,27 @@ def from_profile(data: dict, where: str, cores: int) -> Kernels | None:
         raise UsageError(f"{where}: field `kernels.format` is {fmt!r}, this edgekd reads kernel tables of format "
                          f"{FORMAT}", "re-run `edgekd profiles calibrate` to measure this device's kernels again")
     tables = {name: _table(t, f"{where}: table `kernels.{name}`") for name, t in raw.items()
-              if name not in ("format", "top_threads", "composition", "stream")}
+              if name not in ("format", "top_threads", "composition", "stream", "network")}
+    l2 = data.get("cpu", {}).get("l2_kb", DEFAULT_L2_KB) if isinstance(data.get("cpu"), dict) else DEFAULT_L2_KB
     return Kernels(tables, top, cores, _composition(raw.get("composition", {}), f"{where}: `kernels.composition`"),
-                   _stream(raw.get("stream", {}), f"{where}: `kernels.stream`"))
+                   _stream(raw.get("stream", {}), f"{where}: `kernels.stream`"),
+                   _network(raw.get("network", {}), f"{where}: `kernels.network`"), float(l2) * 1024.0)
+
+
+def _network(c, where: str) -> dict[int, dict[str, float]]:
+    """Parse the whole-network correction: `threads`, and per network group one positive factor per thread
+    count (a group left out is 1.0)."""
+    if c == {}:
+        return {}
+    threads = c.get("threads") if isinstance(c, dict) else None
+    groups = {k: v for k, v in c.items() if k != "threads"} if isinstance(c, dict) else {}
+    if not (isinstance(threads, list) and _thread_counts(threads) and threads and
+            set(groups) <= set(NETWORK_GROUPS) and
+            all(isinstance(v, list) and len(v) == len(threads) and all(map(_positive, v)) for v in groups.values())):
+        raise UsageError(f"{where} needs `threads` (ints >= 1) and, for groups of {', '.join(NETWORK_GROUPS)}, "
+                         f"one positive factor per thread count, got {c!r}"[:400],
+                         "re-run `edgekd profiles calibrate` to rewrite it")
+    return {t: {g: float(v[i]) for g, v in groups.items()} for i, t in enumerate(threads)}
 
 
 def _stream(c, where: str) -> dict[int, tuple[list[float], list[float]]]:

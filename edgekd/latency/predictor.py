@@ -33,9 +33,8 @@ class Prediction:
 
 def uncertainty(profile: Profile) -> float:
     """Relative error band: from the calibration's measured error, else +-50% for a datasheet prior."""
-    cal = profile.calibration
-    if "median_abs_error" in cal:
-        return max(0.1, 2.0 * float(cal["median_abs_error"]))
+    if profile.calibrated:
+        return max(0.1, 2.0 * profile.median_error)
     return 0.5
 
 
@@ -48,8 +47,10 @@ def node_time(n: NodeCost, prm: Params, tables, threads: int, footprint: float =
     """A node's time from the profile's kernel tables when they hold its family, else from the roofline;
     `footprint` is the bytes of all the graph's weights (where they live sets what streaming them costs),
     `graph` its kind (graph_kind)."""
-    t = tables.node_seconds(n, threads, prm, footprint, graph) if tables is not None else None
-    return t if t is not None else node_seconds(n, prm, threads)
+    if tables is None:
+        return node_seconds(n, prm, threads)
+    t = tables.node_seconds(n, threads, prm, footprint, graph)
+    return (t if t is not None else node_seconds(n, prm, threads)) * tables.network_factor(n, threads)
 
 
 def graph_kind(nodes) -> str:
