@@ -404,3 +404,34 @@ def test_a_frozen_token_table_stays_the_teachers_through_distill(hf, tmp_path):
     key = next(k for k in state if k.endswith("word_embeddings.weight"))
     teacher, _ = M.load(str(hf / "minilm-emb"))
     assert torch.equal(state[key], teacher.model.get_input_embeddings().weight.detach())
+
+
+def test_augment_on_text_adds_teacher_labelled_variants_of_the_training_texts_only(hf, tmp_path, runner):
+    """`--augment` on text: three variants of each training text (15% of its tokens replaced by tokens of the
+    training texts) join the training part, never the validation or test part, and the teacher labels them."""
+    import edgekd
+    from edgekd.api.rundir import RunDir
+    from edgekd.api.target import read_eval
+    from edgekd.data.text import augmented
+
+    x = {"input_ids": np.array([[101, 7, 8, 9, 10, 102, 0], [101, 11, 12, 102, 0, 0, 0]]),
+         "attention_mask": np.array([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0, 0]])}
+    a = augmented(x, {0, 101, 102}, copies=3, rate=0.5)
+    assert a["input_ids"].shape == (8, 7) and (a["attention_mask"][2:4] == x["attention_mask"]).all()
+    keep = np.isin(a["input_ids"], [0, 101, 102])
+    assert (keep == np.tile(np.isin(x["input_ids"], [0, 101, 102]), (4, 1))).all()  # special tokens stay put
+    assert (a["input_ids"][2:] != np.tile(x["input_ids"], (3, 1))).any()  # some tokens replaced ...
+    assert np.isin(a["input_ids"], x["input_ids"]).all()  # ... by tokens the texts already hold
+
+    plain = edgekd.distill(str(hf / "minilm-emb"), str(hf / "unlabeled.txt"), tmp_path / "plain",
+                           student="hf:layers=2", epochs=1, show_progress=False)
+    run = tmp_path / "aug"
+    d = invoke_json(runner, "distill", "--teacher", f"hf:{hf / 'minilm-emb'}", "--data", hf / "unlabeled.txt",
+                    "--student", "hf:layers=2", "--epochs", "1", "--augment", "--out", run)
+    note = next(n for n in d["notes"] if n.startswith("--augment:"))
+    assert "labelled by the teacher" in note and "4x the training time" in note
+    n_train = int(note.split(" variants of the ")[1].split()[0])
+    assert note.startswith(f"--augment: {3 * n_train} variants")
+    test_aug, test_plain = read_eval(RunDir.open(run))[0], read_eval(RunDir.open(tmp_path / "plain"))[0]
+    assert all((test_aug[k] == test_plain[k]).all() for k in test_plain)  # the test split is untouched
+    assert 0 < d["agreement"] <= 1 and plain.agreement > 0

@@ -146,6 +146,20 @@ def _abs_spec(spec: str) -> str:
     return spec
 
 
+def _augment_text(ds, codec) -> None:
+    """--augment on text: the training part (never the validation or test part) grows by teacher-labelled
+    variants of its texts, some tokens replaced (data.text.augmented)."""
+    from ..data.text import AUGMENT_COPIES, AUGMENT_RATE, augmented
+
+    if "attention_mask" not in ds.x_train:
+        raise UsageError("--augment on text data needs the tokenizer's attention_mask", "drop --augment")
+    n = data_mod.n_samples(ds.x_train)
+    ds.x_train = augmented(ds.x_train, set(codec.tokenizer.all_special_ids))
+    ds.y_train = np.concatenate([ds.y_train, np.full(n * AUGMENT_COPIES, data_mod.UNLABELED, np.int64)])
+    ds.notes.append(f"--augment: {n * AUGMENT_COPIES} variants of the {n} training texts ({AUGMENT_RATE:.0%} of "
+                    f"their tokens replaced), labelled by the teacher: about {1 + AUGMENT_COPIES}x the training time")
+
+
 def _data_options(o: DistillOptions) -> data_mod.DataOptions:
     def floats(name):
         try:
@@ -282,6 +296,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     opts = _data_options(o)
     say(f"reading the data {data}")
     ds = data_mod.load(data, opts, codec=codec)
+    if text and o.augment:
+        _augment_text(ds, codec)
     say("running the teacher on the data")
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
@@ -292,7 +308,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
                                                        show_progress)
 
-    augment = ds.kind == "image" if o.augment is None else o.augment
+    augment = ds.kind == "image" if o.augment is None else bool(o.augment) and not text  # text: _augment_text
     groups = {}
     if not o.feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
         from ..models.hf import feature_groups

@@ -61,8 +61,9 @@ class DistillOptions:
                                   minimum=0, maximum=0.9)
     patience: int | None = opt(None, "Stop after this many epochs without a better validation score (0: never). "
                                      "Default: 3 for Hugging Face teachers, else 0.", minimum=0, maximum=1_000_000)
-    augment: bool | None = opt(None, "Random flip/crop of images (default: on for image folders, off otherwise).",
-                               flag="augment/--no-augment")
+    augment: bool | None = opt(None, "Images: random flip/crop (default on for image folders). Text: 3 variants "
+                                     "of each training text, 15% of tokens replaced, labelled by the teacher (about "
+                                     "4x the training time; default off).", flag="augment/--no-augment")
     cache: str = opt("auto", "Cache teacher outputs (needs deterministic inputs).",
                      choices=("auto", "memory", "disk", "off"))
     max_memory_mb: float = opt(512, "Most memory the teacher cache may hold: auto memory-maps it to disk beyond "
