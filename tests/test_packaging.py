@@ -86,7 +86,7 @@ def test_profiles_from_a_source_copy_and_from_the_runtime_wheel(tmp_path):
     shutil.copytree(ROOT / "profiles", tmp_path / "src" / "profiles")
     wheel = runtime_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:
-        assert {"edgekd/deploy/remote_job.py", "edgekd/profile_data/raspberry-pi-4.toml"} <= set(z.namelist())
+        assert {"edgekd/device_job.py", "edgekd/profile_data/raspberry-pi-4.toml"} <= set(z.namelist())
     # the torch-free venv make test builds has no edgekd installed (an editable install would answer instead)
     ov = ROOT / os.environ.get("EDGEKD_OPENVINO_PYTHON", ".venv-openvino/bin/python")
     python = str(ov) if ov.is_file() else sys.executable

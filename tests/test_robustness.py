@@ -44,7 +44,7 @@ def evil_run(project, runner, tmp_path, monkeypatch):
         import sys; sys.path.insert(0, {str(project)!r})
         from teacher import build
     """))
-    from edgekd.api.rundir import sha256
+    from edgekd.files import sha256
 
     m = json.loads((run / "manifest.json").read_text())  # a consistent manifest, signed by someone else
     m["steps"]["distill"]["teacher"].update(spec=f"{evil}:build", code={"files": {str(evil.resolve()): sha256(evil)},
@@ -94,7 +94,7 @@ def test_one_writer_per_run_directory(project, runner, tmp_path):
                 "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
     hold = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from edgekd.api.rundir import step_lock
+        from edgekd.files import step_lock
         with step_lock({str(run)!r}, "distill"):
             print("held", flush=True)
             time.sleep(60)
@@ -109,7 +109,7 @@ def test_one_writer_per_run_directory(project, runner, tmp_path):
 
 
 def test_temp_files_of_a_killed_writer_are_cleaned(tmp_path):
-    from edgekd.api.rundir import write_text
+    from edgekd.files import write_text
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

@@ -11,9 +11,9 @@ import numpy as np
 
 from ..deploy.measure import MIN_EFFECT
 from ..errors import EdgekdError, UsageError, missing_module
+from ..files import now, step_lock, write_json
 from ..progress import say
 from .options import BenchOptions, counts
-from .rundir import now, step_lock, write_json
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_profile, run_teacher
 
 

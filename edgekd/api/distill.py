@@ -11,10 +11,11 @@ import numpy as np
 
 from .. import data as data_mod
 from ..errors import UsageError
+from ..files import atomic_path, sha256, step_lock
 from ..progress import note, say
 from . import trust
 from .options import DistillOptions
-from .rundir import RunDir, atomic_path, sha256, step_lock
+from .rundir import RunDir
 from .target import Result, load_profile
 
 DEFAULT_STUDENT = "mlp:hidden=160"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgekdError
+from ..files import atomic_path, sha256, step_lock
 from ..progress import say
 from .options import ExportOptions
-from .rundir import atomic_path, sha256, step_lock
 from .target import Result, as_inputs, bind_data, load_student, read_eval, resolve, run_teacher
 
 PARITY_SAMPLES = 256

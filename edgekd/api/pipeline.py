@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import UsageError
-from .rundir import atomic_path, sha256, write_json
+from ..files import atomic_path, sha256, write_json
 
 DEMO_ARCH = "edgekd.models.zoo:DigitsCNN"
 TEACHER_CONFIG = {"arch": DEMO_ARCH, "data": "digits", "epochs": 15, "lr": 3e-3, "seed": 0, "version": 2}
@@ -55,7 +55,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", profile: str = "raspberry-pi"
 
 def _demo_made(out: Path) -> bool:
     """Whether OUT is new or a run the demo made (its teacher is the demo's own OUT/teacher/teacher.pt)."""
-    from .rundir import MANIFEST
+    from ..files import MANIFEST
 
     if not (out / MANIFEST).is_file():
         return True

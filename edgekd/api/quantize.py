@@ -9,8 +9,8 @@ import numpy as np
 
 from ..deploy.quantize import SlowerError
 from ..errors import UsageError
+from ..files import sha256, step_lock
 from .options import QuantizeOptions
-from .rundir import sha256, step_lock
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_profile
 
 
@@ -261,7 +261,8 @@ def verdict(res: QuantizeResult) -> str:
 def _refuse_target(dst: Path, run) -> None:
     """--output must be a regular file (or nothing yet) and none of a run's own artifacts but its int8 model:
     `--output /dev/full` or `--output RUN/manifest.json` would replace what is there."""
-    from .rundir import MANIFEST, PRODUCED_BY
+    from ..files import MANIFEST
+    from .rundir import PRODUCED_BY
 
     if dst.exists() and not dst.is_file() or dst.is_symlink():
         raise UsageError(f"--output {dst} is not a regular file (a device, a pipe or a link)",
@@ -273,7 +274,7 @@ def _refuse_target(dst: Path, run) -> None:
 
 def _refuse_run_artifact(src: Path, dst: Path, explicit: str | None) -> None:
     """`quantize runs/x/student.onnx` must not silently replace the run's own student.int8.onnx."""
-    from .rundir import MANIFEST
+    from ..files import MANIFEST
 
     if explicit is None and (src.parent / MANIFEST).is_file() and dst.exists():
         raise UsageError(f"{dst} belongs to the run directory {src.parent} and would be replaced",

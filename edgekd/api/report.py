@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rundir import atomic_path, write_text
+from ..files import atomic_path, write_text
 from .target import Result
 
 

@@ -19,7 +19,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import UsageError
-from .rundir import sha256
+from ..files import sha256
 
 
 class UntrustedCode(UsageError):

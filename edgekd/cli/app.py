@@ -75,7 +75,7 @@ class _Cli(click.Group):
         except OSError as e:  # the file system: which file, why, what to do
             if _debug(ctx):
                 raise
-            from ..api.rundir import fs_error
+            from ..files import fs_error
 
             click.echo(f"Error: {fs_error(e, e.filename or '?').one_line()}", err=True)
             ctx.exit(1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from ..api.rundir import atomic_path
+from ..files import atomic_path
 
 
 def add_metadata(path: Path, props: dict[str, str]) -> None:

@@ -490,7 +490,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
                                                               for n, r in wide))
             plan = [dataclasses.replace(a, exclude=(*a.exclude, *keep_fp32)) for a in plan]
             alt = dataclasses.replace(alt, exclude=(*alt.exclude, *keep_fp32)) if alt else None
-    from ..api.rundir import clean_stale
+    from ..files import clean_stale
 
     clean_stale(dst.parent, ".quantize-")  # what a killed quantize left
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".quantize-{os.getpid()}-") as td:

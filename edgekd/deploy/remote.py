@@ -244,7 +244,7 @@ class Staged:
 def stage_bench(target: str, options: dict) -> Staged:
     """A run directory's models and eval data (no torch: the teacher is its ONNX), or a plain .onnx with its
     external data, --data and --teacher; a --profile that is a file goes too."""
-    from ..api.rundir import MANIFEST
+    from ..files import MANIFEST
 
     files: dict[str, Path] = {}
     path = Path(target)
@@ -307,7 +307,7 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
             t2 = time.perf_counter()
             cmd = (f"cd {shlex.quote(remote)} && {_link_cached(links)}PYTHONPATH="
                    f"{shlex.quote(remote + '/' + wheel.name)} {shlex.quote(info['executable'])} -m "
-                   "edgekd.deploy.remote_job job.json")
+                   "edgekd.device_job job.json")
             out = ssh(dev, cmd, timeout=RUN_TIMEOUT_S)
             overhead["run_s"] = time.perf_counter() - t2
         finally:
@@ -328,7 +328,7 @@ def _cached(files: dict[str, Path], cache: list[str] | None) -> tuple[dict[str, 
     hash, once — and the hash of every staged file; elsewhere everything, and no hashes."""
     if cache is None:
         return dict(files), {}
-    from ..api.rundir import sha256
+    from ..files import sha256
 
     have = set(cache)
     links = {name: sha256(path) for name, path in files.items()}
@@ -457,7 +457,7 @@ def _answer(dev: Device, out: str) -> dict:
 def calibrate_on(url: str, output: str | os.PathLike, keep: bool = False, **options) -> dict:
     """`profiles calibrate` on the device: the calibrated profile is written to `output` here (its
     `calibration.host` is the device's name, so a bench there later knows it was measured on it)."""
-    from ..api.rundir import write_text
+    from ..files import write_text
 
     files: dict[str, Path] = {}
     if options.get("base") and Path(options["base"]).is_file():

@@ -270,7 +270,7 @@ class Distiller:
 
     def _save(self, epoch: int, opt, sched, gen, aug_gen, result: TrainResult, best: dict, bad: int,
               best_state: dict | None) -> None:
-        from ..api.rundir import atomic_path
+        from ..files import atomic_path
 
         path = self._ckpt_path()
         if path is None or self.rank != 0:
@@ -386,7 +386,7 @@ class Distiller:
             done, result.history, best, bad, best_state = self._load(opt, sched, gen, aug_gen)
             result.resumed_from, start_epoch = done, done + 1
             if self.run_dir and self.rank == 0:  # drop lines of epochs the crash lost
-                from ..api.rundir import write_text
+                from ..files import write_text
                 write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
         with tempfile.TemporaryDirectory() as td:
             if self.teacher is not None:

@@ -623,7 +623,7 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     "alongside_seconds", the timings of the `alongside` jobs measured in the same rounds)."""
     import onnxruntime as ort
 
-    from ..api.rundir import write_text
+    from ..files import write_text
     from .tomlw import dumps
 
     check_output(out)

@@ -1,4 +1,5 @@
-"""The device's side of `--on`: `python3 -m edgekd.deploy.remote_job job.json` in the temp dir edgekd copied.
+"""The device's side of `--on` (beside cli/: the other entry point, and like it above the api layer it calls):
+`python3 -m edgekd.device_job job.json` in the temp dir edgekd copied.
 
 Runs the step through the Python API (no click or rich needed there: onnxruntime, onnx and numpy are enough)
 and prints one JSON line: {"ok": true, "result": ...}, or {"ok": false, "error": ..., "hint": ..., "exit_code": N}
