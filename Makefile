@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 # share .venv): the tests run `edgekd bench --ep openvino` there for real
 OV     ?= .venv-openvino
 
-.PHONY: demo test test-fast lint format bench wheel clean
+.PHONY: demo test test-fast lint bench wheel clean
 
 $(BIN)/edgekd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,6 @@ test-fast: $(BIN)/edgekd  # leaves out the tests marked slow (CI runs them all)
 
 lint: $(BIN)/edgekd
 	$(BIN)/ruff check edgekd tests benchmarks
-
-format: $(BIN)/edgekd
-	$(BIN)/ruff format edgekd tests benchmarks
 
 # edgekd is not on the package index: this is the wheel to install elsewhere (pip install dist/edgekd-*.whl is
 # the runtime a device needs; add [train] for distill)
