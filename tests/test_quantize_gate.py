@@ -298,3 +298,24 @@ def test_a_probability_map_reports_and_can_gate_on_the_thresholded_mask(runner, 
     from test_bad_inputs import assert_usage_error
 
     assert_usage_error(code, o, e, "--metric mask_iou needs a probability map")
+
+
+def test_a_run_quantized_to_fp16_is_named_and_benched_as_fp16_beside_its_int8(project, runner, tmp_path):
+    """`quantize RUN --weights fp16` writes student.fp16.onnx (not student.int8.onnx); an int8 model already
+    there stays, still verified; bench shows each as its own row."""
+    run = tmp_path / "run"
+    for args in (["distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                  "--student", "mlp:hidden=8", "--epochs", "1", "--out", run], ["export", run]):
+        invoke_json(runner, *args)
+    invoke_json(runner, "quantize", run, "--allow-slower")
+    int8 = (run / "student.int8.onnx").read_bytes()
+    q = invoke_json(runner, "quantize", run, "--weights", "fp16", "--allow-slower")
+    assert q["output"] == str(run / "student.fp16.onnx") and (run / "student.fp16.onnx").is_file()
+    assert (run / "student.int8.onnx").read_bytes() == int8
+    step = json.loads((run / "manifest.json").read_text())["steps"]["quantize"]
+    assert step["weights"] == "fp16" and set(step["sha256"]) == {"student.int8.onnx", "student.fp16.onnx"}
+    b = invoke_json(runner, "bench", run, "--runs", "3", "--no-memory")
+    assert {"student_fp32", "student_int8", "student_fp16"} <= set(b["models"])
+    (run / "student.fp16.onnx").write_bytes((run / "student.fp16.onnx").read_bytes() + b"x")
+    code, out, err = invoke(runner, "bench", run, "--runs", "3", "--no-memory")
+    assert code == 2 and "student.fp16.onnx changed after `edgekd quantize`" in err, err

@@ -95,7 +95,7 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
     run = t.run
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
-        report["verdict"].insert(0, f"no int8 model: {q.get('verdict')}")
+        report["verdict"].insert(0, f"no {q.get('weights', 'int8')} model: {q.get('verdict')}")
     _save(report, dst, with_report=run is not None or o.output is not None)
     if run is not None:
         run.record("bench", {"settings": settings, "summary": report["summary"], "notes": notes,
@@ -250,8 +250,9 @@ def _models(t, o: BenchOptions, notes: list[str], trust_run: bool) -> tuple[dict
             onnx_models["student_fp32"] = student
         if (run / f"{key}.optimized.onnx").is_file():
             onnx_models[f"{key}_optimized"] = run.verify(f"{key}.optimized.onnx", "export")
-    if (run / "student.int8.onnx").is_file():
-        onnx_models["student_int8"] = run.verify("student.int8.onnx", "quantize")
+    for weights in ("int8", "int4", "fp16"):  # each quantized model quantize wrote, named by what it is
+        if (run / f"student.{weights}.onnx").is_file():
+            onnx_models[f"student_{weights}"] = run.verify(f"student.{weights}.onnx", "quantize")
     try:
         return onnx_models, run_teacher(run, trust_run)
     except EdgekdError as e:

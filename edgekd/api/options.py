@@ -147,7 +147,8 @@ class QuantizeOptions:
                               "accuracy, top1, cosine, or mask_iou (a probability map: IoU of the pixels above "
                               "0.5, which is also reported beside the cosine).",
                       choices=("auto", "accuracy", "top1", "cosine", "mask_iou"))
-    output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx).")
+    output: str | None = opt(None, "Where to write (default RUN/student.int8.onnx or MODEL.int8.onnx; .int4 / "
+                                   ".fp16 for those --weights).")
     profile: str | None = opt(None, "The target device: its int8 preset, and int8 vs fp32 predicted on it (when "
                                     "it is not this machine). Default: the run's profile, else this machine.")
     threads: int | None = opt(None, "Threads to time or predict int8 vs fp32 with (default: 1 on this machine, "

@@ -62,12 +62,12 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         if o.data is None:
             raise UsageError(f"quantizing {src} needs --data SPEC (calibration and the accuracy gate use it)",
                              _data_hint(ModelIO.from_onnx(src)))
-        dst = Path(o.output) if o.output else src.with_name(src.stem + ".int8.onnx")
+        dst = Path(o.output) if o.output else src.with_name(f"{src.stem}.{o.weights}.onnx")
         _refuse_run_artifact(src, dst, o.output)
         profile = o.profile
     else:
         src = _source(run)
-        dst = Path(o.output) if o.output else run / "student.int8.onnx"
+        dst = Path(o.output) if o.output else run / QUANTIZED[o.weights]
         profile = o.profile or run_profile(run)
     if dst.is_dir():
         raise UsageError(f"--output {dst} is a directory", f"pass a file path, e.g. {dst / 'model.int8.onnx'}")
@@ -104,8 +104,9 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
                    "weights": o.weights, "gate_samples": gate_samples, "source": src.name}
         if run is not None:  # what later steps need: no int8 model, and why (bench shows fp32 and says it)
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode,
-                                    "speed": details.get("speed")})
-            (run / "student.int8.onnx").unlink(missing_ok=True)
+                                    "weights": o.weights, "speed": details.get("speed"),
+                                    "sha256": _kept_hashes(run, QUANTIZED[o.weights])})
+            (run / QUANTIZED[o.weights]).unlink(missing_ok=True)
             _to_app_folder(run, None)
         if o.require_faster:
             raise
@@ -119,10 +120,21 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         app = _to_app_folder(run, dst) if dst == run / "student.int8.onnx" else None
         if app:
             details["app_folder"] = app
+        own = dst.parent == run.path and dst.name in QUANTIZED.values()
         run.record("quantize", {**res.to_dict(), "output": run.rel(dst), "calib_samples": int(len(calib_feeds)),
-                                "sha256": {"student.int8.onnx": sha256(dst)} if dst == run / "student.int8.onnx"
-                                else {}})
+                                "weights": o.weights, "sha256": {**_kept_hashes(run, dst.name if own else None),
+                                                                 **({dst.name: sha256(dst)} if own else {})}})
     return res
+
+
+# the run's quantized model, named by what it is: bench shows each as its own row (student_int8, student_int4 ...)
+QUANTIZED = {"int8": "student.int8.onnx", "int4": "student.int4.onnx", "fp16": "student.fp16.onnx"}
+
+
+def _kept_hashes(run, replaced: str | None) -> dict[str, str]:
+    """The recorded sha256 of the run's other quantized models (an int4 quantize keeps the int8 model's)."""
+    old = (run.manifest.get("steps", {}).get("quantize") or {}).get("sha256") or {}
+    return {k: v for k, v in old.items() if k != replaced and (run / k).is_file()}
 
 
 APP_INT8 = "model.int8.onnx"
@@ -267,7 +279,7 @@ def _refuse_target(dst: Path, run) -> None:
     if dst.exists() and not dst.is_file() or dst.is_symlink():
         raise UsageError(f"--output {dst} is not a regular file (a device, a pipe or a link)",
                          "write the int8 model to a plain file path")
-    own = {MANIFEST, "metrics.jsonl", ".edgekd.lock", *PRODUCED_BY} - {"student.int8.onnx"}
+    own = {MANIFEST, "metrics.jsonl", ".edgekd.lock", *PRODUCED_BY} - set(QUANTIZED.values())
     if (dst.parent / MANIFEST).is_file() and dst.name in own:
         raise UsageError(f"--output {dst} is the run's own {dst.name}", "write the int8 model to another file")
 

@@ -33,6 +33,8 @@ PRODUCED_BY = {
     "student.ort": "export",
     "student.required_operators.config": "export",
     "student.int8.onnx": "quantize",
+    "student.int4.onnx": "quantize",
+    "student.fp16.onnx": "quantize",
     "bench.json": "bench",
     "report.md": "bench",
     "quality_latency.png": "bench",
