@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,12 @@ class EP:
     device: str | None = None  # an EP with memory of its own: bench binds inputs there once (IO binding)
 
 
-EPS: dict[str, EP] = {}
+EPS: Registry[EP] = Registry("execution provider", "edgekd providers lists them, with what brings each one")
 
 
 def register(ep: EP) -> EP:
     """Add an execution provider under a short name (users may add their own)."""
-    EPS[ep.name] = ep
-    return ep
+    return EPS.register(ep)
 
 
 for _ep in [
@@ -70,9 +70,7 @@ def parse(spec: str) -> list[str]:
     if not names:
         raise UsageError("--ep is empty", "e.g. --ep cpu,openvino")
     for n in names:
-        if n not in EPS:
-            raise UsageError(f"unknown execution provider {n!r} in --ep {spec!r} (known: {', '.join(EPS)})",
-                             "edgekd providers lists them, with what brings each one")
+        EPS.lookup(n, f"in --ep {spec!r}")
     return list(dict.fromkeys(names))
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import UsageError
+from ..registry import Registry
 
 
 @dataclass
@@ -59,13 +60,12 @@ class Term(NamedTuple):
     options: dict
 
 
-METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("method", "combine methods with +, weights after a colon: --method kd+hint:0.5")
 
 
 def register(method: Method) -> Method:
     """Add a method (users may add their own before calling edgekd.distill)."""
-    METHODS[method.name] = method
-    return method
+    return METHODS.register(method)
 
 
 def _kd(b: Step, _opts: dict):
@@ -157,10 +157,7 @@ def parse(spec: str) -> list[Term]:
     terms: list[Term] = []
     for part in filter(None, (p.strip() for p in spec.split("+"))):
         name, _, rest = part.partition(":")
-        if name not in METHODS:
-            raise UsageError(f"unknown method {name!r} in --method {spec!r} (known: {', '.join(METHODS)})",
-                             "combine methods with +, weights after a colon: --method kd+hint:0.5")
-        method = METHODS[name]
+        method = METHODS.lookup(name, f"in --method {spec!r}")
         w, opts = 1.0, dict(method.options)
         for item in filter(None, (x.strip() for x in rest.split(","))):
             key, eq, value = item.partition("=")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..registry import Registry
 
 
 def _mlp(input_shape, num_classes, hidden: int = 128, depth: int = 1, dropout: float = 0.0):
@@ -148,12 +149,13 @@ class Family:
     default_for_rank: int | None = None
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("student family",
+                                      "e.g. --student mlp:hidden=128 or --student mobilenet:width=0.5")
 
 
 def register(family: Family) -> Family:
     """Add a student family (users may add their own; `--student NAME:knob=...` then builds it)."""
-    FAMILIES[family.name] = family
+    FAMILIES.register(family)
     return family
 
 
@@ -216,9 +218,7 @@ def is_entrypoint(spec: str) -> bool:
 def parse_spec(spec: str) -> tuple[str, dict]:
     """`mlp:hidden=128,depth=2` -> ("mlp", {"hidden": 128, "depth": 2}), with types checked."""
     family, _, rest = spec.partition(":")
-    if family not in FAMILIES:
-        raise UsageError(f"unknown student family {family!r} in {spec!r} (known: {', '.join(FAMILIES)})",
-                         "e.g. --student mlp:hidden=128 or --student mobilenet:width=0.5")
+    FAMILIES.lookup(family, f"in {spec!r}")
     kwargs: dict[str, Any] = {}
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")

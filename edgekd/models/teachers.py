@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..registry import Registry
 from .hf import is_hf
 
 TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".torchscript", ".jit"}
@@ -71,19 +72,18 @@ class Loader:
     load: Callable[..., tuple[Any, dict]]  # (spec, arch, **hints such as task=) -> (model, record)
 
 
-LOADERS: list[Loader] = []
+LOADERS: Registry[Loader] = Registry("teacher loader")
 
 
 def register(loader: Loader, first: bool = False) -> Loader:
     """Add a teacher loader (users may add their own; `first` puts it before the built-in ones)."""
-    LOADERS.insert(0, loader) if first else LOADERS.append(loader)
-    return loader
+    return LOADERS.register(loader, first)
 
 
 def load_teacher(spec: str, arch: str | None = None, **hints) -> tuple[Any, dict]:
     """Return (teacher in eval mode, a JSON-able record of how it was loaded), by the first matching loader.
     `hints` (e.g. task="embedding") go to loaders that take them."""
-    for loader in LOADERS:
+    for loader in LOADERS.values():
         if loader.matches(spec, arch):
             return loader.load(spec, arch, **hints)
     raise UsageError(f"teacher {spec!r} does not exist",
