@@ -90,6 +90,28 @@ def test_the_table_is_what_the_cli_has(runner):
     assert documented == have, (documented ^ have)
 
 
+def test_the_readme_tables_list_every_registered_method_and_every_module():
+    """The methods table names every method the registry has (and no other); the architecture table names every
+    module and package of edgekd/ (a new one must be described)."""
+    from edgekd.kd.methods import METHODS
+
+    text = README.read_text()
+    methods = text[text.index("| method | family | loss |"):].split("\n\n")[0]
+    assert set(re.findall(r"^\| `(\w+)` \|", methods, re.M)) == set(METHODS)
+    arch = text[text.index("| module | responsibility |"):].split("\n\n")[0]
+    pkg = README.parent / "edgekd"
+    for path in sorted(pkg.iterdir()):
+        if path.name.startswith("_") or path.name in ("py.typed", "profile_data") or path.suffix not in ("", ".py"):
+            continue
+        rel = f"edgekd/{path.name}" + ("/" if path.is_dir() else "")
+        if path.is_dir():
+            assert f"`{rel}`" in arch, rel
+            for mod in sorted(p.stem for p in path.glob("*.py") if not p.stem.startswith("_")):
+                assert f"`{mod}`" in arch or f"`{mod}.py`" in arch or mod in arch, f"{rel}{mod}.py"
+        else:
+            assert f"`{rel}`" in arch, rel
+
+
 @pytest.mark.slow
 def test_readme_pipeline_on_digits(runner, tmp_path):
     """`edgekd pipeline --teacher ... --data digits --profile raspberry-pi-4`, end to end, with a digits
