@@ -46,8 +46,8 @@ def missing_module(e: ModuleNotFoundError) -> UsageError | None:
 
 
 # what each extra brings, for the hint (edgekd is installed from a clone or a wheel: it is not on the index)
-EXTRA_PACKAGES = {"train": '"torch==2.13.0" onnxscript scikit-learn pillow',
-                  "hf": '"torch==2.13.0" onnxscript scikit-learn pillow "transformers>=4.57,<4.58" '
+EXTRA_PACKAGES = {"train": '"torch==2.13.0" onnxscript scikit-learn pillow torch-pruning',
+                  "hf": '"torch==2.13.0" onnxscript scikit-learn pillow torch-pruning "transformers>=4.57,<4.58" '
                         '"optimum>=2.1,<2.2" "optimum-onnx>=0.1,<0.2"',
                   "report": "matplotlib"}
 

@@ -228,7 +228,7 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     checked against the teacher's outputs and initialised from the teacher where the structures match.
     Returns (student, its record, the sizing result or None, how it was initialised, its chosen output)."""
     from ..kd.trainer import seed_everything
-    from ..models import students
+    from ..models import prune, students
     from ..models.hf import is_text_model
     from ..models.inference import adapt, check_student_fits, single_input, student_output, unwrap
     from ..progress import step_progress
@@ -236,6 +236,8 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
 
     if is_text_model(tmodel):
         return _hf_student(o, ds, tmodel, prof, show_progress)
+    if prune.is_prune(o.student):
+        return _pruned_student(o, ds, tmodel, t_outputs)
     if o.trim_vocab:
         raise UsageError("--trim-vocab is for Hugging Face teachers and students", "drop --trim-vocab")
     sized = None
@@ -260,6 +262,31 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     check_student_fits(smodel, ds, t_outputs)
     init_used = init_from_teacher(unwrap(smodel), unwrap(tmodel)) if o.init == "auto" else "random"
     return smodel, rec, sized, init_used, s_output
+
+
+def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int):
+    """`--student prune:...`: the teacher with a share of its channels cut (models.prune), its kept weights the
+    teacher's, adapted to the data's inputs like any student."""
+    from ..models import prune
+    from ..models.inference import adapt, as_args, check_student_fits, unwrap
+
+    if o.profile or o.budget_ms or o.speedup:
+        raise UsageError("--student prune takes its ratio from the spec: sizing it to a --profile budget or "
+                         "--speedup is not built yet", "pass --student prune:ratio=R (e.g. 0.5) without --profile")
+    knobs = prune.parse(o.student)
+    teacher = unwrap(tmodel)
+    example = as_args(data_mod.take(ds.x_train, slice(0, 2)))
+    say(f"pruning {knobs['ratio']:.0%} of the teacher's channels ({knobs['importance']} importance, channel "
+        f"counts rounded to multiples of {knobs['rounding']})")
+    student, structure = prune.prune(teacher, example, knobs)
+    rec = {"family": "prune", "kwargs": knobs, "input_shape": list(ds.input_shape),
+           "num_classes": int(t_outputs), "structure": structure, "input_names": ds.input_names,
+           "output": getattr(tmodel, "output", None)}
+    smodel = adapt(student, ds.input_names, rec["output"], ds.constants)
+    check_student_fits(smodel, ds, t_outputs)
+    kept = prune.params(student) / max(1, prune.params(teacher))
+    return smodel, rec, None, f"the teacher pruned ({kept:.0%} of its parameters kept, their weights)", \
+        rec["output"]
 
 
 def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: bool = True,

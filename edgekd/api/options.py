@@ -36,7 +36,8 @@ class DistillOptions:
                                     "transformer:hidden=64,layers=2, file.py:factory; a bare family with "
                                     "--profile sizes it. Hugging Face teachers: hf:layers=2[,hidden=256,heads=4,"
                                     "intermediate=1024,pick=spread|ends|first|last,freeze=embeddings|none] (the "
-                                    "teacher's config, smaller) or hf:PATH.")
+                                    "teacher's config, smaller) or hf:PATH. prune[:ratio=0.5,importance=l2|l1|bn,"
+                                    "rounding=8]: the teacher itself, channels cut (Torch-Pruning).")
     task: str | None = opt(None, "Hugging Face teachers: what the model is for (default: read from the folder).",
                            choices=("classification", "token-classification", "embedding"))
     trim_vocab: bool = opt(False, "Hugging Face students: keep only the token embeddings the training texts use "

@@ -84,8 +84,14 @@ def load_student(run: RunDir, trust_run: bool = False):
 
             code = (run.step("distill").get("student") or {}).get("code")
             check(code, blob["spec"]["kwargs"]["spec"], trust_run=trust_run, where=str(path))
-        model = students.build(blob["spec"])
-        model.load_state_dict(blob["state_dict"])
+        if blob["spec"].get("family") == "prune":  # the teacher's own code, re-cut to the recorded sizes
+            from ..models.inference import unwrap
+            from ..models.prune import rebuild
+
+            model = rebuild(unwrap(run_teacher(run, trust_run)), blob["spec"]["structure"], blob["state_dict"])
+        else:
+            model = students.build(blob["spec"])
+            model.load_state_dict(blob["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
         raise UsageError(f"{path} cannot be loaded as an edgekd student ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:120] if str(e) else ''})",
