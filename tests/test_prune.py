@@ -153,7 +153,22 @@ def test_bad_prune_specs_are_one_line(nets, runner, tmp_path, spec, needle):
     assert_usage_error(code, out, err, needle)
 
 
-def test_prune_with_a_profile_budget_says_it_is_not_sized_yet(nets, runner, tmp_path):
+def test_a_pruned_student_is_sized_by_bisection_to_a_speedup_on_the_profile(nets, runner, tmp_path):
+    """`--student prune --profile P --speedup 2`: the least ratio whose pruned copy is predicted 2x faster than
+    the teacher on P; without a profile the budget options are refused; a ratio that prunes nothing is said."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1, 32, 32)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x.mean((1, 2, 3)) > 0).astype(np.int64))
+    d = invoke_json(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", tmp_path / "d.npz",
+                    "--student", "prune", "--profile", "raspberry-pi-4", "--speedup", "2", "--epochs", "1",
+                    "--out", tmp_path / "run")
+    sz = d["sizing"]
+    assert sz["family"] == "prune" and 0.05 <= d["student"]["kwargs"]["ratio"] <= 0.75
+    assert sz["teacher"]["predicted_ms"] / sz["chosen"]["predicted_ms"] >= 2.0 and len(sz["candidates"]) >= 2
+    assert any(n.startswith("prune:ratio=") and "2x faster than the teacher" in n for n in d["notes"])
     code, out, err = invoke(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits",
-                            "--student", "prune", "--profile", "raspberry-pi-4", "--out", tmp_path / "r")
-    assert_usage_error(code, out, err, "--student prune takes its ratio from the spec", "prune:ratio=R")
+                            "--student", "prune", "--speedup", "2", "--out", tmp_path / "r")
+    assert_usage_error(code, out, err, "size a pruned student on a --profile")
+    code, out, err = invoke(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits",
+                            "--student", "prune:ratio=0.9", "--out", tmp_path / "r2")
+    assert_usage_error(code, out, err, "removed none", "prune:rounding=1")

@@ -237,7 +237,7 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     if is_text_model(tmodel):
         return _hf_student(o, ds, tmodel, prof, show_progress)
     if prune.is_prune(o.student):
-        return _pruned_student(o, ds, tmodel, t_outputs)
+        return _pruned_student(o, ds, tmodel, t_outputs, prof)
     if o.trim_vocab:
         raise UsageError("--trim-vocab is for Hugging Face teachers and students", "drop --trim-vocab")
     sized = None
@@ -264,17 +264,29 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     return smodel, rec, sized, init_used, s_output
 
 
-def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int):
+def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, prof):
     """`--student prune:...`: the teacher with a share of its channels cut (models.prune), its kept weights the
     teacher's, adapted to the data's inputs like any student."""
     from ..models import prune
     from ..models.inference import adapt, as_args, check_student_fits, unwrap
 
-    if o.profile or o.budget_ms or o.speedup:
-        raise UsageError("--student prune takes its ratio from the spec: sizing it to a --profile budget or "
-                         "--speedup is not built yet", "pass --student prune:ratio=R (e.g. 0.5) without --profile")
     knobs = prune.parse(o.student)
     teacher = unwrap(tmodel)
+    sized = None
+    if prof is not None and "ratio=" not in o.student:  # sized: the least ratio predicted to fit
+        from ..progress import step_progress
+        from .size import prune_search
+
+        if ds.input_names:
+            raise UsageError("sizing --student prune takes one input array; this data has named inputs",
+                             "pass --student prune:ratio=R to choose the ratio yourself")
+        with step_progress("sizing") as progress:
+            knobs, sized = prune_search(ds, teacher, prof, knobs, budget_ms=o.budget_ms, speedup=o.speedup,
+                                        threads=o.threads, quantize=o.quantize, margin=o.margin, progress=progress)
+        note(sized.verdict, ds.notes)
+    elif o.budget_ms or o.speedup:
+        raise UsageError("--budget-ms / --speedup size a pruned student on a --profile", "add --profile NAME, or "
+                         "pass --student prune:ratio=R")
     example = as_args(data_mod.take(ds.x_train, slice(0, 2)))
     say(f"pruning {knobs['ratio']:.0%} of the teacher's channels ({knobs['importance']} importance, channel "
         f"counts rounded to multiples of {knobs['rounding']})")
@@ -285,7 +297,7 @@ def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: 
     smodel = adapt(student, ds.input_names, rec["output"], ds.constants)
     check_student_fits(smodel, ds, t_outputs)
     kept = prune.params(student) / max(1, prune.params(teacher))
-    return smodel, rec, None, f"the teacher pruned ({kept:.0%} of its parameters kept, their weights)", \
+    return smodel, rec, sized, f"the teacher pruned ({kept:.0%} of its parameters kept, their weights)", \
         rec["output"]
 
 

@@ -351,6 +351,71 @@ def hf_search(ds: data_mod.Dataset, teacher, prof, **kw) -> SizeResult:
     return res
 
 
+PRUNE_STEPS = 7  # bisection probes over the pruning ratio, to within ~0.01
+PRUNE_RANGE = (0.05, 0.75)  # beyond 0.75, rounding to blocks of 8 leaves narrow layers whole (torch-pruning)
+
+
+def prune_search(ds: data_mod.Dataset, teacher, prof, knobs: dict, *, budget_ms: float | None = None,
+                 speedup: float | None = None, threads: int | None = None, quantize: str = "int8",
+                 margin: float | None = None, progress=None) -> tuple[dict, SizeResult]:
+    """`--student prune` sized by the predictor: the least pruning ratio (the most of the teacher kept) whose
+    pruned copy, exported (and quantized when int8 is planned), is predicted within the budget on the profile —
+    `--budget-ms`, the profile's budget, or the teacher's predicted time / `--speedup`. Bisection: each probe
+    prunes a copy, exports and predicts it. Returns (the knobs with that ratio, the search as a SizeResult)."""
+    import torch
+
+    from ..models import prune as P
+    from ..models.inference import as_args
+    from ..models.students import count_flops, count_params
+
+    threads = threads or prof.cores
+    margin = prof.median_error if margin is None else margin
+    calib = np.asarray(ds.x_train[:64], np.float32)
+    t = price_teacher(teacher, ds.input_shape, prof, threads, quantize, calib)
+    target = t.predicted_ms / speedup if speedup else (budget_ms or prof.latency_budget_ms)
+    why = f"{speedup:g}x faster than the teacher" if speedup else "the latency budget"
+    example = as_args(data_mod.take(ds.x_train, slice(0, 2)))
+    rows: dict[float, Candidate] = {}
+
+    def probe(ratio: float) -> bool:
+        student, _ = P.prune(teacher, example, {**knobs, "ratio": ratio})
+        with tempfile.TemporaryDirectory() as td, warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            ms, mb = _price(student, calib, prof, threads, quantize, _preset(prof), Path(td) / "s.onnx",
+                            ds.input_shape)
+        rows[ratio] = Candidate(f"prune:ratio={ratio:.3g}", count_params(student),
+                                count_flops(student, ds.input_shape), ms, mb)
+        if progress:
+            progress(len(rows), PRUNE_STEPS + 1, f"ratio {ratio:.2f}: {ms:.3g} ms predicted")
+        return ms * (1 + margin) <= target
+
+    lo, hi = PRUNE_RANGE
+    if not probe(hi):
+        c = rows[hi]
+        raise UsageError(f"even with {hi:.0%} of its channels pruned the teacher is predicted at "
+                         f"{c.predicted_ms:.3g} ms on {prof.name}, over {target:.3g} ms ({why}, with a "
+                         f"{margin:.0%} margin)",
+                         "raise --budget-ms, lower --speedup, or pick a smaller family (--student mobilenet)")
+    if not probe(lo):
+        for _ in range(PRUNE_STEPS - 1):
+            mid = round((lo + hi) / 2, 3)
+            lo, hi = (lo, mid) if probe(mid) else (mid, hi)
+        ratio = hi
+    else:
+        ratio = lo
+    chosen = rows[ratio]
+    for c in rows.values():
+        c.fits = c.predicted_ms * (1 + margin) <= target
+        c.why_not = "" if c.fits else f"predicted {c.predicted_ms:.3g} ms > {target:.3g} ms"
+    table = [asdict(c) for _, c in sorted(rows.items())]
+    res = SizeResult(family="prune", profile=prof.name, threads=threads, quantize=quantize, budget_ms=target,
+                     memory_mb=prof.memory_budget_mb, margin=margin,
+                     chosen=asdict(chosen), teacher=asdict(t), candidates=table, warnings=[],
+                     verdict=f"prune:ratio={ratio:.3g}: predicted {chosen.predicted_ms:.3g} ms on {prof.name} against "
+                             f"{target:.3g} ms ({why}); {len(rows)} probes")
+    return {**knobs, "ratio": ratio}, res
+
+
 def init_from_teacher(student, teacher) -> str:
     """DistilBERT-style initialisation when the student is a smaller copy of the teacher's structure:
     fewer layers take every k-th teacher layer; narrower layers keep the units with the largest norms.

@@ -112,7 +112,12 @@ def prune(teacher, example: tuple, knobs: dict[str, Any]):
                          f"{(str(e).splitlines() or [''])[0][:160]})",
                          "use a built-in family (--student mobilenet, resnet, mlp) or your own --student "
                          "file.py:factory") from None
-    return student, structure(teacher, student)
+    sizes = structure(teacher, student)
+    if not sizes:
+        raise UsageError(f"pruning {knobs['ratio']:.0%} of the channels with rounding={knobs['rounding']} removed "
+                         "none (torch-pruning leaves a layer whole when rounding would take it below one block)",
+                         "use a lower ratio (e.g. prune:ratio=0.5) or a smaller rounding (prune:rounding=1)")
+    return student, sizes
 
 
 def structure(teacher, student) -> dict[str, dict[str, Any]]:
