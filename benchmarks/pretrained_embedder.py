@@ -43,6 +43,17 @@ RECIPES = {
     # the teacher labels more text: each sentence with words dropped and a span moved, 3 variants (TinyBERT-style
     # augmentation; the targets are the teacher's embeddings, so no labels are needed)
     "ends+frozen+augment": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "augment": 3},
+    # ... with words swapped for random words of the corpus instead of dropped (TinyBERT's word replacement,
+    # without a masked-LM to choose the words: a sentence embedder has none)
+    "ends+frozen+replace": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "augment": 3, "replace": True},
+    # edgekd's own `--augment` on text: 3 variants of each training text (after the validation split), 15% of
+    # the tokens replaced by tokens of the training texts; and the same in 6 epochs (the time budget)
+    "ends+frozen+--augment": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "edgekd_augment": True},
+    "ends+frozen+--augment+6ep": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "edgekd_augment": True,
+                                  "epochs": 6},
+    # a pretrained start kept closer to itself: a tenth and a thirtieth of the learning rate above
+    "ends+frozen+lr3e-4": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "lr": 3e-4},
+    "ends+frozen+lr1e-4": {"student": "hf:layers=2,pick=ends,freeze=embeddings", "lr": 1e-4},
 }
 
 
@@ -82,14 +93,19 @@ def held_out(n: int = 300) -> list[str]:
     return [out[i] for i in rng.permutation(len(out))[:n]]
 
 
-def augmented(texts: list[str], copies: int, seed: int = 0) -> list[str]:
-    """Each text and `copies` variants: ~15% of the words dropped, and one span of 2-4 words moved — new inputs
-    for the teacher to label (no labels needed: the targets are the teacher's embeddings)."""
+def augmented(texts: list[str], copies: int, replace: bool = False, seed: int = 0) -> list[str]:
+    """Each text and `copies` variants: ~15% of the words dropped (or, with `replace`, swapped for a random word
+    of the whole corpus), and one span of 2-4 words moved — new inputs for the teacher to label (no labels
+    needed: the targets are the teacher's embeddings)."""
     rng = np.random.default_rng(seed)
+    vocab = sorted({x for t in texts for x in t.split()})
     out = list(texts)
     for _ in range(copies):
         for t in texts:
-            w = [x for x in t.split() if rng.random() > 0.15] or t.split()
+            if replace:
+                w = [vocab[int(rng.integers(len(vocab)))] if rng.random() < 0.15 else x for x in t.split()]
+            else:
+                w = [x for x in t.split() if rng.random() > 0.15] or t.split()
             if len(w) > 6:
                 i, k = int(rng.integers(0, len(w) - 4)), int(rng.integers(2, 5))
                 span, rest = w[i:i + k], w[:i] + w[i + k:]
@@ -103,11 +119,12 @@ def run_recipe(name: str, r: dict, teacher: Path, train: list[str], test: list[s
                tok) -> dict:
     run = work / f"run_{name}"
     data = work / f"train_{name}.txt"
-    data.write_text("\n".join(augmented(train, r["augment"]) if r.get("augment") else train) + "\n",
-                    encoding="utf-8")
+    texts = augmented(train, r["augment"], r.get("replace", False)) if r.get("augment") else train
+    data.write_text("\n".join(texts) + "\n", encoding="utf-8")
     t0 = time.time()
-    d = edgekd.distill(str(teacher), str(data), run, student=r["student"], method=r.get("method"), epochs=epochs,
-                       lr=r.get("lr", 1e-3), batch_size=32, force=True, show_progress=False)
+    d = edgekd.distill(str(teacher), str(data), run, student=r["student"], method=r.get("method"),
+                       epochs=r.get("epochs", epochs), lr=r.get("lr", 1e-3), batch_size=32, force=True,
+                       show_progress=False, augment=r.get("edgekd_augment"))
     seconds = time.time() - t0
     edgekd.export(run)
     q = edgekd.quantize(run, allow_slower=True)
@@ -117,7 +134,8 @@ def run_recipe(name: str, r: dict, teacher: Path, train: list[str], test: list[s
     ref = outputs(run / "teacher.onnx", feeds)
     int8 = run / "student.int8.onnx"
     got = outputs(int8, feeds) if int8.is_file() else outputs(run / "student.onnx", feeds)
-    return {"recipe": r, "distill_seconds": round(seconds, 1), "training_texts": len(data.read_text().splitlines()),
+    n_texts = len(texts) * (4 if r.get("edgekd_augment") else 1)
+    return {"recipe": r, "distill_seconds": round(seconds, 1), "training_texts": n_texts,
             "epochs": d.epochs, "student_params": d.student_params, "teacher_params": d.teacher_params,
             "train_split_cosine": d.agreement, "int8_written": int8.is_file(), "quantize": q.details.get("verdict"),
             "heldout_mean_cosine": mean_cosine(got, ref), "heldout_nn_agreement": nn_agreement(ref, got),
