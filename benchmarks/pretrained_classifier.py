@@ -9,7 +9,7 @@ speed-up: `--student hf:layers=1` (one of its two layers, initialised from it) d
 300 held-out sentences of another source (installed packages' descriptions): top-1 agreement of the int8
 student with the fp32 teacher, beside the teacher's own dynamic int8 (export + quantize_dynamic); latency at 128
 tokens, batch 1, 1 thread, interleaved.
-Usage: python benchmarks/pretrained_classifier.py [--epochs N]  ->  results/pretrained_classifier.json
+Usage: python benchmarks/pretrained_classifier.py [--epochs N]  ->  results/pretrained_classifier.json (needs h5py)
 (a few minutes on 2 cores)
 """
 from __future__ import annotations

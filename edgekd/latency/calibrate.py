@@ -328,7 +328,9 @@ def run_suite(threads_list: list[int], preset: str, quick: bool = False, progres
     time (seconds - run overhead) excludes any per-run cost. (With graphs timed by sess.run, the 1-thread
     composition factor swung between x1.00 and x1.25 from one benchmark run to the next; timed bound,
     x0.98 and x1.00.) Chains of 1-65 tiny ops give the per-node overhead inside a graph, and one-row
-    GEMVs over 0.25-32 MB of weights the cost per weight byte at each footprint (kernels.Kernels.spill_s)."""
+    GEMVs over 0.25-32 MB of weights the cost per weight byte at each footprint (kernels.Kernels.spill_s).
+    Whole networks (networks.sampled_networks) are timed as graphs but none of their kernels alone: they are
+    what the kernels must add up to, returned as "networks" for the whole-network fit."""
     import onnx
 
     from ..deploy.runtime import session
