@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+ETA_AFTER = 0.05  # share of the work done before a plain progress line gives an ETA
 PLAIN_EVERY_S = 10.0
 
 
@@ -110,7 +111,9 @@ class _Plain:
             self.last = now
             of = f"/{self.total}" if self.total else ""
             eta = ""
-            if self.total and 0 < done < self.total:  # the rest at the pace so far
+            # the rest at the pace so far, once 5% is done (the first items' pace includes the set-up: calibrate
+            # said "about 70655 s left" after its first of 5,952 timings)
+            if self.total and self.total * ETA_AFTER <= done < self.total and done > 0:
                 eta = f", about {(now - self.t0) / done * (self.total - done):.0f} s left"
             print(f"{self.label}: {done}{of} {self.unit}{', ' + what if what else ''} ({now - self.t0:.0f} s{eta})",
                   file=sys.stderr, flush=True)

@@ -49,3 +49,4 @@ def test_a_mistyped_family_on_the_cli_is_one_line_with_the_closest(project, runn
     code, out, err = invoke(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data",
                             f"{project}/data.npz", "--student", "mobilnet:width=0.5", "--out", tmp_path / "r")
     assert_usage_error(code, out, err, "unknown student family 'mobilnet'", "did you mean 'mobilenet'?")
+
