@@ -137,3 +137,12 @@ def test_data_with_nan_and_bad_labels(project, runner, tmp_path):
         args = distill_args(project, tmp_path / "r", **{"--data": str(tmp_path / name)})
         code, o, e = invoke(runner, "distill", *args)
         assert_usage_error(code, o, e, needle)
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("f1,f2,label\n1.0,2.0,a\n3.0,4.0,caf\xe9\n".encode("latin-1"), "line 3 is not UTF-8 (byte 0xe9"),
+    (b"\x00\x01\x02\xff\xfe" * 40, "line 1 is not UTF-8 (byte 0xff")])
+def test_a_csv_that_is_not_utf8_names_its_line(project, runner, tmp_path, content, needle):
+    (tmp_path / "d.csv").write_bytes(content)
+    args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "d.csv")})
+    assert_usage_error(*invoke(runner, "distill", *args), needle, "re-save the file as UTF-8")

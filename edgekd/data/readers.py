@@ -181,9 +181,11 @@ def _npy(path: Path):
 
 def _csv(path: Path, label_column: str | None):
     import csv
+    import io
 
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    from .text import _lines
+
+    rows = list(csv.reader(io.StringIO("\n".join(_lines(path)))))  # UTF-8: a bad byte is an error naming its line
     if len(rows) < 2:
         raise UsageError(f"{path} has no data rows", "the first row names the columns, one sample per row after it")
     header, body = [h.strip() for h in rows[0]], rows[1:]
