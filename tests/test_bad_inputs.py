@@ -146,3 +146,10 @@ def test_a_csv_that_is_not_utf8_names_its_line(project, runner, tmp_path, conten
     (tmp_path / "d.csv").write_bytes(content)
     args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "d.csv")})
     assert_usage_error(*invoke(runner, "distill", *args), needle, "re-save the file as UTF-8")
+
+
+def test_one_sample_leaves_nothing_to_train_on(project, runner, tmp_path):
+    np.savez(tmp_path / "one.npz", x=np.random.default_rng(0).random((1, 16), dtype=np.float32))
+    args = distill_args(project, tmp_path / "run", **{"--data": str(tmp_path / "one.npz")})
+    assert_usage_error(*invoke(runner, "distill", *args), "has 1 sample: the test (and validation) split took it",
+                       "x_test in an .npz")

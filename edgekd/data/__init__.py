@@ -133,6 +133,12 @@ def load(spec: str, options: DataOptions | None = None, codec=None) -> Dataset:
         ds.notes.append(f"{n_samples(xu)} unlabeled transfer samples from {opts.unlabeled}: the teacher labels them")
     if opts.val_split > 0:
         _hold_out_val(ds, opts.val_split)
+    if n_samples(ds.x_train) == 0:  # a one-sample file: the test split took it
+        total = n_samples(ds.x_test) + (0 if ds.x_val is None else n_samples(ds.x_val))
+        raise UsageError(f"{spec} has {total} sample{'s' if total != 1 else ''}: the test (and validation) split "
+                         f"took {'it' if total == 1 else 'them'} and none is left to train on",
+                         f"give it more samples ({TEST_FRACTION:.0%} are held out for the test), or put the test "
+                         "samples apart (x_test in an .npz)")
     return ds
 
 
