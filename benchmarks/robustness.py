@@ -9,11 +9,12 @@ several points of every step, and concurrent steps. Every case is classified:
 - clean: exit 1 or 2 with one `Error: ... (hint: ...)` line on stderr (130 for Ctrl-C);
 - ok: exit 0 (an input edgekd accepts: counted apart, listed);
 - traceback / crash: a traceback, an escaped exception or another exit code (target 0);
+- internal: an exception edgekd did not name reached the boundary (the `please report it` hint; target 0);
 - hang: past the case's time limit (target 0);
 - lost: a half-written artifact, a manifest that no longer parses, records lost in a race (target 0);
 - executed: code from an untrusted file ran (target 0).
 
-Usage: python benchmarks/robustness.py [--fast] [--only FAMILY]  ->  results/robustness.json
+Usage: python benchmarks/robustness.py [--fast] [--only FAMILY] [-v]  ->  results/robustness.json
 `--fast` is the subset CI runs (tests/test_robustness.py): no kills, no races, a sample of each family.
 """
 from __future__ import annotations
@@ -113,6 +114,8 @@ def _classify(case: Case, code, err: str, exc, seconds: float) -> Outcome:
         return Outcome(case, "traceback", code, detail[:300], seconds)
     if code == 0:
         verdict = "ok"
+    elif "please report it" in first:  # the boundary's line for a bug: a bad input edgekd did not name
+        verdict = "internal"
     elif code in (1, 2, 130):
         verdict = "clean" if len(lines) == 1 and first.startswith(("Error: ", "Interrupted", "Regression: ")) \
             else "messy"
@@ -443,6 +446,83 @@ def tampered_runs(c: Corpus, ws: dict, fast: bool) -> None:
             c.add("run", f"{step} {name}", *argv, limit_s=120, after=executed)
 
 
+def _without_unk(p: Path) -> None:
+    """A tokenizer.json whose WordPiece vocabulary lacks the [UNK] it declares."""
+    j = json.loads((p / "tokenizer.json").read_text())
+    j["model"]["vocab"].pop("[UNK]")
+    (p / "tokenizer.json").write_text(json.dumps(j))
+
+
+def hf_folders(c: Corpus, ws: dict, fast: bool) -> None:
+    """Hugging Face folders broken the ways received ones are: config.json of the wrong JSON shape, nested deep,
+    fields of the wrong type, an empty or foreign config (a teacher whose weights would not load), truncated or
+    garbage safetensors, a vocabulary without [UNK], sentence-transformers files of the wrong shape; each given to
+    distill and size."""
+    import hf_models
+
+    d = c.root / "hf"
+    good = hf_models.classifier(d / "good-classifier", layers=2, hidden=16, train=False)
+    emb = hf_models.embedder(d / "good-embedder", layers=2, hidden=16)
+    data = hf_models.write_csv(d / "text.csv", hf_models.texts(60))
+
+    def cfg(fn):
+        def edit(p: Path):
+            m = json.loads((p / "config.json").read_text())
+            (p / "config.json").write_text(json.dumps(fn(m)))
+        return edit
+
+    def write(name, text):
+        return lambda p: (p / name).write_text(text) if isinstance(text, str) else (p / name).write_bytes(text)
+
+    st = (good / "model.safetensors").read_bytes()
+    bad: dict[str, tuple[Path, Callable[[Path], None]]] = {
+        "config-array": (good, write("config.json", "[1, 2]")),
+        "config-null": (good, write("config.json", "null")),
+        "config-string": (good, write("config.json", '"bert"')),
+        "config-deep": (good, write("config.json", "[" * 100000 + "]" * 100000)),
+        "config-deep-dict": (good, write("config.json", '{"a": ' * 100000 + "1" + "}" * 100000)),
+        "config-empty": (good, write("config.json", "{}")),
+        "config-gpt2": (good, cfg(lambda m: {**m, "model_type": "gpt2", "architectures": ["GPT2Model"]})),
+        "config-latin1": (good, write("config.json", b'{"model_type": "bert", "x": "caf\xe9"}')),
+        "hidden-string": (good, cfg(lambda m: {**m, "hidden_size": "big"})),
+        "hidden-huge": (good, cfg(lambda m: {**m, "hidden_size": 10**6, "num_attention_heads": 1})),
+        "intermediate-huge": (good, cfg(lambda m: {**m, "intermediate_size": 10**9})),
+        "layers-negative": (good, cfg(lambda m: {**m, "num_hidden_layers": -3})),
+        "labels-list": (good, cfg(lambda m: {**m, "id2label": ["a", "b"]})),
+        "architectures-string": (good, cfg(lambda m: {**m, "architectures": "BertModel"})),
+        "safetensors-truncated": (good, write("model.safetensors", st[: len(st) // 2])),
+        "safetensors-header-only": (good, write("model.safetensors", st[:64])),
+        "safetensors-zero": (good, write("model.safetensors", b"")),
+        "safetensors-garbage": (good, write("model.safetensors", b"\xff" * 4096)),
+        "safetensors-text": (good, write("model.safetensors", "not weights\n" * 100)),
+        "vocab-no-unk": (good, _without_unk),
+        "tokenizer-json-garbage": (good, write("tokenizer.json", "{garbage")),
+        "tokenizer-config-array": (good, write("tokenizer_config.json", "[]")),
+        "modules-string": (emb, write("modules.json", '"abc"')),
+        "modules-strings": (emb, write("modules.json", '["a", "b"]')),
+        "modules-dict": (emb, write("modules.json", '{"type": "Pooling"}')),
+        "modules-deep": (emb, write("modules.json", "[" * 100000 + "]" * 100000)),
+        "pooling-array": (emb, write("1_Pooling/config.json", "[true]")),
+        "pooling-garbage": (emb, write("1_Pooling/config.json", "{x")),
+        "pooling-path-escape": (emb, write("modules.json", json.dumps(
+            [{"idx": 1, "name": "1", "path": "../../../../etc", "type": "sentence_transformers.models.Pooling"}]))),
+    }
+    names = sorted(bad)
+    if fast:
+        names = [n for n in names if n in ("config-array", "config-deep", "config-empty", "hidden-string",
+                                           "safetensors-truncated", "vocab-no-unk", "modules-strings")]
+    for name in names:
+        src, fn = bad[name]
+        p = d / name
+        shutil.copytree(src, p)
+        fn(p)
+        out = c.root / "outs" / f"hf-{name}"
+        c.add("hf", f"distill {name}", "distill", "--teacher", f"hf:{p}", "--data", data, "--student",
+              "hf:layers=1", "--epochs", "1", "--out", out, limit_s=120, after=_no_half_files(out))
+        c.add("hf", f"size {name}", "size", "--teacher", f"hf:{p}", "--data", data, "--profile", "raspberry-pi-4",
+              limit_s=120)
+
+
 def _not_executed(root: Path):
     def check() -> str | None:
         hits = list(root.rglob(MARKER))
@@ -549,10 +629,11 @@ def races(root: Path, fast: bool) -> list[Outcome]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-FAMILIES = {"onnx": onnx_files, "data": data_files, "profile": profiles, "option": options, "run": tampered_runs}
+FAMILIES = {"onnx": onnx_files, "data": data_files, "profile": profiles, "option": options, "run": tampered_runs,
+            "hf": hf_folders}
 
 
-def main(fast: bool = False, only: str | None = None) -> dict:
+def main(fast: bool = False, only: str | None = None, verbose: bool = False) -> dict:
     os.environ.setdefault("COLUMNS", "80")
     with tempfile.TemporaryDirectory() as td:
         root = Path(td)
@@ -564,8 +645,12 @@ def main(fast: bool = False, only: str | None = None) -> dict:
                 fn(corpus, ws, fast)
         outcomes = []
         t0 = time.perf_counter()
-        for case in corpus.cases:
+        for i, case in enumerate(corpus.cases):
             outcomes.append(run_in_process(case, root))
+            if verbose:
+                o = outcomes[-1]
+                print(f"[{i + 1}/{len(corpus.cases)}] {o.verdict:9} {case.family}: {case.name}: {o.line[:150]}",
+                      file=sys.stderr, flush=True)
         if not fast and only in (None, "kill"):
             outcomes += kills(root, fast)
         if not fast and only in (None, "race"):
@@ -588,7 +673,7 @@ if __name__ == "__main__":
 
     fast = "--fast" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    r = main(fast, only)
+    r = main(fast, only, verbose="-v" in sys.argv)
     print(f"{r['cases']} cases in {r['seconds']:.0f} s: {r['counts']}")
     for fam, cnt in r["by_family"].items():
         print(f"  {fam}: {cnt}")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,56 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def regular_or_dir(path: str | os.PathLike, role: str) -> None:
+    """Refuse a FIFO, socket or device before opening it: reading one blocks forever (a FIFO nobody writes) or
+    never ends (/dev/zero fills memory)."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return  # missing: each reader names it
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
+                "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
+                "not a regular file")
+        raise UsageError(f"{role} {path} is {kind}, not a file or a folder",
+                         "copy what it holds to a regular file and pass that")
+
+
+def read_text(path: str | os.PathLike, fix: str) -> str:
+    """A UTF-8 text file someone handed us; other bytes (latin-1, a binary file) are one line naming the byte."""
+    p = Path(path)
+    raw = p.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UsageError(f"{p} is not UTF-8 text (line {line}, byte {e.start} is {raw[e.start:e.start + 1]!r})",
+                         fix) from None
+
+
+def read_json(path: str | os.PathLike, expect: type | tuple[type, ...] = dict, what: str = "a JSON object",
+              fix: str = "restore the file") -> Any:
+    """A JSON file someone handed us, checked where it is read: bytes that are not UTF-8, a syntax error,
+    nesting too deep for the parser (a RecursionError otherwise) and a top level of the wrong shape (a list where
+    an object belongs) each become one line naming the file; a missing file stays an OSError (named upstream)."""
+    p = Path(path)
+    text = read_text(p, fix)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{p} is not valid JSON (line {e.lineno}: {e.msg})", fix) from None
+    except RecursionError:
+        raise UsageError(f"{p} nests deeper than any real file (a corrupt or hostile JSON)", fix) from None
+    if not isinstance(data, expect):
+        raise UsageError(f"{p} holds a JSON {_json_type(data)}, expected {what}", fix)
+    return data
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 def sha256(path: str | os.PathLike) -> str:

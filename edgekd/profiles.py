@@ -17,6 +17,7 @@ from typing import Any
 import tomllib
 
 from .errors import UsageError
+from .files import read_text
 from .latency.roofline import COMPUTE_CLASSES
 
 KNOWN_ISA = {"neon", "fp16", "dotprod", "i8mm", "sve", "sve2", "sme", "bf16",
@@ -194,8 +195,10 @@ def load(name_or_path: str) -> Profile:
     path = Path(name_or_path)
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
-            raise UsageError(f"profile file {path} does not exist", "check the path passed to --profile")
-        return Profile(parse(path.read_text(encoding="utf-8"), str(path)), path, None)
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise UsageError(f"profile file {path} {what}", "check the path passed to --profile")
+        return Profile(parse(read_text(path, "save the profile as UTF-8 TOML (edgekd profiles show NAME prints "
+                                             "one)"), str(path)), path, None)
     files, aliases = builtin_files(), _aliases()
     target = aliases.get(name_or_path, name_or_path)
     if target not in files:

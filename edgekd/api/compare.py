@@ -3,7 +3,6 @@ median latencies with a bootstrap confidence interval from the timed runs themse
 is not called a regression; `fail_if_slower` turns a regression past a threshold into exit 1, for CI."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 
 from ..deploy.measure import CONFIDENCE, ratio_interval
 from ..errors import EdgekdError, UsageError
+from ..files import read_json, regular_or_dir
 from .target import Result
 
 
@@ -33,13 +33,10 @@ def read_bench(path: str | os.PathLike) -> dict:
 
     p = Path(path)
     p = p / "bench.json" if p.is_dir() else p
-    try:
-        report = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{p} does not exist", "pass a bench.json written by `edgekd bench`, or its run") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{p} is not JSON ({type(e).__name__})", "pass a bench.json written by `edgekd bench`") \
-            from None
+    if not p.exists():
+        raise UsageError(f"{p} does not exist", "pass a bench.json written by `edgekd bench`, or its run")
+    regular_or_dir(p, "bench report")
+    report = read_json(p, dict, "a bench report (an object)", "pass a bench.json written by `edgekd bench`")
     version = report.get("schema_version") if isinstance(report, dict) else None
     if version != BENCH_SCHEMA_VERSION or not isinstance(report.get("records"), list):
         raise UsageError(f"{p} has bench schema version {version!r}; this edgekd reads version "

@@ -43,6 +43,15 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
+def _exit_site(e: SystemExit) -> str:
+    """`teacher.py:7`: the last frame of the traceback outside edgekd (the code that called sys.exit)."""
+    import traceback
+
+    here = str(Path(__file__).resolve().parents[1])
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(here)]
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "code edgekd ran"
+
+
 class _Cli(click.Group):
     ORDER = ("demo", "distill", "size", "export", "quantize", "bench", "compare", "report", "pipeline", "predict",
              "profiles", "device", "providers")
@@ -69,6 +78,10 @@ class _Cli(click.Group):
             ctx.exit(2)
         except click.ClickException:
             raise
+        except SystemExit as e:  # edgekd never calls sys.exit inside a command: the user's code did
+            click.echo(f"Error: {_exit_site(e)} called sys.exit({e.code!r}) while edgekd ran it (hint: a teacher, "
+                       "student or data factory must return or raise, not exit the process)", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt as e:
             click.echo("Interrupted: finished artifacts are kept; half-written ones were discarded.", err=True)
             ctx.exit(Terminated.exit_code(e))

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import UsageError
+from ..files import regular_or_dir
 
 LABELS = ("y", "y_test")
 
@@ -31,6 +32,8 @@ def read(spec: str, opts, want_labels: bool = True, codec=None) -> Read:
     from . import text
 
     path = Path(spec)
+    if spec != "digits":
+        regular_or_dir(path, "data")
     if spec != "digits" and path.exists() and (text.is_text(path, opts) or (
             codec is not None and path.suffix.lower() in text.TEXT_SUFFIXES)):
         return _text(path, opts, want_labels, codec)
@@ -48,6 +51,10 @@ def _text(path: Path, opts, want_labels: bool, codec) -> Read:
         raise UsageError(f"--max-length must be 1..100000, got {opts.max_length}", "e.g. --max-length 128")
     want = want_labels and codec.labels is not None
     texts, pairs, raw = text.read_texts(path, opts, want)
+    specials = codec.tokenizer.num_special_tokens_to_add(pair=pairs is not None)
+    if opts.max_length <= specials:
+        raise UsageError(f"--max-length {opts.max_length} leaves no room for text: the tokenizer adds {specials} "
+                         "special tokens to each", f"use --max-length {specials + 1} or more (e.g. 128)")
     x, truncated, longest = text.tokenize(texts, pairs, codec, opts.max_length)
     width = next(iter(x.values())).shape[1]
     notes = [f"{path.name}: {len(texts)} texts tokenised with the teacher's tokenizer, padded to {width} tokens"]

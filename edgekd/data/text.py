@@ -72,7 +72,7 @@ def codec_for_onnx(model: Path, input_names: list[str], tokenizer: str | None = 
         try:
             raw = json.loads(config.read_text(encoding="utf-8")).get("id2label")
             labels = {int(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else None
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):  # labels are a nicety: without them, ids
             labels = None
     return TextCodec(tok, labels, tuple(n for n in input_names if n in ("input_ids", "attention_mask",
                                                                          "token_type_ids", "position_ids")))
@@ -128,6 +128,9 @@ def read_texts(path: Path, opts, want_labels: bool = True) -> tuple[list[str], l
                 row = json.loads(ln)
             except json.JSONDecodeError as e:
                 raise UsageError(f"{path} line {i} is not JSON ({e.msg})", "one JSON object per line") from None
+            except RecursionError:
+                raise UsageError(f"{path} line {i} nests deeper than any real row (a corrupt or hostile file)",
+                                 'write {"text": ..., "label": ...} per line') from None
             if not isinstance(row, dict):
                 raise UsageError(f"{path} line {i} is a JSON {type(row).__name__}, not an object",
                                  'write {"text": ..., "label": ...} per line')

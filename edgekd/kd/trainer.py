@@ -287,7 +287,7 @@ class Distiller:
         path = self._ckpt_path()
         if path is None or not path.is_file():
             raise UsageError(f"--resume: no checkpoint at {path}", "run without --resume to start from scratch")
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = _checkpoint(path)
         saved = json.loads(state["fingerprint"])
         now = json.loads(json.dumps(self.fingerprint, sort_keys=True, default=str))
         diff = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
@@ -307,6 +307,7 @@ class Distiller:
 
     def _inner(self) -> nn.Module:
         return self.student
+
 
     def _sync_projection_grads(self) -> None:
         """DDP averages the student's gradients; the projections live outside it, so average theirs here."""
@@ -504,3 +505,29 @@ def train(student: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, la
     """Plain cross-entropy training without a teacher or run directory: how the demo trains its teacher."""
     ce = TrainConfig(**{**asdict(cfg), "method": "ce"})
     return Distiller(student, None, ce, x, y, label=label, show_progress=show_progress).fit()
+
+
+CHECKPOINT_KEYS = ("epoch", "student", "proj", "opt", "sched", "torch_rng", "gen", "aug_gen", "history", "best",
+                   "best_state", "bad_epochs", "fingerprint")
+
+
+def _checkpoint(path: Path) -> dict:
+    """A checkpoint this trainer wrote, loaded without unpickling code; anything else (a tampered file, a pickle
+    that would run code, another tool's checkpoint) is refused as what it is."""
+    import pickle
+
+    fix = f"delete {path} and rerun without --resume to start over (or restore the file)"
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        json.loads(state["fingerprint"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, IndexError,
+            AttributeError) as e:
+        why = ("not a tensors-only file: it is damaged, or pickles objects, which are never loaded"
+               if isinstance(e, pickle.UnpicklingError) else
+               f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:100]}")
+        raise UsageError(f"--resume: {path} is not a checkpoint edgekd wrote ({why})", fix) from None
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise UsageError(f"--resume: {path} is not a checkpoint edgekd wrote (it lacks {', '.join(missing[:3])})",
+                         fix)
+    return state

@@ -192,6 +192,8 @@ def _executed(model, fixed: dict[str, list[int]], level: str, path) -> tuple[obj
             sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
             feeds = {i.name: _dummy(i.type, fixed[i.name], rng, i.name) for i in sess.get_inputs() if i.name in fixed}
             sess.run(None, feeds)
+        except UsageError:  # an input too big to make: said as it is
+            raise
         except Exception as e:  # a wrong --shape, or an op onnxruntime cannot run here
             shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in fixed.items())
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

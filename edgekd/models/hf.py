@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError, install_hint
+from ..files import read_json
 
 PREFIX = "hf:"
 TASKS = ("classification", "token-classification", "embedding")
@@ -76,11 +77,73 @@ def check_folder(path: Path, role: str = "teacher", tokenizer: bool = True) -> d
     if tokenizer and not any((path / t).is_file() for t in TOKENIZER_FILES):
         raise UsageError(f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)",
                          "save the tokenizer beside the model: tokenizer.save_pretrained(PATH)")
+    fix = "restore it with model.config.save_pretrained(PATH)"
+    config = read_json(cfg_path, dict, "an object (a model config)", fix)
+    _check_config(config, cfg_path, fix)
+    _check_weights(path)
+    return config
+
+
+# sizes a config must give as positive whole numbers (of the families edgekd reads, under their own names)
+SIZE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings", "dim", "hidden_dim", "n_layers", "n_heads", "n_embd", "n_layer", "n_head",
+               "num_labels")
+
+
+def _check_config(config: dict, where: Path, fix: str) -> None:
+    """The fields a model is built from, checked before transformers builds it: a config without `model_type`
+    (`{}`) would become whatever architecture transformers guesses, with random weights; a size that is a
+    string or zero fails deep inside torch."""
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise UsageError(f"{where} has no model_type: transformers would guess an architecture and the weights "
+                         "would not load", fix)
+    for key in SIZE_FIELDS:
+        if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)
+                              or config[key] < 1):
+            raise UsageError(f"{where}: {key} is {config[key]!r}, expected a positive whole number", fix)
+    if "architectures" in config and not (config["architectures"] is None or (
+            isinstance(config["architectures"], list) and all(isinstance(a, str) for a in config["architectures"]))):
+        raise UsageError(f"{where}: architectures is {config['architectures']!r}, expected a list of class names",
+                         fix)
+    for key in ("id2label", "label2id"):
+        if key in config and not isinstance(config[key], (dict, type(None))):
+            raise UsageError(f"{where}: {key} is a JSON {type(config[key]).__name__}, expected an object", fix)
+
+
+def _check_weights(path: Path) -> None:
+    """Each safetensors file's header and length, before transformers opens it: a truncated, zero-byte or
+    garbage file otherwise fails as `SafetensorError: Error while deserializing header`."""
+    index = path / "model.safetensors.index.json"
+    files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else []
+    if index.is_file():
+        m = read_json(index, dict, "an object (a weights index)", "restore the folder from its source")
+        shards = m.get("weight_map")
+        if not isinstance(shards, dict):
+            raise UsageError(f"{index} has no weight_map object", "restore the folder from its source")
+        files += [path / str(f) for f in sorted(set(shards.values()))]
+    for f in files:
+        _check_safetensors(f)
+
+
+def _check_safetensors(f: Path) -> None:
+    fix = "the file is damaged: copy it again from its source (or save_pretrained() it again)"
+    if not f.is_file():
+        raise UsageError(f"{f} is missing (the weights index names it)", fix)
+    size = f.stat().st_size
+    with open(f, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            raise UsageError(f"{f} is not a safetensors file ({size} bytes; no valid header)", fix)
+        raw = fh.read(n)
     try:
-        return json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{cfg_path} is not valid JSON ({type(e).__name__}: {e})",
-                         "restore it with model.config.save_pretrained(PATH)") from None
+        header = json.loads(raw.decode("utf-8"))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        raise UsageError(f"{f} is not a safetensors file (its header is not a tensor table)", fix) from None
+    if 8 + n + max(ends, default=0) > size:
+        raise UsageError(f"{f} is truncated: its header describes {8 + n + max(ends)} bytes, the file has {size}",
+                         fix)
 
 
 def detect(path: Path, config: dict, task: str | None = None) -> dict:
@@ -89,17 +152,20 @@ def detect(path: Path, config: dict, task: str | None = None) -> dict:
     modules = path / "modules.json"
     pooling, normalize, why = "mean", False, "no pooling declared: mean pooling"
     if modules.is_file():
-        try:
-            mods = json.loads(modules.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{modules} is not valid JSON ({type(e).__name__})", "restore the folder") from None
+        fix = "restore modules.json from the sentence-transformers folder (model.save(PATH))"
+        mods = read_json(modules, list, "an array of modules", fix)
+        if not all(isinstance(m, dict) for m in mods):
+            raise UsageError(f"{modules} is not an array of module objects", fix)
         normalize = any(str(m.get("type", "")).endswith("Normalize") for m in mods)
         pool = next((m for m in mods if str(m.get("type", "")).endswith("Pooling")), None)
         pooling, why = "mean", "sentence-transformers folder (modules.json)"
         if pool is not None:
-            pcfg = path / pool.get("path", "1_Pooling") / "config.json"
+            pcfg = (path / str(pool.get("path", "1_Pooling")) / "config.json")
+            if not pcfg.resolve().is_relative_to(path.resolve()):
+                raise UsageError(f"{modules} puts the pooling module at {pool.get('path')!r}, outside the folder",
+                                 fix)
             if pcfg.is_file():
-                p = json.loads(pcfg.read_text(encoding="utf-8"))
+                p = read_json(pcfg, dict, "an object (a pooling config)", fix)
                 pooling = ("cls" if p.get("pooling_mode_cls_token") else "max" if p.get("pooling_mode_max_tokens")
                            else "mean")
                 why = f"sentence-transformers folder: {pooling} pooling ({pcfg.relative_to(path)})"
@@ -200,12 +266,17 @@ def load(spec: str, task: str | None = None, role: str = "teacher"):
     config = check_folder(path, role)
     info = detect(path, config, task)
     tokenizer = load_tokenizer(str(path))
+    cls = _auto_class(info["task"])
+    fix = "pass --task to say what the model is for, or check config.json"
     try:
-        model = _auto_class(info["task"]).from_pretrained(str(path), local_files_only=True)
+        config = _transformers().AutoConfig.from_pretrained(str(path), local_files_only=True)
+        _priced(cls, config, f"the {role} in {path}", 2, "pass a smaller model, or check the sizes in config.json")
+        model, report = cls.from_pretrained(str(path), config=config, local_files_only=True,
+                                            output_loading_info=True)
     except (ValueError, OSError, KeyError, RuntimeError) as e:
         raise UsageError(f"{path} cannot be loaded as a {info['task']} model ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:160] if str(e) else ''})",
-                         "pass --task to say what the model is for, or check config.json") from None
+                         f"{str(e).splitlines()[0][:160] if str(e) else ''})", fix) from None
+    _check_loaded(report, path, info["task"], role)
     tm = text_model(model, info["task"], info["pooling"], info["normalize"], tokenizer)
     rec = {"kind": "hf", "spec": str(path.resolve()), "task": info["task"], "pooling": info["pooling"],
            "normalize": info["normalize"], "task_source": info["why"], "model_type": model.config.model_type,
@@ -213,15 +284,45 @@ def load(spec: str, task: str | None = None, role: str = "teacher"):
     return tm.eval(), rec
 
 
+def _priced(cls, config, what: str, copies: int, fix: str) -> None:
+    """The model `config` describes, priced before it is built (a `hidden_size` of 100,000 is an error)."""
+    from .students import priced
+
+    priced(lambda: cls.from_config(config), what, copies, fix)
+
+
+def _check_loaded(report: dict, path: Path, task: str, role: str) -> None:
+    """Refuse a model whose weights did not load: transformers initialises what the files lack at random and
+    says so only in a log line, so a config naming the wrong architecture (gpt2 over BERT weights) or a head
+    that was never trained would be distilled from as if it were the model. A missing pooler is fine: no task
+    here uses it."""
+    missing = [k for k in report.get("missing_keys", []) if "pooler" not in k]
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in report.get("mismatched_keys", [])]
+    if missing or mismatched:
+        bad = missing or mismatched
+        what = "are not in its weights" if missing else "have another shape in its weights"
+        raise UsageError(f"the {role} in {path} would be partly random: {len(bad)} of its {task} model's tensors "
+                         f"{what} (e.g. {bad[0]}); config.json does not describe these weights",
+                         "restore the folder's config.json, or pass --task for the model the weights are")
+
+
 def load_tokenizer(spec: str):
     """The tokenizer saved in a model folder (local files only)."""
     tf = _transformers()
     path = folder(spec)
+    fix = "save it beside the model with tokenizer.save_pretrained(PATH)"
     try:
-        return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as e:
-        raise UsageError(f"the tokenizer in {path} cannot be loaded ({type(e).__name__}: {str(e)[:160]})",
-                         "save it beside the model with tokenizer.save_pretrained(PATH)") from None
+        raise UsageError(f"the tokenizer in {path} cannot be loaded ({type(e).__name__}: {str(e)[:160]})", fix) \
+            from None
+    try:  # a word no vocabulary has: a WordPiece vocabulary without its [UNK] fails here, not mid-data
+        tok("zqxjv \u2603")
+    except Exception as e:
+        raise UsageError(f"the tokenizer in {path} cannot encode an unknown word ({str(e)[:120]})",
+                         f"add {getattr(tok, 'unk_token', None) or '[UNK]'} to its vocabulary or restore the "
+                         "tokenizer files") from None
+    return tok
 
 
 def layers_of(config) -> int:
@@ -337,6 +438,7 @@ def build_student(teacher, spec: str, init: bool = True, keep_ids=None) -> tuple
     if keep_ids is not None:
         source_vocab = int(cfg.vocab_size)
         cfg.vocab_size = len(keep_ids)
+    _priced(_auto_class(teacher.task), cfg, f"the student {spec}", 4, "pick a smaller student (hidden, layers)")
     model = _auto_class(teacher.task).from_config(cfg)
     t_dim = teacher.config.hidden_size
     out_dim = t_dim if teacher.task == "embedding" and cfg.hidden_size != t_dim else None

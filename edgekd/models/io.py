@@ -440,10 +440,24 @@ def _concrete(t: TensorSpec, override: list[int] | None, samples: dict[str, np.n
     return out
 
 
+def _affordable(name: str, shape: list[int], np_type) -> None:
+    """An input the graph declares as 2^40 wide is an error naming that dim, not numpy's `Unable to allocate
+    512 TiB` (generated floats pass through float64: 8 bytes each)."""
+    from ..resources import require_memory
+
+    n = int(np.prod([max(int(d), 0) for d in shape], dtype=object))
+    per = 8 if np.issubdtype(np_type, np.floating) else np.dtype(np_type).itemsize
+    if n * per > 1 << 30:  # below 1 GiB: not worth asking the OS
+        big = max(range(len(shape)), key=lambda i: shape[i])
+        require_memory(n * per, f"input {name or '?'} of shape {'x'.join(map(str, shape))} (dim {big} is "
+                       f"{shape[big]})", f"pass --shape {name}=... with smaller numbers, or --data with real inputs")
+
+
 def dummy(dtype: str, shape: list[int], rng, name: str = "") -> np.ndarray:
     """Values of the right dtype and shape for an input without data: small floats, ones for masks and
     lengths, zeros for other integers (a valid index), and 16000 for a sample rate."""
     np_type = _np_dtype(dtype)
+    _affordable(name, shape, np_type)
     lower = name.lower()
     if np.issubdtype(np_type, np.floating):
         return (rng.standard_normal(shape) * 0.1).astype(np_type)

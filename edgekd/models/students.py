@@ -271,7 +271,29 @@ def build(rec: dict):
             raise UsageError(f"student {rec['kwargs']['spec']} returned {type(model).__name__}, not an nn.Module",
                              "make the factory return an untrained nn.Module")
         return model
-    return FAMILIES[rec["family"]].build(tuple(rec["input_shape"]), rec["num_classes"], **rec["kwargs"])
+    def make():
+        return FAMILIES[rec["family"]].build(tuple(rec["input_shape"]), rec["num_classes"], **rec["kwargs"])
+
+    priced(make, f"the student {spec_of(rec)}", 4, "pick a smaller student (e.g. a smaller hidden or width)")
+    return make()
+
+
+def priced(make, what: str, copies: int, fix: str) -> int:
+    """The parameters of the model `make()` builds, counted on the meta device (no memory is taken); refused
+    when `copies` fp32 copies (2 to load a model, 4 to train one: weights, gradients and Adam's two moments) do
+    not fit the memory this host has: `mlp:hidden=100000000` is then an error naming its size, not the
+    allocator's `can't allocate memory` or the OOM killer."""
+    import torch
+
+    from ..resources import require_memory
+
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in make().parameters())
+    except (TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise UsageError(f"{what} cannot be built ({type(e).__name__}: {str(e)[:160]})", fix) from None
+    require_memory(4 * copies * n, f"{what} ({n:.3g} parameters)", fix)
+    return n
 
 
 def count_flops(model, input_shape) -> int:
