@@ -139,6 +139,13 @@ TEACHER_PY = textwrap.dedent('''
     def make():
         return nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
 
+    class Exits(nn.Module):
+        def forward(self, x):
+            raise SystemExit(3)
+
+    def exits():
+        return Exits()
+
     def build():
         model = make()
         model.load_state_dict(torch.load(pathlib.Path(__file__).with_name("teacher_weights.pt"), weights_only=True))
@@ -229,10 +236,15 @@ def onnx_files(c: Corpus, ws: dict, fast: bool) -> None:
                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [w])
     onnx.save(helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)]), d / "traversal.onnx")
     shutil.copy(ws["int8"], d / "already-int8.onnx")
+    for name, shape in (("huge-input", [1, 2**40]), ("huge-batch", [2**40, 4]), ("huge-product", [1, 2**20, 2**20])):
+        g3 = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+        onnx.save(helper.make_model(g3, opset_imports=[helper.make_opsetid("", 13)]), d / f"{name}.onnx")
     names = sorted(p.name for p in d.iterdir())
     if fast:
         names = [n for n in names if n.startswith(("truncated-0.5", "flipped-3", "text", "dir", "custom", "trav",
-                                                   "already"))]
+                                                   "already", "huge-input"))]
     for n in names:
         p = d / n
         c.add("onnx", f"export {n}", "export", p, limit_s=60)
@@ -285,6 +297,11 @@ def data_files(c: Corpus, ws: dict, fast: bool) -> None:
     if fast:
         names = [n for n in names if n in ("nan.npz", "huge-label.npz", "one-unlabeled.npz", "latin1.csv",
                                            "truncated.npz", "missing-low-class.npz", "empty-folder")]
+    for name, p in _specials(d).items():  # refused before they are opened
+        c.add("data", f"distill --data {name}", "distill", "--teacher", "teacher.py:build", "--data", p, "--student",
+              "mlp:hidden=4", "--epochs", "1", "--out", c.root / "outs" / f"special-{p.name}", limit_s=20)
+        c.add("data", f"bench --data {name}", "bench", ws["student"], "--data", p, "--runs", "3", "--no-memory",
+              limit_s=20)
     for name in names:
         p = d / name
         bad[name](p)
@@ -329,14 +346,20 @@ def profiles(c: Corpus, ws: dict, fast: bool) -> None:
     for name, text in variants.items():
         (d / f"{name}.toml").write_text(text)
     (d / "latin1.toml").write_bytes(base.encode("utf-8") + "\n# caf\xe9\n".encode("latin-1"))
+    (d / "latin1-value.toml").write_bytes(base.replace('name = "', 'name = "caf\xe9 ', 1).encode("latin-1"))
+    (d / "binary.toml").write_bytes(bytes(range(256)) * 8)
+    (d / "deep-inline.toml").write_text("a = " + "{b = " * 100000 + "1" + "}" * 100000 + "\n")
+    (d / "deep-array.toml").write_text("a = " + "[" * 100000 + "]" * 100000 + "\n")
+    os.mkfifo(d / "fifo.toml")
     (d / "dir.toml").mkdir()
     names = sorted(p.name for p in d.iterdir())
     if fast:
         names = [n for n in names if n.split(".")[0] in ("syntax", "nested", "cores-string", "freq-nan",
-                                                           "calibration-strings", "latin1", "dir")]
+                                                           "calibration-strings", "latin1", "dir", "binary",
+                                                           "deep-array", "fifo")]
     for n in names:
         p = d / n
-        c.add("profile", f"profiles show {n}", "profiles", "show", p)
+        c.add("profile", f"profiles show {n}", "profiles", "show", p, limit_s=20)
         c.add("profile", f"predict --profile {n}", "predict", ws["student"], "--profile", p)
         c.add("profile", f"bench --profile {n}", "bench", ws["student"], "--profile", p, "--runs", "3",
               "--no-memory")
@@ -378,6 +401,18 @@ def options(c: Corpus, ws: dict, fast: bool) -> None:
                                        "--method", "nope", "--out", c.root / "outs" / "m"]),
             ("distill --student nope", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
                                         "--student", "nope:x=1", "--out", c.root / "outs" / "s"]),
+            *[(f"distill --student {spec}", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
+                                              "--student", spec, "--epochs", "1", "--out", c.root / "outs" / spec])
+              for spec in ("mlp:hidden=100000000", "mlp:hidden=1000000,depth=1000", "transformer:hidden=100000",
+                           "mobilenet:width=10000", "resnet:width=10000", "mlp:hidden=0", "mlp:depth=-1")],
+            ("distill --seed 2**40", ["distill", "--teacher", "teacher.py:build", "--data", "data.npz",
+                                      "--student", "mlp:hidden=4", "--epochs", "1", "--seed", str(2**40),
+                                      "--out", c.root / "outs" / "seed"]),
+            ("distill teacher calls sys.exit", ["distill", "--teacher", "teacher.py:exits", "--data", "data.npz",
+                                                "--student", "mlp:hidden=4", "--epochs", "1", "--out",
+                                                c.root / "outs" / "exits"]),
+            ("profiles calibrate --threads 100000", ["profiles", "calibrate", "--threads", "100000", "--quick",
+                                                      "--output", c.root / "outs" / "cal.toml"]),
             ("unknown command", ["frobnicate"]), ("unknown option", ["bench", ws["student"], "--frobnicate"])]
     for name, argv in more:
         c.add("option", name, *argv, limit_s=90)
@@ -444,6 +479,81 @@ def tampered_runs(c: Corpus, ws: dict, fast: bool) -> None:
                     "distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
                                 "mlp:hidden=8", "--epochs", "2", "--out", run, "--resume", "--force"]}[step]
             c.add("run", f"{step} {name}", *argv, limit_s=120, after=executed)
+
+
+def forged_benches(c: Corpus, ws: dict, fast: bool) -> None:
+    """bench.json files forged or broken the ways a CI artifact can be, each compared against the real one (both
+    ways) with --fail-if-slower: none may pass as a comparison or reach the boundary as an internal error."""
+    real = json.loads((ws["run"] / "bench.json").read_text())
+    d = c.root / "benches"
+    d.mkdir()
+
+    def rec(fn):
+        def make() -> str:
+            r = json.loads(json.dumps(real))
+            for x in r["records"]:
+                fn(x)
+            return json.dumps(r)
+        return make
+
+    def lat(key, value):
+        return rec(lambda x: x["latency_ms"].__setitem__(key, value))
+
+    forged: dict[str, Callable[[], str | bytes]] = {
+        "records-ints": lambda: json.dumps({**real, "records": [1, 2, 3]}),
+        "records-string": lambda: json.dumps({**real, "records": "many"}),
+        "no-latency": rec(lambda x: x.pop("latency_ms")),
+        "latency-list": rec(lambda x: x.__setitem__("latency_ms", [1.0])),
+        "p50-string": lat("p50", "fast"),
+        "p50-nan": lambda: rec(lambda x: x["latency_ms"].__setitem__("p50", float("nan")))(),
+        "p50-negative": lat("p50", -3.0),
+        "p50-zero": lat("p50", 0),
+        "p50-bool": lat("p50", True),
+        "samples-string": lat("samples_ms", "1,2,3"),
+        "samples-nested": lat("samples_ms", [[1.0, 2.0], [3.0]]),
+        "samples-nan": lambda: rec(lambda x: x["latency_ms"].__setitem__("samples_ms", [1.0, float("nan"), 2.0]))(),
+        "samples-negative": lat("samples_ms", [1.0, -2.0, 3.0]),
+        "samples-million": lat("samples_ms", [1.0 + (i % 7) * 0.01 for i in range(10**6)]),
+        "model-nested": rec(lambda x: x.__setitem__("model", {"a": [1]})),
+        "threads-string": rec(lambda x: x.__setitem__("threads", "all")),
+        "schema-old": lambda: json.dumps({**real, "schema_version": 1}),
+        "top-array": lambda: "[]",
+        "top-null": lambda: "null",
+        "deep": lambda: "[" * 100000 + "]" * 100000,
+        "deep-object": lambda: '{"a": ' * 100000 + "1" + "}" * 100000,
+        "truncated": lambda: json.dumps(real)[:200],
+        "latin1": lambda: json.dumps(real).encode("utf-8").replace(b'"verdict"', b'"verdict_caf\xe9"'),
+        "binary": lambda: bytes(range(256)) * 8,
+        "empty": lambda: "",
+    }
+    names = sorted(forged)
+    if fast:
+        names = [n for n in names if n in ("records-ints", "p50-nan", "p50-negative", "samples-nested", "deep",
+                                           "latin1", "samples-million")]
+    good = ws["run"] / "bench.json"
+    for name in names:
+        p = d / f"{name}.json"
+        body = forged[name]()
+        p.write_bytes(body if isinstance(body, bytes) else body.encode("utf-8"))
+        c.add("compare", f"compare real {name}", "compare", good, p, "--fail-if-slower", "5%")
+        c.add("compare", f"compare {name} real", "compare", p, good, "--fail-if-slower", "5%")
+    for name, make in _specials(d).items():
+        c.add("compare", f"compare {name}", "compare", good, make, limit_s=20)
+
+
+def _specials(d: Path) -> dict[str, Path]:
+    """A FIFO nobody writes, a listening Unix socket's file and a character device: files that are not files
+    (reading the first hangs, the last never ends)."""
+    import socket
+
+    fifo, sock = d / "fifo.json", d / "sock.json"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    if not sock.exists():
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(sock))
+        s.close()
+    return {"fifo": fifo, "socket": sock, "/dev/zero": Path("/dev/zero")}
 
 
 def _without_unk(p: Path) -> None:
@@ -521,6 +631,47 @@ def hf_folders(c: Corpus, ws: dict, fast: bool) -> None:
               "hf:layers=1", "--epochs", "1", "--out", out, limit_s=120, after=_no_half_files(out))
         c.add("hf", f"size {name}", "size", "--teacher", f"hf:{p}", "--data", data, "--profile", "raspberry-pi-4",
               limit_s=120)
+    _text_data(c, good, d, fast)
+
+
+def _text_data(c: Corpus, teacher: Path, d: Path, fast: bool) -> None:
+    """Text data a Hugging Face teacher reads, broken: nesting, encodings, files that are not files, lengths
+    that leave no room for text, students too big to hold."""
+    import hf_models
+
+    rows = hf_models.texts(40)
+    good = hf_models.write_csv(d / "ok.csv", rows)
+    bad: dict[str, Callable[[Path], object]] = {
+        "deep.jsonl": lambda p: p.write_text('{"text": ' + "[" * 100000 + "]" * 100000 + "}\n"),
+        "deep-object.jsonl": lambda p: p.write_text('{"text": "a", "label": ' + '{"a": ' * 100000 + "1"
+                                                    + "}" * 100001 + "\n"),
+        "array-rows.jsonl": lambda p: p.write_text("[1, 2]\n[3]\n"),
+        "text-number.jsonl": lambda p: p.write_text('{"text": 5, "label": "sport"}\n' * 10),
+        "label-object.jsonl": lambda p: p.write_text('{"text": "a goal", "label": {"x": 1}}\n' * 10),
+        "latin1.csv": lambda p: p.write_bytes("text,label\ncaf\xe9 goal,sport\n".encode("latin-1") * 5),
+        "latin1.txt": lambda p: p.write_bytes("caf\xe9 goal\n".encode("latin-1") * 5),
+        "utf16.txt": lambda p: p.write_text("a goal\n" * 5, encoding="utf-16"),
+        "binary.jsonl": lambda p: p.write_bytes(bytes(range(256)) * 8),
+        "nul.txt": lambda p: p.write_bytes(b"\x00" * 4096),
+        "one-line.txt": lambda p: p.write_text("a goal\n"),
+        "long-line.txt": lambda p: p.write_text(("goal " * 200000 + "\n") * 2),
+        "empty-text.csv": lambda p: p.write_text("text,label\n,sport\n,food\n"),
+        "unknown-label.csv": lambda p: p.write_text("text,label\na goal,sport\nsome rain,astrology\n" * 5),
+    }
+    names = sorted(bad)
+    if fast:
+        names = [n for n in names if n in ("deep.jsonl", "latin1.csv", "nul.txt", "unknown-label.csv")]
+    cases = [(n, d / n, []) for n in names] + [(n, p, []) for n, p in _specials(d).items()]
+    cases += [(f"--max-length {n}", good, ["--max-length", str(n)]) for n in (1, 2, 100001)]
+    cases += [(f"--student {s}", good, ["--student", s]) for s in ("hf:layers=1,hidden=100000", "hf:layers=9",
+                                                                    "hf:layers=1,hidden=10", "hf:layers=0")]
+    for name, p, extra in cases:
+        if name in bad:
+            bad[name](p)
+        out = c.root / "outs" / f"text-{name.replace('/', '_')}"
+        argv = ["distill", "--teacher", f"hf:{teacher}", "--data", p, "--student", "hf:layers=1", "--epochs", "1",
+                "--out", out, *extra]
+        c.add("hf", f"distill text {name}", *argv, limit_s=120, after=_no_half_files(out))
 
 
 def _not_executed(root: Path):
@@ -560,10 +711,11 @@ def kills(root: Path, fast: bool) -> list[Outcome]:
     steps = {"distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
                          "mlp:hidden=8", "--epochs", "40", "--out", "RUN", "--force"],
              "export": ["export", "RUN"], "quantize": ["quantize", "RUN", "--allow-slower", "--max-drop", "1"],
+             "quantize-static": ["quantize", "RUN", "--mode", "static", "--allow-slower", "--max-drop", "1"],
              "bench": ["bench", "RUN", "--runs", "2000"]}
-    points = [0.5, 2.0, 4.0] if not fast else []
+    points = [0.5, 2.0, 4.0] if not fast else [2.0]
     for step, argv in steps.items():
-        for sig, when in [(signal.SIGKILL, w) for w in points] + [(signal.SIGINT, 3.0), (signal.SIGTERM, 3.0)]:
+        for sig, when in [(s, w) for s in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM) for w in points]:
             run = root / "kills" / f"{step}-{sig.name}-{when}"
             shutil.copytree(root / "run", run)
             case = Case("kill", f"{step} {sig.name} at {when}s", [])
@@ -579,8 +731,15 @@ def kills(root: Path, fast: bool) -> list[Outcome]:
                 out.append(Outcome(case, "hang", None, "did not stop after the signal", time.perf_counter() - t0))
                 continue
             problem = _valid_after(run, root, argv) or _no_half_files(run)()  # the next run cleans up
-            traceback = "Traceback" in err
-            verdict = "lost" if problem else "traceback" if traceback else "clean"
+            want = {signal.SIGKILL: -9, signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+            if problem:
+                verdict = "lost"
+            elif "Traceback" in err:
+                verdict = "traceback"
+            elif p.returncode not in (want, 0):  # 0: the step finished before the signal came
+                verdict, problem = "crash", f"exit {p.returncode}, expected {want} (core dump or teardown crash)"
+            else:
+                verdict = "clean"
             out.append(Outcome(case, verdict, p.returncode, (problem or err.strip()[-200:]), time.perf_counter() - t0))
     return out
 
@@ -630,7 +789,7 @@ def races(root: Path, fast: bool) -> list[Outcome]:
 
 
 FAMILIES = {"onnx": onnx_files, "data": data_files, "profile": profiles, "option": options, "run": tampered_runs,
-            "hf": hf_folders}
+            "hf": hf_folders, "compare": forged_benches}
 
 
 def main(fast: bool = False, only: str | None = None, verbose: bool = False) -> dict:

@@ -1,6 +1,7 @@
 """`edgekd compare`: a regression beyond the runs' noise fails CI (exit 1); the same numbers do not; bad
 inputs are one line. Built from real bench.json files of one run, with their timed runs scaled."""
 import json
+import os
 
 import pytest
 from conftest import invoke, invoke_json
@@ -67,7 +68,13 @@ def test_bad_compare_inputs(bench_json, runner, tmp_path):
     assert_usage_error(*invoke(runner, "compare", tmp_path / "v1.json", bench_json), "schema version 1")
     assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "missing.json"), "does not exist")
     (tmp_path / "bad.json").write_text("{not json")
-    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "bad.json"), "is not JSON")
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "bad.json"), "is not valid JSON", "line 1")
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)  # a RecursionError in the parser
+    assert_usage_error(*invoke(runner, "compare", tmp_path / "deep.json", bench_json), "nests deeper")
+    (tmp_path / "list.json").write_text("[]")
+    assert_usage_error(*invoke(runner, "compare", tmp_path / "list.json", bench_json), "holds a JSON array")
+    os.mkfifo(tmp_path / "fifo.json")  # nobody writes it: reading would wait forever
+    assert_usage_error(*invoke(runner, "compare", bench_json, tmp_path / "fifo.json"), "is a FIFO")
     code, out, err = invoke(runner, "compare", bench_json, bench_json, "--fail-if-slower", "lots")
     assert code == 2 and "not a fraction" in err
 

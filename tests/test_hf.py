@@ -4,6 +4,7 @@ sentence-transformers embedder folder (tiny, built with save_pretrained here), t
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -157,7 +158,22 @@ def test_dynamic_padding_and_length_buckets():
     (lambda p: (p / "config.json").unlink(), "no config.json"),
     (lambda p: (p / "model.safetensors").unlink(), "no weights"),
     (lambda p: [(p / f).unlink() for f in ("vocab.txt", "tokenizer.json")], "no tokenizer files"),
+    # a config that does not describe the weights made a partly random teacher, distilled from with exit 0
+    (lambda p: (p / "config.json").write_text("{}"), "has no model_type"),
+    (lambda p: _edit_config(p, model_type="gpt2", architectures=["GPT2ForSequenceClassification"]),
+     "would be partly random"),
+    (lambda p: _edit_config(p, hidden_size="big"), "hidden_size is 'big'"),
+    (lambda p: _edit_config(p, hidden_size=10**6, num_attention_heads=1), "of memory; this host has"),
+    (lambda p: (p / "config.json").write_text("[1, 2]"), "holds a JSON array, expected an object"),
+    (lambda p: (p / "config.json").write_text("[" * 100000 + "]" * 100000), "nests deeper"),
+    (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:5000]), "is truncated"),
+    (lambda p: (p / "model.safetensors").write_bytes(b""), "is not a safetensors file"),
 ])
+def _edit_config(folder, **fields):
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, **fields}))
+
+
 def test_bad_folders(hf, runner, tmp_path, make, needle):
     import shutil
 
@@ -179,7 +195,19 @@ def test_bad_text_data(hf, runner, tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     assert_usage_error(*distill(tmp_path / "empty.txt"), "holds no text")
     (tmp_path / "latin1.txt").write_bytes("the goal\nthe caf\xe9 is warm\n".encode("latin-1"))
-    assert_usage_error(*distill(tmp_path / "latin1.txt"), "line 2 is not UTF-8")
+    assert_usage_error(*distill(tmp_path / "latin1.txt"), "line 2 is not UTF-8", "--encoding cp1252")
+    H.write_csv(tmp_path / "u.csv", H.texts(30))
+    (tmp_path / "utf16.csv").write_bytes((tmp_path / "u.csv").read_text().encode("utf-16"))
+    assert_usage_error(*distill(tmp_path / "utf16.csv"), "it looks like utf-16", "--encoding utf-16")
+    code, _, err = invoke(runner, "distill", "--teacher", teacher, "--data", tmp_path / "utf16.csv", "--encoding",
+                          "utf-16", "--out", tmp_path / "run-utf16", "--epochs", "1")
+    assert code == 0, err
+    assert_usage_error(*distill(tmp_path / "u.csv", "--encoding", "klingon"), "not an encoding")
+    assert_usage_error(*distill(tmp_path / "u.csv", "--max-length", "2"), "special tokens", "--max-length 3")
+    os.mkfifo(tmp_path / "fifo.csv")  # nobody writes it: opening it would wait forever
+    assert_usage_error(*distill(tmp_path / "fifo.csv"), "is a FIFO")
+    (tmp_path / "deep.jsonl").write_text('{"text": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    assert_usage_error(*distill(tmp_path / "deep.jsonl"), "line 1 nests deeper")
     H.write_csv(tmp_path / "unknown.csv", [("the goal", "sport"), ("rain today", "politics")])
     assert_usage_error(*distill(tmp_path / "unknown.csv"), "'politics'", "sport")
     (tmp_path / "ids.jsonl").write_text('{"text": "the goal", "label": 0}\n{"text": "rain", "label": 7}\n')

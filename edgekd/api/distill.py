@@ -171,7 +171,8 @@ def _data_options(o: DistillOptions) -> data_mod.DataOptions:
     return data_mod.DataOptions(val_split=o.val_split, label_column=o.label_column, image_size=o.image_size,
                                 channels=int(o.channels), mean=floats("mean"), std=floats("std"),
                                 unlabeled=o.unlabeled, text_column=o.text_column,
-                                text_pair_column=o.text_pair_column, max_length=o.max_length)
+                                text_pair_column=o.text_pair_column, max_length=o.max_length,
+                                encoding=o.encoding)
 
 
 def _hf_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, prof, show_progress: bool):

@@ -95,6 +95,7 @@ class DistillOptions:
     text_pair_column: str | None = opt(None, "Text data: the column holding each pair's second text.")
     max_length: int = opt(128, "Text data: tokens per text at most (longer texts are truncated and counted).",
                           minimum=1, maximum=100000)
+    encoding: str = opt("utf-8", "Text and CSV data: the files' encoding, e.g. latin-1, cp1252, utf-16.")
     image_size: int | None = opt(None, "Image folders: resize to SIZE x SIZE.", minimum=1, maximum=16384)
     channels: str = opt("3", "Image folders: grayscale or RGB.", choices=("1", "3"))
     mean: str = opt("0.5", "Image normalisation mean(s), comma-separated.")
@@ -219,8 +220,8 @@ class RemoteOptions:
 # the sections of `distill --help` (and pipeline's): every option not named here is under "Options"
 GROUPS = {
     "Teacher and data": ("teacher", "arch", "output", "trust_pickle", "data", "unlabeled", "label_column",
-                         "text_column", "text_pair_column", "max_length", "image_size", "channels", "mean", "std",
-                         "augment", "val_split"),
+                         "text_column", "text_pair_column", "max_length", "encoding", "image_size", "channels",
+                         "mean", "std", "augment", "val_split"),
     "Student and sizing": ("student", "init", "profile", "budget_ms", "memory_mb", "speedup", "quantize", "threads",
                            "margin"),
     "Training": ("method", "epochs", "temperature", "alpha", "lr", "batch_size", "feature_map", "patience", "device",

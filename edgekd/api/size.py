@@ -458,7 +458,7 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
          threads: int | None = None, data_options: data_mod.DataOptions | None = None,
          margin: float | None = None, speedup: float | None = None, output: str | None = None, progress=None,
          task: str | None = None,
-         text_column: str = "text", label_column: str = "label", max_length: int = 128):
+         text_column: str = "text", label_column: str = "label", max_length: int = 128, encoding: str = "utf-8"):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
     from ..data.text import codec_for
     from ..models.hf import is_text_model
@@ -469,7 +469,7 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
     prof = load_profile(profile)
     traw, _ = load_teacher(teacher, arch, task=task)
     opts = data_options or data_mod.DataOptions(text_column=text_column, label_column=label_column,
-                                                max_length=max_length)
+                                                max_length=max_length, encoding=encoding)
     ds = data_mod.load(data, opts, codec=codec_for(traw))
     tmodel, t_out, _ = fit_teacher(traw, ds, output)
     if is_text_model(traw):  # a Hugging Face teacher: layers x hidden

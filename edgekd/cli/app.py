@@ -343,7 +343,7 @@ def demo(out, profile, epochs, force, as_json) -> None:
 
 
 SIZE_OPTIONS = {"arch", "profile", "student", "output", "budget_ms", "memory_mb", "speedup", "quantize", "threads",
-                "margin", "task", "text_column", "label_column", "max_length"}
+                "margin", "task", "text_column", "label_column", "max_length", "encoding"}
 
 
 @cli.command(short_help="Plan the student for a device, without training.")
@@ -612,7 +612,27 @@ def main() -> None:
         cli(prog_name="edgekd")
     except KeyboardInterrupt as e:  # before a command started (imports): nothing was written yet
         click.echo("Interrupted.", err=True)
-        sys.exit(Terminated.exit_code(e))
+        _exit_now(Terminated.exit_code(e))
+    except SystemExit as e:
+        if e.code in (130, 143):
+            _exit_now(e.code)
+        raise
+
+
+def _exit_now(code: int) -> None:
+    """Leave after a signal without the interpreter's teardown: onnxruntime's and torch's worker threads may
+    still be running, and finalising modules under them aborted (SIGABRT) or segfaulted. Every artifact was
+    already committed or discarded on the way out, so nothing is lost by skipping it."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C does not interrupt the exit itself
+        signal.signal(sig, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

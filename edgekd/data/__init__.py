@@ -33,6 +33,7 @@ class DataOptions:
     text_column: str = "text"       # text data (.csv/.jsonl/datasets): the column holding the texts
     text_pair_column: str | None = None  # ... and the second text of a pair
     max_length: int = 128           # text data: tokens per text at most (longer ones are truncated, counted)
+    encoding: str = "utf-8"         # text and CSV files: their encoding (a wrong guess is named with the fix)
 
 
 Inputs = np.ndarray | dict  # one array, or {input name: array}, samples on axis 0

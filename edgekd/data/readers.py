@@ -88,7 +88,7 @@ def _read(spec: str, opts, want_labels: bool):
     if suffix == ".npy":
         return _npy(path)
     if suffix == ".csv":
-        return _csv(path, opts.label_column if want_labels else None)
+        return _csv(path, opts.label_column if want_labels else None, opts)
     raise UsageError(f"unknown data format {path.name!r}: expected .npz, .npy, .csv or a folder",
                      "e.g. --data file.npz holding arrays `x` and `y`")
 
@@ -186,13 +186,13 @@ def _npy(path: Path):
     return x, np.full(len(x), -1, np.int64), None, None, "array"
 
 
-def _csv(path: Path, label_column: str | None):
+def _csv(path: Path, label_column: str | None, opts=None):
     import csv
     import io
 
     from .text import _lines
 
-    rows = list(csv.reader(io.StringIO("\n".join(_lines(path)))))  # UTF-8: a bad byte is an error naming its line
+    rows = list(csv.reader(io.StringIO("\n".join(_lines(path, opts)))))  # a bad byte is an error naming its line
     if len(rows) < 2:
         raise UsageError(f"{path} has no data rows", "the first row names the columns, one sample per row after it")
     header, body = [h.strip() for h in rows[0]], rows[1:]

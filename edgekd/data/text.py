@@ -88,7 +88,7 @@ def is_text(path: Path, opts) -> bool:
         return True
     if suffix in (".csv", ".tsv"):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(path, encoding=encoding(opts), errors="replace") as f:
                 header = f.readline()
         except OSError:
             return False
@@ -96,17 +96,57 @@ def is_text(path: Path, opts) -> bool:
     return False
 
 
-def _lines(path: Path) -> list[str]:
-    """The file's lines, decoded as UTF-8 (a bad byte names its line)."""
+def encoding(opts) -> str:
+    """The --encoding asked for, checked against Python's codecs (a typo is named, not a LookupError)."""
+    import codecs
+
+    name = getattr(opts, "encoding", None) or "utf-8"
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise UsageError(f"--encoding {name!r} is not an encoding Python knows",
+                         "e.g. --encoding utf-8, latin-1, cp1252 or utf-16") from None
+    return name
+
+
+def _guess(raw: bytes) -> str:
+    """What a file that is not in the asked-for encoding probably is, for the hint (a BOM says it; bytes that
+    are not UTF-8 are most often Windows' cp1252 or latin-1)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in raw[:4096]:
+        return "utf-16 or binary"
+    return "cp1252 or latin-1"
+
+
+def _lines(path: Path, opts=None) -> list[str]:
+    """The file's lines in --encoding (UTF-8 by default; a bad byte names its line, the encoding it probably is
+    and the option that reads it)."""
     raw = path.read_bytes()
-    out = []
-    for i, line in enumerate(raw.splitlines(), start=1):
-        try:
-            out.append(line.decode("utf-8-sig" if i == 1 else "utf-8"))
-        except UnicodeDecodeError as e:
-            raise UsageError(f"{path} line {i} is not UTF-8 (byte {line[e.start]:#x} at column {e.start + 1})",
-                             "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
-    return out
+    enc = encoding(opts)
+    if codecs_utf8(enc):
+        out = []
+        for i, line in enumerate(raw.splitlines(), start=1):
+            try:
+                out.append(line.decode("utf-8-sig" if i == 1 else "utf-8"))
+            except UnicodeDecodeError as e:
+                guess = _guess(raw)
+                raise UsageError(f"{path} line {i} is not UTF-8 (byte {line[e.start]:#x} at column {e.start + 1}; "
+                                 f"it looks like {guess})", f"pass --encoding {guess.split()[0]}, or re-save the "
+                                 "file as UTF-8") from None
+        return out
+    try:
+        return raw.decode(enc).splitlines()
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UsageError(f"{path} line {line} is not {enc} (byte {raw[e.start]:#x})",
+                         "pass the file's own --encoding (utf-8, cp1252, latin-1, utf-16)") from None
+
+
+def codecs_utf8(name: str) -> bool:
+    import codecs
+
+    return codecs.lookup(name).name in ("utf-8", "utf-8-sig")
 
 
 def read_texts(path: Path, opts, want_labels: bool = True) -> tuple[list[str], list[str] | None, list | None]:
@@ -115,13 +155,13 @@ def read_texts(path: Path, opts, want_labels: bool = True) -> tuple[list[str], l
     if path.is_dir():
         rows = _datasets_rows(path)
     elif suffix == ".txt":
-        texts = [t for t in (ln.strip() for ln in _lines(path)) if t]
+        texts = [t for t in (ln.strip() for ln in _lines(path, opts)) if t]
         if not texts:
             raise UsageError(f"{path} holds no text (every line is empty)", "put one text per line")
         return texts, None, None
     elif suffix == ".jsonl":
         rows = []
-        for i, ln in enumerate(_lines(path), start=1):
+        for i, ln in enumerate(_lines(path, opts), start=1):
             if not ln.strip():
                 continue
             try:
@@ -138,7 +178,7 @@ def read_texts(path: Path, opts, want_labels: bool = True) -> tuple[list[str], l
     else:
         import csv
 
-        lines = _lines(path)
+        lines = _lines(path, opts)
         reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
         rows = [(i, row) for i, row in enumerate(reader, start=2)]
     return _columns(path, rows, opts, want_labels)
