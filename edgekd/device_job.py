@@ -30,9 +30,26 @@ def _calibrate(target: str, options: dict) -> dict:
 STEPS = {"bench": _bench, "calibrate": _calibrate}
 
 
+def _heartbeat() -> None:
+    """A line on stderr every HEARTBEAT_S seconds while the step works: the workstation tells a slow job from a
+    hung one by it (`?silence=S` in --on)."""
+    import threading
+    import time
+
+    from edgekd.deploy.remote import HEARTBEAT, HEARTBEAT_S
+
+    def beat():
+        while True:
+            time.sleep(HEARTBEAT_S)
+            print(HEARTBEAT, file=sys.stderr, flush=True)
+
+    threading.Thread(target=beat, daemon=True).start()
+
+
 def main(job_path: str) -> dict:
     from edgekd.errors import EdgekdError, missing_module
 
+    _heartbeat()
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     try:
         return {"ok": True, "result": STEPS[job["step"]](job["target"], job.get("options") or {})}

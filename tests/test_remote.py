@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,16 @@ def test_device_failures_are_one_line_naming_the_device(device, run, runner):
     fails(device["url"], f"Error: {base.removeprefix('ssh://')}: ", "nosuch.npz", extra=("--data", "nosuch.npz"),
           exit_code=2)
     assert_usage_error(*invoke(runner, "bench", run, "--on", "http://example.com"), "ssh://")
+    assert_usage_error(*invoke(runner, "bench", run, "--on", f"{device['url']}&silence=soon"), "silence='soon'")
+    # a job that hangs on the device (here: a python that answers the checks, then sleeps in the job) is
+    # stopped after ?silence= seconds without its heartbeat, not after the hour-long run timeout
+    hang = device["dir"] / "hang.sh"
+    hang.write_text(f'#!/bin/sh\nif [ "$1" = "-m" ]; then exec sleep 600; fi\n'  # the checks name it as python
+                    f'{OV_PYTHON} "$@" | sed \'s#"executable": "[^"]*"#"executable": "{hang}"#\'\n')
+    hang.chmod(0o755)
+    t0 = time.perf_counter()
+    fails(f"{base}?python={hang}&silence=3", "said nothing for 3 s", "?silence=SECONDS")
+    assert time.perf_counter() - t0 < 60
 
 
 def test_device_setup_then_bench_uses_the_venv_and_keeps_the_models(run, runner, tmp_path):

@@ -210,8 +210,10 @@ class TrustOptions:
 class RemoteOptions:
     """Where a step runs: here, or on the device over SSH (`bench`, `profiles calibrate`)."""
 
-    on: str | None = opt(None, "Run it on the device: ssh://user@host[:port][?python=PATH] (your SSH keys and "
-                               "config; the device needs python3 with onnxruntime, onnx and numpy, no torch: "
+    on: str | None = opt(None, "Run it on the device: ssh://user@host[:port][?python=PATH&connect=10&silence=300] "
+                               "(seconds to connect, and without a heartbeat before the job counts as hung; your "
+                               "SSH keys and config; the device needs python3 with onnxruntime, onnx and numpy, no "
+                               "torch: "
                                "`edgekd device setup` installs them). bench takes several, comma-separated: "
                                "measured at once, reported side by side.")
     keep: bool = opt(False, "Leave the copied files on the device (to look at them there).", flag="keep")

@@ -10,6 +10,7 @@ that needs a password is refused, not prompted for); EDGEKD_SSH_OPTIONS adds ssh
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -27,7 +28,10 @@ from urllib.parse import parse_qs, urlparse
 
 from ..errors import EdgekdError, UsageError
 
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 10   # ?connect=S: seconds to reach the device
+SILENCE_TIMEOUT_S = 300  # ?silence=S: seconds a job may say nothing (it beats every HEARTBEAT_S) before it is hung
+HEARTBEAT_S = 15
+HEARTBEAT = "edgekd-device-job: alive"
 RUN_TIMEOUT_S = 3600
 RUNTIME_NEEDS = {"onnxruntime": "onnxruntime", "onnx": "onnx", "numpy": "numpy"}
 
@@ -72,6 +76,8 @@ class Device:
     host: str
     port: int | None
     python: str | None = None  # ?python=PATH; None: the venv `edgekd device setup` made, else python3
+    connect_s: float = CONNECT_TIMEOUT_S
+    silence_s: float = SILENCE_TIMEOUT_S
 
     @property
     def shell_python(self) -> str:
@@ -90,7 +96,8 @@ class Device:
 
 
 def parse(url: str) -> Device:
-    """`ssh://pi@raspberrypi.local:2222?python=/home/pi/venv/bin/python` -> Device; anything else is refused."""
+    """`ssh://pi@raspberrypi.local:2222?python=/home/pi/venv/bin/python&connect=10&silence=300` -> Device;
+    anything else is refused."""
     u = urlparse(url)
     try:
         port = u.port
@@ -99,34 +106,97 @@ def parse(url: str) -> Device:
     if u.scheme != "ssh" or not u.hostname or port == -1 or (u.path not in ("", "/")):
         raise UsageError(f"--on {url!r} is not ssh://[user@]host[:port][?python=PATH]",
                          "e.g. --on ssh://pi@raspberrypi.local or --on ssh://pi@10.0.0.5:2222")
-    python = (parse_qs(u.query).get("python") or [None])[0]
-    return Device(u.username, u.hostname, port, python)
+    query = parse_qs(u.query)
+    python = (query.get("python") or [None])[0]
+    return Device(u.username, u.hostname, port, python, _seconds(query, "connect", CONNECT_TIMEOUT_S, url),
+                  _seconds(query, "silence", SILENCE_TIMEOUT_S, url))
+
+
+def _seconds(query: dict, key: str, default: float, url: str) -> float:
+    raw = (query.get(key) or [None])[0]
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 86400:
+        raise UsageError(f"--on {url!r}: {key}={raw!r} is not a number of seconds in [1, 86400]",
+                         f"e.g. ?{key}={default:g}")
+    return value
 
 
 def _ssh_base(dev: Device) -> list[str]:
-    opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+    opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={dev.connect_s:g}",
+            # a link that died mid-job (the device powered off, Wi-Fi gone) is noticed by ssh itself
+            "-o", f"ServerAliveInterval={max(1, int(dev.silence_s // 4))}", "-o", "ServerAliveCountMax=4",
             "-o", "StrictHostKeyChecking=accept-new", *shlex.split(os.environ.get("EDGEKD_SSH_OPTIONS", ""))]
     # `--` ends ssh's options: a "host" like -oProxyCommand=... is a name, never an option
     return ["ssh", *opts, *(["-p", str(dev.port)] if dev.port else []), "--", dev.dest]
 
 
-def ssh(dev: Device, command: str, stdin: bytes | None = None, timeout: float = 120) -> str:
-    """Run `command` (a shell line) on the device; its stdout, or a RemoteError with the reason in one line."""
+def ssh(dev: Device, command: str, stdin: bytes | None = None, timeout: float = 120,
+        silence: float | None = None) -> str:
+    """Run `command` (a shell line) on the device; its stdout, or a RemoteError with the reason in one line.
+    With `silence`, a command that writes nothing (no output, no heartbeat) for that long is stopped as hung."""
     try:
-        res = subprocess.run([*_ssh_base(dev), command], input=stdin, capture_output=True, timeout=timeout)
+        proc = subprocess.Popen([*_ssh_base(dev), command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise UsageError("no `ssh` command on this machine", "install OpenSSH's client (apt-get install "
                          "openssh-client)") from None
-    except subprocess.TimeoutExpired:
-        raise RemoteError(f"{dev.name}: no answer in {timeout:g} s", "is the device busy or the network "
-                          "down? try `ssh` to it by hand") from None
-    err = res.stderr.decode(errors="replace").strip()
-    if res.returncode == 255:  # ssh's own failure: connection or authentication
+    out, err, why = _watch(proc, stdin, timeout, silence)
+    if why:
+        raise RemoteError(f"{dev.name}: {why}", "is the device busy or the network down? try `ssh` to it by hand"
+                          + ("; a slow device can be given more with ?silence=SECONDS" if silence else ""))
+    err = "\n".join(ln for ln in err.decode(errors="replace").splitlines() if ln != HEARTBEAT).strip()
+    if proc.returncode == 255:  # ssh's own failure: connection or authentication
         raise _ssh_failure(dev, err)
-    if res.returncode != 0:
-        raise RemoteError(f"{dev.name}: {_last_line(err) or f'exit {res.returncode}'}",
-                          _hint_for(err, res.returncode) or "run the command on the device by hand to see more")
-    return res.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RemoteError(f"{dev.name}: {_last_line(err) or f'exit {proc.returncode}'}",
+                          _hint_for(err, proc.returncode) or "run the command on the device by hand to see more")
+    return out.decode(errors="replace")
+
+
+def _watch(proc: subprocess.Popen, stdin: bytes | None, timeout: float,
+           silence: float | None) -> tuple[bytes, bytes, str | None]:
+    """(stdout, stderr, why it was stopped or None): both streams read as they come, so that a job that goes
+    quiet is told apart from one that is working."""
+    import threading
+
+    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+    last = [time.monotonic()]
+
+    def pump(stream, key):
+        for piece in iter(lambda: stream.read1(65536), b""):
+            chunks[key].append(piece)
+            last[0] = time.monotonic()
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        if stdin:
+            proc.stdin.write(stdin)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    start, why = time.monotonic(), None
+    while proc.poll() is None:
+        now = time.monotonic()
+        if now - start > timeout:
+            why = f"no answer in {timeout:g} s"
+        elif silence and now - last[0] > silence:
+            why = f"the job said nothing for {silence:g} s (it sends a heartbeat every {HEARTBEAT_S} s): it is hung"
+        if why:
+            proc.kill()
+            break
+        time.sleep(0.1)
+    proc.wait()
+    for t in readers:
+        t.join(5)
+    return b"".join(chunks["out"]), b"".join(chunks["err"]), why
 
 
 def _last_line(text: str) -> str:
@@ -308,7 +378,7 @@ def run_on(url: str, step: str, staged: Staged, keep: bool = False) -> dict:
             cmd = (f"cd {shlex.quote(remote)} && {_link_cached(links)}PYTHONPATH="
                    f"{shlex.quote(remote + '/' + wheel.name)} {shlex.quote(info['executable'])} -m "
                    "edgekd.device_job job.json")
-            out = ssh(dev, cmd, timeout=RUN_TIMEOUT_S)
+            out = ssh(dev, cmd, timeout=RUN_TIMEOUT_S, silence=dev.silence_s)
             overhead["run_s"] = time.perf_counter() - t2
         finally:
             t3 = time.perf_counter()
@@ -364,7 +434,7 @@ def setup(url: str, offline: bool = False, system_site_packages: bool = False, p
     `--on` then uses that venv without `?python=`, and keeps models in its cache between runs."""
     say = progress or (lambda what: None)
     dev = parse(url)
-    base = Device(dev.user, dev.host, dev.port, dev.python or "python3")
+    base = dataclasses.replace(dev, python=dev.python or "python3")
     t0 = time.perf_counter()
     say("checking the device")
     info = facts(base, need_runtime=False)
@@ -397,7 +467,7 @@ def setup(url: str, offline: bool = False, system_site_packages: bool = False, p
             raise RemoteError(e.message, "on Debian and Raspberry Pi OS: sudo apt-get install python3-venv") from None
         raise
     say("checking the runtime in the venv")
-    got = facts(Device(dev.user, dev.host, dev.port, None))
+    got = facts(dataclasses.replace(dev, python=None))
     return {"device": f"ssh://{dev.name}", "python": got["executable"], "python_version": got["python"],
             "onnxruntime": got["onnxruntime"], "onnx": got["onnx"], "numpy": got["numpy"],
             "machine": got["machine"], "mode": "system-site-packages" if system_site_packages else
