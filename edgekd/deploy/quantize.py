@@ -123,8 +123,11 @@ def _fp16(src: Path, dst: Path) -> None:
     own converter: for GPU and NPU targets; CPUs mostly run it slower than fp32."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
-    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
+    model = OnnxModel(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True))
+    model.topological_sort()  # the converter appends its input casts last: onnx.checker refused the graph
+    onnx.save(model.model, str(dst))
 
 
 def _int4(src: Path, dst: Path) -> None:
