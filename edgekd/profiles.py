@@ -224,6 +224,9 @@ def parse(text: str, where: str) -> dict:
         where_in = f" at {at.rstrip(')')}" if at else ""
         raise UsageError(f"{where}: TOML syntax error{where_in}: {msg}",
                          "fix the TOML syntax (strings in quotes, one key = value per line)") from None
+    except RecursionError:  # tomllib recurses per nested array, inline table or dotted key
+        raise UsageError(f"{where}: nests arrays or tables deeper than Python can parse",
+                         "a profile is flat tables of numbers; edgekd profiles show NAME prints one") from None
     validate(data, where)
     return data
 

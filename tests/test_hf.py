@@ -154,6 +154,11 @@ def test_dynamic_padding_and_length_buckets():
     assert out[0].shape == (2, 7) and out[1].shape == (2, 7)
 
 
+def _edit_config(folder, **fields):
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, **fields}))
+
+
 @pytest.mark.parametrize("make, needle", [
     (lambda p: (p / "config.json").unlink(), "no config.json"),
     (lambda p: (p / "model.safetensors").unlink(), "no weights"),
@@ -169,11 +174,6 @@ def test_dynamic_padding_and_length_buckets():
     (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:5000]), "is truncated"),
     (lambda p: (p / "model.safetensors").write_bytes(b""), "is not a safetensors file"),
 ])
-def _edit_config(folder, **fields):
-    cfg = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**cfg, **fields}))
-
-
 def test_bad_folders(hf, runner, tmp_path, make, needle):
     import shutil
 

@@ -43,6 +43,9 @@ def test_profile_from_a_path(tmp_path, runner):
     ("cores = 4", 'cores = "four"', "`cpu.cores` must be a int"),
     ('isa = ["neon"]', 'isa = ["neon", "avx9000"]', "unknown value 'avx9000'"),
     ('"memory.bandwidth_gbps" = ', '"memory.bandwidthx" = ', "`memory.bandwidth_gbps` has no source"),
+    # tomllib recurses per level: these were RecursionError, an "unexpected error" line
+    ("cores = 4", "cores = " + "[" * 5000 + "]" * 5000, "nests arrays or tables deeper"),
+    ("cores = 4", "cores = " + "{a = " * 5000 + "1" + "}" * 5000, "nests arrays or tables deeper"),
 ])
 def test_bad_profile_files(tmp_path, runner, old, new, needle):
     text = _text()

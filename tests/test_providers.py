@@ -116,6 +116,21 @@ def test_a_huge_batch_ends_within_the_time_cap(runner, tmp_path):
     assert 1 <= lat["runs"] < 1000 and any("timed runs (the 0.3 s cap)" in n for n in r["notes"])
 
 
+def test_a_fixed_batch_too_big_for_the_host_is_refused_naming_it(runner, tmp_path):
+    """A graph whose batch is fixed at 2^40: padding the data to one batch was numpy's 'Unable to allocate'."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [2**40, 4]
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "big.onnx")
+    for step in ("bench", "export"):
+        assert_usage_error(*invoke(runner, step, tmp_path / "big.onnx"), "fixed batch size 1099511627776 needs",
+                           "dynamic batch axis")
+
+
 def test_cuda_and_tensorrt_with_io_binding(runner, tmp_path):
     """With onnxruntime-gpu and a GPU, CUDA and TensorRT run with inputs bound on the device; CI has no GPU."""
     import onnxruntime as ort

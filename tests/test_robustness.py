@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +244,34 @@ def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(project, r
     (run / ".edgekd.lock").symlink_to(victim)
     assert_usage_error(*invoke(runner, "export", run), "symbolic link")
     assert victim.read_text() == "x" * 32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step, sig, want", [
+    (["bench", "RUN", "--runs", "1000000", "--seconds", "60", "--no-memory"], signal.SIGINT, 130),
+    (["quantize", "RUN", "--mode", "static", "--allow-slower", "--max-drop", "1"], signal.SIGTERM, 143),
+    (["bench", "RUN", "--runs", "1000000", "--seconds", "60", "--no-memory"], signal.SIGTERM, 143),
+])
+def test_an_interrupted_step_exits_130_or_143_and_the_run_stays_usable(project, runner, tmp_path, step, sig, want):
+    """Ctrl-C part-way through bench ended in a segfault and quantize in SIGABRT (onnxruntime's threads meeting
+    the interpreter's teardown): an interrupted step exits 128 + the signal, with one line and no traceback, and
+    the step then reruns on the same run directory."""
+    run = tmp_path / "run"
+    invoke_json(runner, "distill", "--teacher", f"{project}/teacher.py:build", "--data", f"{project}/data.npz",
+                "--student", "mlp:hidden=8", "--epochs", "1", "--out", run)
+    invoke_json(runner, "export", run)
+    argv = [str(run) if a == "RUN" else a for a in step]
+    p = subprocess.Popen([sys.executable, "-m", "edgekd", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    seen = ""
+    while "[" + step[0] + "]" not in seen:  # the step is under way (past the imports), sessions running
+        line = p.stderr.readline()
+        assert line, f"{step[0]} ended before it could be interrupted"
+        seen += line
+    time.sleep(1.0)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == want, (p.returncode, err)
+    assert "Traceback" not in err and "Interrupted" in err, err
+    again = invoke(runner, *[a if a not in ("1000000", "60") else "3" for a in argv])
+    assert again[0] == 0, again[2]

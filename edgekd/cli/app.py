@@ -52,6 +52,19 @@ def _exit_site(e: SystemExit) -> str:
     return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "code edgekd ran"
 
 
+def _signal_wins(fn, *args):
+    """fn(*args); an error after a Ctrl-C or SIGTERM is that interruption (a library that caught it mid-import
+    left a "partially initialized module" error, which became an export failure with exit 1)."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        if SIGNALLED and not isinstance(e, click.exceptions.Exit):
+            import signal
+
+            raise (Terminated() if SIGNALLED[0] == signal.SIGTERM else KeyboardInterrupt()) from e
+        raise
+
+
 class _Cli(click.Group):
     ORDER = ("demo", "distill", "size", "export", "quantize", "bench", "compare", "report", "pipeline", "predict",
              "profiles", "device", "providers")
@@ -66,7 +79,7 @@ class _Cli(click.Group):
         set_live(True)  # progress and notes on stderr as they happen
         try:
             with activity("edgekd"):  # named after the command once click resolves it
-                return super().invoke(ctx)
+                return _signal_wins(super().invoke, ctx)
         except EdgekdError as e:
             click.echo(f"Error: {e.one_line()}", err=True)
             ctx.exit(e.exit_code)
@@ -598,14 +611,21 @@ class Terminated(KeyboardInterrupt):
         return 143 if isinstance(e, Terminated) else 130
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+SIGNALLED: list[int] = []  # the signals received: an error after one is reported as the interruption it is
+
+
+def _on_signal(signum, frame):
+    import signal
+
+    SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def main() -> None:
     import signal
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     if hasattr(sys.stdout, "reconfigure"):  # piped into tee or a log, results still come line by line
         sys.stdout.reconfigure(line_buffering=True)
     try:

@@ -356,13 +356,27 @@ MIN_EFFECT = 0.05
 DISTURBED_P99_P50 = 20.0  # p99 this many times p50: something else took the cores during the measurement
 
 
+def _resampled_medians(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RESAMPLES bootstrap medians of x, drawn without building the resamples: resampling n values is mapping n
+    uniforms through x's empirical quantile function, which keeps order, so a resample's middle order statistics
+    are the quantiles of the uniforms' own, whose laws are known (the k-th of n is Beta(k, n+1-k); the next one
+    lies above it as the least of the n-k left). Exact, and O(RESAMPLES) memory: building 2000 resamples of a
+    100000-run bench held 1.6 GB and took 4.5 s per comparison."""
+    xs, n = np.sort(x), len(x)
+    k = (n + 1) // 2
+    lo = rng.beta(k, n + 1 - k, RESAMPLES)
+    hi = lo if n % 2 else lo + (1 - lo) * rng.beta(1, n - k, RESAMPLES)
+
+    def at(u):
+        return xs[np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, n - 1)]
+    return (at(lo) + at(hi)) / 2
+
+
 def ratio_interval(a, b, seed: int = 0) -> tuple[float, float, float]:
     """(median(b) / median(a), low, high): a bootstrap interval of the ratio of medians of two sets of timings."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    ra = np.median(rng.choice(a, (RESAMPLES, len(a))), axis=1)
-    rb = np.median(rng.choice(b, (RESAMPLES, len(b))), axis=1)
-    ratios = rb / np.maximum(ra, 1e-12)
+    ratios = _resampled_medians(b, rng) / np.maximum(_resampled_medians(a, rng), 1e-12)
     tail = (1 - CONFIDENCE) / 2
     return float(np.median(b) / max(np.median(a), 1e-12)), float(np.quantile(ratios, tail)), \
         float(np.quantile(ratios, 1 - tail))

@@ -133,8 +133,10 @@ def _check_safetensors(f: Path) -> None:
     with open(f, "rb") as fh:
         head = fh.read(8)
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if n < 2 or 8 + n > size:
+        if n < 2 or n > 100 << 20:  # the format caps its header at 100 MB
             raise UsageError(f"{f} is not a safetensors file ({size} bytes; no valid header)", fix)
+        if 8 + n > size:
+            raise UsageError(f"{f} is truncated: its header alone is {8 + n} bytes, the file has {size}", fix)
         raw = fh.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))

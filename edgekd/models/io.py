@@ -453,6 +453,17 @@ def _affordable(name: str, shape: list[int], np_type) -> None:
                        f"{shape[big]})", f"pass --shape {name}=... with smaller numbers, or --data with real inputs")
 
 
+def _fixed_batch_affordable(batch: int, one: dict[str, np.ndarray]) -> None:
+    """A graph whose batch is fixed at 2^40 is refused naming that dim (padding a batch to it was numpy's
+    `Unable to allocate 8 TiB`)."""
+    from ..resources import require_memory
+
+    need = batch * sum(v.nbytes for v in one.values())
+    if need > 1 << 30:
+        require_memory(need, f"one batch of the model's fixed batch size {batch}", "re-export the model with a "
+                       "dynamic batch axis, or a fixed batch this host can hold")
+
+
 def dummy(dtype: str, shape: list[int], rng, name: str = "") -> np.ndarray:
     """Values of the right dtype and shape for an input without data: small floats, ones for masks and
     lengths, zeros for other integers (a valid index), and 16000 for a sample rate."""
@@ -473,6 +484,8 @@ def batches(io: ModelIO, feeds: Feeds, batch_size: int) -> Iterator[tuple[dict[s
     last one padded with repeats); yields (feed, number of real samples in it)."""
     size = io.batch or batch_size
     n = len(feeds)
+    if io.batch is not None and n:
+        _fixed_batch_affordable(io.batch, feeds.feed(np.arange(1)))
     for i in range(0, n, size):
         real = min(size, n - i)
         idx = np.arange(i, i + real)
