@@ -737,7 +737,7 @@ def kills(root: Path, fast: bool) -> list[Outcome]:
             elif "Traceback" in err:
                 verdict = "traceback"
             elif p.returncode not in (want, 0):  # 0: the step finished before the signal came
-                verdict, problem = "crash", f"exit {p.returncode}, expected {want} (core dump or teardown crash)"
+                verdict, problem = "crash", f"exit {p.returncode}, expected {want}: {err.strip()[:160] or 'no output'}"
             else:
                 verdict = "clean"
             out.append(Outcome(case, verdict, p.returncode, (problem or err.strip()[-200:]), time.perf_counter() - t0))

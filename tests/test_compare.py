@@ -136,3 +136,15 @@ def test_the_bootstrap_interval_matches_resampling_and_stays_small_for_many_runs
     assert lo < r < hi and r == pytest.approx(1.1) and hi - lo < 0.01
     assert peak < 100e6  # numpy reports its buffers to tracemalloc; resamples would be 16 GB
 
+
+
+def test_a_bench_keeps_its_figures_from_every_run_and_a_bounded_sample_of_them():
+    import numpy as np
+
+    from edgekd.deploy.measure import KEPT_SAMPLES, percentiles
+
+    runs = np.random.default_rng(0).lognormal(0, 0.2, 3 * KEPT_SAMPLES)
+    lat = percentiles(list(runs))
+    assert lat["runs"] == len(runs) and lat["p50"] == pytest.approx(float(np.median(runs)))
+    assert len(lat["samples_ms"]) == KEPT_SAMPLES
+    assert np.median(lat["samples_ms"]) == pytest.approx(lat["p50"], rel=0.01)

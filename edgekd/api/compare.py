@@ -8,8 +8,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..deploy.measure import CONFIDENCE, ratio_interval
 from ..errors import EdgekdError, UsageError
 from ..files import read_json, regular_or_dir
@@ -51,14 +49,6 @@ def _key(r: dict) -> str:
     return f"{r.get('model')}{at} b{r.get('batch')} t{r.get('threads')}"
 
 
-MAX_SAMPLES = 5000  # the bootstrap resamples this many at most (a legal --runs 10^6 bench kept 700,000)
-
-
-def _subsample(samples: list) -> np.ndarray:
-    a = np.asarray(samples, dtype=np.float64)
-    return a if len(a) <= MAX_SAMPLES else a[np.linspace(0, len(a) - 1, MAX_SAMPLES).astype(int)]
-
-
 def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
@@ -97,7 +87,7 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, fail_if_slower: float | 
         la, lb = ka[key]["latency_ms"], kb[key]["latency_ms"]
         sa, sb = la.get("samples_ms"), lb.get("samples_ms")
         if sa and sb and len(sa) >= 3 and len(sb) >= 3:
-            ratio, low, high = ratio_interval(_subsample(sa), _subsample(sb))
+            ratio, low, high = ratio_interval(sa, sb)
         else:  # an older bench without its runs: the medians alone, and no claim about noise
             ratio = lb["p50"] / max(la["p50"], 1e-12)
             low = high = ratio

@@ -614,10 +614,25 @@ class Terminated(KeyboardInterrupt):
 SIGNALLED: list[int] = []  # the signals received: an error after one is reported as the interruption it is
 
 
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib."):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_signal(signum, frame):
+    """Ctrl-C or SIGTERM: raised as KeyboardInterrupt, so that every half-written artifact is discarded on the way
+    out. Except in an import: a module's C++ initialisation (torch.distributed's, via pybind11) that meets the
+    exception calls std::terminate (SIGABRT, exit -6, one kill in 12 during export's torch import). An import
+    writes nothing, and temp files of a step already under way are removed by the next run, so leave at once."""
     import signal
 
     SIGNALLED.append(signum)
+    if _importing(frame):
+        click.echo("Interrupted.", err=True)
+        _exit_now(128 + signum)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -637,6 +652,9 @@ def main() -> None:
         if e.code in (130, 143):
             _exit_now(e.code)
         raise
+    finally:  # the step is over: a signal during the interpreter's teardown (0.3 s after quantize) has nothing
+        for sig in (signal.SIGINT, signal.SIGTERM):  # to interrupt, and killed the process with exit -2 / -15
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _exit_now(code: int) -> None:

@@ -22,12 +22,17 @@ import numpy as np
 BENCH_SCHEMA_VERSION = 2  # 2: `records`, one per (model, EP, threads, batch)
 
 
+KEPT_SAMPLES = 20_000  # runs a bench.json keeps (a legal --runs 10^6 took 700,000: 10 MB per record)
+
+
 def percentiles(samples_ms: list[float]) -> dict:
-    """Summary of timed runs, and the runs themselves (`edgekd compare` judges noise from them)."""
+    """Summary of timed runs (all of them), and the runs themselves, at most KEPT_SAMPLES evenly spread over the
+    measurement in time order (`edgekd compare` judges noise from them)."""
     a = np.asarray(samples_ms)
+    kept = a if len(a) <= KEPT_SAMPLES else a[np.linspace(0, len(a) - 1, KEPT_SAMPLES).astype(np.int64)]
     return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
             "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "std": float(a.std()), "runs": int(len(a)),
-            "samples_ms": [round(float(v), 5) for v in a]}
+            "samples_ms": [round(float(v), 5) for v in kept]}
 
 
 SAMPLE_NS = 200_000  # a sample is at least this long: shorter calls are timed several to a sample
