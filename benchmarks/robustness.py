@@ -443,7 +443,36 @@ def tampered_runs(c: Corpus, ws: dict, fast: bool) -> None:
         (run / "evil.py").write_text(EVIL_PY.replace("from teacher import build", "from teacher import build"))
         m["steps"]["distill"]["teacher"]["spec"] = f"{run / 'evil.py'}:build"
 
+    def forged(**fields):  # the teacher record of a signed run, edited: none of these may run code
+        def edit(m, run):
+            (run / "conftest.py").write_text(f"import pathlib; pathlib.Path({str(c.root / MARKER)!r}).touch()\n")
+            (run / "evil.PT").write_bytes(pickle.dumps(Boom()))
+            m["steps"]["distill"]["teacher"].update({k: v.replace("RUN", str(run)) if isinstance(v, str) else v
+                                                     for k, v in fields.items()})
+        return manifest_edit(edit)
+
+    def lock_symlink(run: Path):
+        victim = run.parent / f"{run.name}.victim"
+        victim.write_text("x" * 32)
+        (run / ".edgekd.lock").unlink(missing_ok=True)
+        (run / ".edgekd.lock").symlink_to(victim)
+
+    def victim_kept(run: Path):
+        victim = run.parent / f"{run.name}.victim"
+
+        def check() -> str | None:
+            if not victim.exists() or victim.read_text() == "x" * 32:
+                return executed()
+            return "lost: the file the run's lock links to was changed"
+        return check
+
     tamper: dict[str, Callable[[Path], None]] = {
+        "forged-spec-stdlib": forged(spec="os:abort"),
+        "forged-arch-stdlib": forged(arch="os:abort"),
+        "forged-spec-site-packages": forged(spec="pytest:main"),
+        "forged-kind-pickle": forged(kind="pickle", trust_pickle=True),
+        "forged-teacher-PT": forged(spec="RUN/evil.PT", kind="pickle", trust_pickle=True),
+        "lock-symlink": lock_symlink,
         "manifest-missing": lambda r: (r / "manifest.json").unlink(),
         "manifest-truncated": lambda r: (r / "manifest.json").write_text((r / "manifest.json").read_text()[:50]),
         "manifest-latin1": lambda r: (r / "manifest.json").write_bytes(b'{"steps": {"caf\xe9": 1}}'),
@@ -478,7 +507,7 @@ def tampered_runs(c: Corpus, ws: dict, fast: bool) -> None:
                     "bench": ["bench", run, "--runs", "3", "--no-memory"], "report": ["report", run],
                     "distill": ["distill", "--teacher", "teacher.py:build", "--data", "data.npz", "--student",
                                 "mlp:hidden=8", "--epochs", "2", "--out", run, "--resume", "--force"]}[step]
-            c.add("run", f"{step} {name}", *argv, limit_s=120, after=executed)
+            c.add("run", f"{step} {name}", *argv, limit_s=120, after=victim_kept(run))
 
 
 def forged_benches(c: Corpus, ws: dict, fast: bool) -> None:
@@ -820,7 +849,9 @@ def main(fast: bool = False, only: str | None = None, verbose: bool = False) -> 
     for o in outcomes:
         by_family.setdefault(o.case.family, Counter())[o.verdict] += 1
     bad = [o for o in outcomes if o.verdict not in ("clean", "ok")]
-    report = {"cases": len(outcomes), "counts": dict(counts), "by_family": {k: dict(v) for k, v in by_family.items()},
+    from edgekd.deploy.measure import host_info
+
+    report = {"host": host_info(), "cases": len(outcomes), "counts": dict(counts), "by_family": {k: dict(v) for k, v in by_family.items()},
               "seconds": seconds, "problems": [{"family": o.case.family, "case": o.case.name, "verdict": o.verdict,
                                                 "exit": o.code, "line": o.line} for o in bad],
               "accepted": [o.case.name for o in outcomes if o.verdict == "ok"]}
@@ -838,4 +869,4 @@ if __name__ == "__main__":
         print(f"  {fam}: {cnt}")
     for p in r["problems"]:
         print(f"  [{p['verdict']}] {p['family']}: {p['case']} (exit {p['exit']}): {p['line']}")
-    print(f"wrote {write_result('robustness' + ('_fast' if fast else ''), r)}")
+    print(f"wrote {write_result('robustness' + ('_fast' if fast else '') + (f'_{only}' if only else ''), r)}")
