@@ -851,7 +851,8 @@ def main(fast: bool = False, only: str | None = None, verbose: bool = False) -> 
     bad = [o for o in outcomes if o.verdict not in ("clean", "ok")]
     from edgekd.deploy.measure import host_info
 
-    report = {"host": host_info(), "cases": len(outcomes), "counts": dict(counts), "by_family": {k: dict(v) for k, v in by_family.items()},
+    report = {"host": host_info(),
+              "cases": len(outcomes), "counts": dict(counts), "by_family": {k: dict(v) for k, v in by_family.items()},
               "seconds": seconds, "problems": [{"family": o.case.family, "case": o.case.name, "verdict": o.verdict,
                                                 "exit": o.code, "line": o.line} for o in bad],
               "accepted": [o.case.name for o in outcomes if o.verdict == "ok"]}

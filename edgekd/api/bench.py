@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import resources
 from ..deploy.measure import MIN_EFFECT
 from ..errors import EdgekdError, UsageError, missing_module
 from ..files import now, step_lock, write_json
@@ -217,7 +218,7 @@ def _threads(o: BenchOptions, prof, notes: list[str]) -> tuple[list[int], int]:
     """The thread counts to measure (capped at this machine's cores, said) and the first one asked for (what a
     profile predicts). Without --threads: the profile's cores, else 1."""
     asked = counts(o.threads if o.threads is not None else (prof.cores if prof else 1), "threads")
-    cores = os.cpu_count() or 1
+    cores = resources.cores()
     over = [n for n in asked if n > cores]
     if over:  # more threads than cores only measures the OS scheduler: capped, and said
         notes.append(f"--threads {','.join(map(str, over))} is more than this machine's {cores} cores: measured "

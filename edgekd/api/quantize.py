@@ -10,6 +10,7 @@ import numpy as np
 from ..deploy.quantize import SlowerError
 from ..errors import UsageError
 from ..files import sha256, step_lock
+from ..resources import cores
 from .options import QuantizeOptions
 from .target import Result, bind_data, feed_notes, load_profile, model_data, resolve, run_profile
 
@@ -236,7 +237,7 @@ def _timer(io, feeds, prof, threads: int | None):
             return ms[0], ms[1:], [Speedup.predicted(ms[0], m) for m in ms[1:]], \
                 f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
         return predicted
-    n = min(threads or 1, os.cpu_count() or 1)  # more threads than cores only measures the scheduler
+    n = min(threads or 1, cores())  # more threads than cores only measures the scheduler
     feed = timing_feed(io, feeds, io.batch or 1)
 
     def timed(src, cands):

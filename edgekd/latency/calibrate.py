@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import profiles
 from ..errors import UsageError
+from ..resources import cores
 from . import kernels as kern
 from .graph import GraphCost
 from .micro import STREAM_SHAPES, Micro, nothing, sampled, sampled_blocks, stream, tiny_chain
@@ -488,7 +489,7 @@ def _measured_preset(data: dict, sources: dict, threads: int) -> None:
 def host_facts() -> dict:
     """Static facts of this machine read from /proc (used when no --base profile is given)."""
     info = {"arch": "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64",
-            "cores": os.cpu_count() or 1, "isa": [], "freq_ghz": 2.0, "ram_mb": 4096.0}
+            "cores": cores(), "isa": [], "freq_ghz": 2.0, "ram_mb": 4096.0}
     try:
         from ..deploy.measure import cpu_flags
 
@@ -633,12 +634,13 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
 
     quiet_onnxruntime()
     base_prof = profiles.load(base) if base else None
-    cores = base_prof.cores if base_prof else (os.cpu_count() or 1)
-    threads_list = sorted(set(threads or [1, min(cores, os.cpu_count() or 1)]))
+    here = cores()
+    n_cores = base_prof.cores if base_prof else here
+    threads_list = sorted(set(threads or [1, min(n_cores, here)]))
     if threads_list[0] < 1 or threads_list[-1] > 4096:
         bad = threads_list[0] if threads_list[0] < 1 else threads_list[-1]
         raise UsageError(f"--threads must be in [1, 4096], got {bad}", "e.g. --threads 1 --threads 4")
-    threads_list = sorted({min(t, os.cpu_count() or 1) for t in threads_list})  # more than the cores: the scheduler
+    threads_list = sorted({min(t, here) for t in threads_list})  # more than the cores: the scheduler
     if 1 not in threads_list:
         threads_list = [1, *threads_list]
     from ..deploy.quantize import host_preset
@@ -646,7 +648,7 @@ def calibrate(out: str | os.PathLike, name: str = "host", base: str | None = Non
     t0 = time.perf_counter()
     bandwidth = measure_bandwidth_gbps()
     kernel_points, graph_points, alongside_s, overheads = run_suite(threads_list, preset, quick, progress, alongside)
-    prm = fit(kernel_points + graph_points, cores, overheads["run_s"], overheads["node_s"])
+    prm = fit(kernel_points + graph_points, n_cores, overheads["run_s"], overheads["node_s"])
     data = build_profile(name, base_prof, prm, {}, bandwidth, threads_list)
     # the tables correct the roofline exactly as predictions will rebuild it from the written (rounded) profile
     prm = Params.from_profile(profiles.Profile(data, Path(out)))
