@@ -71,6 +71,8 @@ def verdict(r: DistillResult) -> str:
     elif r.agreement_metric == "mean_cosine":
         parts.append(f"mean cosine {r.agreement:.3f} to its embeddings, {r.nn_agreement:.1%} nearest-neighbour "
                      "agreement")
+    elif r.agreement_metric == "label_agreement":
+        parts.append(f"{r.agreement:.1%} of its outputs on the teacher's side of 0.5")
     elif r.retention is not None:
         parts.append(f"{r.retention:.1%} of its accuracy")
     else:
@@ -83,7 +85,8 @@ def verdict(r: DistillResult) -> str:
     return line
 
 
-_METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "token_agreement"}
+_METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "token_agreement",
+           "sigmoid": "label_agreement"}
 
 
 def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str, mask: np.ndarray | None = None) -> float:
@@ -95,7 +98,36 @@ def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str, mask: np.ndarray
         return mean_cosine(s_out, t_out)
     if kind == "tokens":
         return token_agreement(s_out, t_out, mask)
+    if kind == "sigmoid":  # independent probabilities: the share of outputs on the teacher's side of 0.5
+        return float(((s_out > 0.5) == (t_out > 0.5)).mean())
     return float((s_out.argmax(-1) == t_out.argmax(-1)).mean())
+
+
+def _activation(o: DistillOptions, tmodel, ds: data_mod.Dataset, kind: str) -> str:
+    """Whether the teacher outputs probabilities ("softmax", "sigmoid") or logits ("none"): --output-kind, else
+    its values on the first training samples. Said in a note when they are probabilities."""
+    from ..deploy.measure import ACTIVATION_SAMPLES, output_activation
+    from ..models.inference import predict
+
+    if kind != "logits" or o.output_kind == "logits":
+        return "none"
+    act = o.output_kind if o.output_kind != "auto" else \
+        output_activation(predict(tmodel, data_mod.take(ds.x_train, slice(0, ACTIVATION_SAMPLES))))
+    if act == "sigmoid" and any(t.name == "dkd" for t in _parse_method(o.method)):
+        raise UsageError("--method dkd decouples softmax classes; this teacher's outputs are independent (sigmoid)",
+                         "use --method kd (BCE per output), optionally with feature methods: kd+hint:0.5")
+    if act != "none":
+        what = "rows summing to 1" if act == "softmax" else "each output in [0, 1] on its own"
+        note(f"the teacher outputs {act} probabilities ({what}): distilled in logit space"
+             f"{' with BCE per output' if act == 'sigmoid' else ''}, and the student outputs {act} probabilities "
+             "too (--output-kind logits if they are logits after all)", ds.notes)
+    return act
+
+
+def _parse_method(method: str | None):
+    from ..kd.methods import parse
+
+    return parse(method or "kd")
 
 
 def _mask(x) -> np.ndarray | None:
@@ -314,7 +346,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     from ..kd.methods import needs_features, parse
     from ..kd.trainer import Distiller, TrainConfig, accuracy
     from ..models import students
-    from ..models.inference import fit_teacher, predict
+    from ..models.inference import adapt, fit_teacher, predict, unwrap
     from ..models.io import ModelIO
     from ..models.teachers import load_teacher
     from .options import build
@@ -343,23 +375,27 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     kind = {"embedding": "embedding", "token-classification": "tokens"}.get(getattr(traw, "task", None), "logits")
     o.method = o.method or ("embed" if kind == "embedding" else "kd")
     tmodel, t_out, t_output = fit_teacher(traw, ds, o.output)
+    activation = _activation(o, tmodel, ds, kind)
     # the teacher's head decides the classes (labels beyond it were refused above): data missing its highest
     # class is as fine as data missing its lowest
     num_classes = t_out.shape[-1]
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
                                                        show_progress)
+    student_probs = rec["family"] == "prune"  # the teacher cut keeps its own activation; the others emit logits
+    if activation != "none" and not student_probs:
+        rec["head"] = activation  # added after the logits by every later step (models.inference.Adapted)
 
     augment = ds.kind == "image" if o.augment is None else bool(o.augment) and not text  # text: _augment_text
     groups = {}
     if not o.feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
         from ..models.hf import feature_groups
-        from ..models.inference import unwrap
 
         groups = feature_groups(unwrap(smodel), unwrap(tmodel), [t.name for t in parse(o.method)])
     cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
                       seed=o.seed, method=o.method, feature_map=list(o.feature_map), feature_groups=groups,
                       patience=o.patience, augment=augment, cache=o.cache,
-                      cache_max_bytes=int(o.max_memory_mb * 2**20), device=o.device, kind=kind)
+                      cache_max_bytes=int(o.max_memory_mb * 2**20), device=o.device, kind=kind,
+                      activation=activation, student_probs=student_probs)
     # one writer per run directory (under torchrun the ranks are one distill: rank 0 holds the lock)
     lock = step_lock(out, "distill", create=True) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:
@@ -389,8 +425,11 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         _save_student(run / "student.pt", smodel, rec)
         eval_sha = _save_eval(run, ds, o.seed)
 
-        s_logits, t_logits = predict(smodel, ds.x_test), predict(tmodel, ds.x_test)
-        has_labels = ds.y_test is not None and kind == "logits"
+        deployed = adapt(unwrap(smodel), ds.input_names, rec.get("output"), ds.constants, rec.get("head")) \
+            if rec.get("head") else smodel
+        s_logits, t_logits = predict(deployed, ds.x_test), predict(tmodel, ds.x_test)
+        scored = "sigmoid" if activation == "sigmoid" else kind
+        has_labels = ds.y_test is not None and scored == "logits"
         teacher_acc = accuracy(t_logits, ds.y_test) if has_labels else None
         student_acc = accuracy(s_logits, ds.y_test) if has_labels else None
         sp, tp = students.count_params(smodel), students.count_params(tmodel)
@@ -401,8 +440,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         result = DistillResult(run=str(run.path), student=rec, student_params=sp, teacher_params=tp,
                                param_ratio=tp / sp, teacher_accuracy=teacher_acc, student_accuracy=student_acc,
                                retention=(student_acc / teacher_acc) if teacher_acc else None,
-                               agreement=_agreement(s_logits, t_logits, kind, _mask(ds.x_test)),
-                               agreement_metric=_METRIC[kind],
+                               agreement=_agreement(s_logits, t_logits, scored, _mask(ds.x_test)),
+                               agreement_metric=_METRIC[scored],
                                nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
                                epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
                                method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,

@@ -47,6 +47,10 @@ class DistillOptions:
                                     "the file names, so only for files you trust.", flag="trust-pickle")
     output: str | None = opt(None, "The teacher output to distil when it returns several (a tuple, dict or "
                                    "ModelOutput). Default: logits, else the first.")
+    output_kind: str = opt("auto", "What the teacher's output holds: logits, softmax probabilities or sigmoid "
+                                   "(independent) probabilities; auto tells from its values on the data. Probabilities "
+                                   "are distilled in logit space (sigmoid: BCE per output) and the student outputs "
+                                   "the same kind.", choices=("auto", "logits", "softmax", "sigmoid"))
     epochs: int = opt(30, "Training epochs.", minimum=1, maximum=1_000_000)
     temperature: float = opt(4.0, "Softmax temperature T.", minimum=1e-6, maximum=1000)
     alpha: float = opt(0.9, "Weight of the soft KD term; 1-alpha weights the hard-label CE.", minimum=0, maximum=1)
@@ -221,9 +225,9 @@ class RemoteOptions:
 
 # the sections of `distill --help` (and pipeline's): every option not named here is under "Options"
 GROUPS = {
-    "Teacher and data": ("teacher", "arch", "output", "trust_pickle", "data", "unlabeled", "label_column",
-                         "text_column", "text_pair_column", "max_length", "encoding", "image_size", "channels",
-                         "mean", "std", "augment", "val_split"),
+    "Teacher and data": ("teacher", "arch", "output", "output_kind", "trust_pickle", "data", "unlabeled",
+                         "label_column", "text_column", "text_pair_column", "max_length", "encoding", "image_size",
+                         "channels", "mean", "std", "augment", "val_split"),
     "Student and sizing": ("student", "init", "profile", "budget_ms", "memory_mb", "speedup", "quantize", "threads",
                            "margin"),
     "Training": ("method", "epochs", "temperature", "alpha", "lr", "batch_size", "feature_map", "patience", "device",

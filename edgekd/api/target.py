@@ -97,7 +97,8 @@ def load_student(run: RunDir, trust_run: bool = False):
                          f"{str(e).splitlines()[0][:120] if str(e) else ''})",
                          f"rerun `edgekd distill ... --out {run.path}`") from None
     spec = blob["spec"]
-    return adapt(model.eval(), spec.get("input_names"), spec.get("output"), read_eval(run)[2]).eval(), spec
+    return adapt(model.eval(), spec.get("input_names"), spec.get("output"), read_eval(run)[2],
+                 spec.get("head")).eval(), spec
 
 
 def read_eval(run: RunDir) -> tuple[dict, np.ndarray | None, dict, dict]:

@@ -272,6 +272,22 @@ def is_probability_map(out: np.ndarray) -> bool:
     return out.ndim >= 3 and out.size > 0 and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
+# outputs are taken as probabilities when every value of them on this many samples is in [0, 1]
+ACTIVATION_SAMPLES = 256
+
+
+def output_activation(out: np.ndarray) -> str:
+    """What 2-D outputs (N, outputs) hold, from their values: "softmax" (in [0, 1], rows summing to 1),
+    "sigmoid" (in [0, 1], independent) or "none" (logits). Logits of 256 samples all in [0, 1] do not happen in
+    practice; --output-kind logits overrides it where they do."""
+    out = np.asarray(out, np.float64)
+    if out.ndim != 2 or not out.size or not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
+        return "none"
+    if out.shape[1] > 1 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return "softmax"
+    return "sigmoid"
+
+
 def mask_iou(ref: np.ndarray, got: np.ndarray, threshold: float = MASK_THRESHOLD) -> float:
     """IoU of the positive pixels (> threshold) of two probability maps: does the thresholded decision agree?
     1.0 when neither has a positive pixel."""
@@ -289,6 +305,8 @@ def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] |
     if kind == "mask_iou":
         return "mask_iou", mask_iou(ref, got)
     if kind == "logits" and ref.ndim == 2:
+        if output_activation(ref) == "sigmoid":  # independent probabilities: each one's side of 0.5
+            return "label_agreement", float(((ref > 0.5) == (got > 0.5)).mean())
         return "top1_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
     if kind == "token_logits" and ref.ndim == 3:  # every token's class (padding positions included)
         return "token_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
@@ -305,7 +323,8 @@ def score(out: np.ndarray, kind: str, y: np.ndarray | None, teacher_out: np.ndar
     """Accuracy (class logits with labels), retention (accuracy / teacher's) and agreement with the teacher
     (top-1 for logits, cosine similarity for other outputs)."""
     res: dict = {"accuracy": None, "retention": None, "agreement": None}
-    if kind == "logits" and out.ndim == 2 and y is not None and len(y) == len(out):
+    if kind == "logits" and out.ndim == 2 and y is not None and len(y) == len(out) and \
+            output_activation(out) != "sigmoid":  # class labels do not score independent outputs
         res["accuracy"] = float((out.argmax(-1) == y).mean())
         if teacher_acc:
             res["retention"] = res["accuracy"] / teacher_acc

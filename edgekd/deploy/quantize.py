@@ -449,7 +449,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
     boxes and scores each on their own). `metric` (accuracy, top1, cosine) overrides that choice."""
-    from .measure import fidelity, is_probability_map, mask_iou, nn_agreement
+    from .measure import fidelity, is_probability_map, mask_iou, nn_agreement, output_activation
     from .runtime import open_session, run_outputs
 
     if mode not in ("static", "dynamic"):
@@ -463,7 +463,8 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
     io = io.observed(outs)
     spec = io.primary(output)
     ref = outs[spec.name]
-    labels = eval_y if spec.kind == "logits" and ref.ndim == 2 and eval_y is not None else None
+    labels = eval_y if spec.kind == "logits" and ref.ndim == 2 and eval_y is not None and \
+        output_activation(ref) != "sigmoid" else None
     labeled = (labels >= 0) if labels is not None else None  # topped-up training samples may have no label
     if labeled is not None and not labeled.any():
         labels = labeled = None

@@ -17,6 +17,26 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * (t * t)
 
 
+PROB_EPS = 1e-6  # probabilities are clamped into [eps, 1 - eps] before their logarithm
+
+
+def prob_logits(p: torch.Tensor, activation: str) -> torch.Tensor:
+    """The logits that `activation` ("softmax" or "sigmoid") turns into the probabilities p: log p for softmax
+    (up to a per-row constant, which softmax ignores), log(p / (1 - p)) for sigmoid. A teacher that outputs
+    probabilities is distilled in logit space: softmax(log p / T) is the tempered target KD needs, where the
+    softmax of probabilities themselves is close to uniform and teaches almost nothing."""
+    p = p.float().clamp(PROB_EPS, 1 - PROB_EPS)
+    return p.log() if activation == "softmax" else p.log() - torch.log1p(-p)
+
+
+def soft_bce(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KD for independent (sigmoid) outputs: binary cross-entropy of each output against the teacher's tempered
+    probability, averaged over outputs, times T^2 (as soft_kl)."""
+    t = float(temperature)
+    target = torch.sigmoid(teacher_logits.float() / t)
+    return F.binary_cross_entropy_with_logits(student_logits.float() / t, target) * (t * t)
+
+
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None,
             temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
     """alpha weights the soft (teacher) term; 1 - alpha the hard-label CE. No labels: soft term only."""

@@ -30,6 +30,7 @@ class Step:
     epoch: int
     epochs: int
     mask: Any = None  # padded token data: the batch's attention mask (1 = a real token)
+    multilabel: bool = False  # the outputs are independent (a sigmoid teacher): no softmax across them
 
     def ce(self):
         """Cross-entropy on the labelled samples (0 when the batch has none)."""
@@ -76,6 +77,8 @@ def _kd(b: Step, _opts: dict):
         s, t = (b.s_logits[keep], b.t_logits[keep]) if keep is not None else (b.s_logits.flatten(0, 1),
                                                                                b.t_logits.flatten(0, 1))
         return L.soft_kl(s, t, b.temperature)
+    if b.multilabel:  # class labels say nothing of independent outputs: the teacher's probabilities alone
+        return L.soft_bce(b.s_logits, b.t_logits, b.temperature)
     soft = L.soft_kl(b.s_logits, b.t_logits, b.temperature)
     return b.alpha * soft + (1 - b.alpha) * b.ce() if b.alpha < 1 else soft
 

@@ -29,6 +29,7 @@ from ..deploy.measure import mean_cosine, token_agreement
 from ..errors import EdgekdError, UsageError
 from ..models.inference import as_args, mask_index, predict, trim_padding, unwrap
 from .features import FeatureTap, last_linear, projection
+from .losses import prob_logits
 from .methods import METHODS, Step, needs_features, parse
 
 CACHE_MEMORY_LIMIT = 512 * 1024 * 1024  # bytes of teacher outputs kept in memory before memory-mapping
@@ -54,6 +55,8 @@ class TrainConfig:
     cache_max_bytes: int = CACHE_MEMORY_LIMIT  # in memory at most; auto goes to disk beyond, memory refuses
     device: str = "auto"        # auto | cpu | cuda
     kind: str = "logits"        # the distilled output: logits (accuracy / top-1), embedding (cosine), tokens
+    activation: str = "none"    # the teacher outputs probabilities: softmax or sigmoid (see kd.losses.prob_logits)
+    student_probs: bool = False  # the student does too (the teacher pruned keeps its activation); else logits
 
 
 @dataclass
@@ -253,13 +256,17 @@ class Distiller:
         cfg = self.cfg
         projected = [p(fs) for p, fs in zip(self.proj, s_feats)]
         t_feats = t_out[1:] if t_out else []
+        t_logits = t_out[0] if t_out else None
+        if cfg.activation != "none":  # probabilities are distilled in logit space
+            t_logits = prob_logits(t_logits, cfg.activation) if t_logits is not None else None
+            s_logits = prob_logits(s_logits, cfg.activation) if cfg.student_probs else s_logits
         out = {}
         for name, w, opts in self.terms:
             method = METHODS[name]
             own = self.slices.get(name, slice(None))
             feats = projected if method.projects else s_feats
-            step = Step(s_logits, t_out[0] if t_out else None, feats[own], t_feats[own], yb, cfg.temperature,
-                        cfg.alpha, epoch, cfg.epochs, mask)
+            step = Step(s_logits, t_logits, feats[own], t_feats[own], yb, cfg.temperature,
+                        cfg.alpha, epoch, cfg.epochs, mask, multilabel=cfg.activation == "sigmoid")
             out[name] = w * method.loss(step, opts)
         return out
 
@@ -337,6 +344,9 @@ class Distiller:
         if self.cfg.kind == "tokens":
             ref = self._teacher_pred.get(id(x))
             return None if ref is None else token_agreement(logits, ref, x.get("attention_mask"))
+        if self.cfg.activation == "sigmoid":  # independent outputs: the share of them on the teacher's side of 0.5
+            ref = self._teacher_pred.get(id(x))
+            return None if ref is None else float(((logits > (0.5 if self.cfg.student_probs else 0.0)) == ref).mean())
         if y is not None and (y >= 0).all():
             return accuracy(logits, y)
         if id(x) not in self._teacher_pred:
@@ -351,6 +361,8 @@ class Distiller:
                 continue
             if self.cfg.kind in ("embedding", "tokens"):
                 self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0])
+            elif self.cfg.activation == "sigmoid":
+                self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0]) > 0.5
             elif data[1] is None or (data[1] < 0).any():
                 self._teacher_pred[id(data[0])] = predict_logits(self.teacher, data[0]).argmax(-1)
 

@@ -44,11 +44,13 @@ def choose(outputs: dict[str, torch.Tensor], name: str | None, role: str) -> str
 
 class Adapted(nn.Module):
     """`model` taking `input_names` positionally (passed on by keyword when its forward names them, else
-    in order), with `constants` added, returning only output `output` (None: the output as it is)."""
+    in order), with `constants` added, returning only output `output` (None: the output as it is), through
+    `head` ("softmax" or "sigmoid": a student trained in logits that deploys as its teacher, in probabilities)."""
     def __init__(self, model: nn.Module, input_names: list[str], output: str | None = None,
-                 constants: dict[str, np.ndarray] | None = None) -> None:
+                 constants: dict[str, np.ndarray] | None = None, head: str | None = None) -> None:
         super().__init__()
         self.inner = model
+        self.head = head
         self.input_names = list(input_names)
         self.output = output
         self.constants = {k: torch.from_numpy(np.asarray(v)) for k, v in (constants or {}).items()}
@@ -63,7 +65,10 @@ class Adapted(nn.Module):
             raw = self.inner(**dict(zip(self.input_names, args)), **self.constants)
         else:
             raw = self.inner(*args, *self.constants.values())
-        return raw if self.output is None else named_outputs(raw)[self.output]
+        out = raw if self.output is None else named_outputs(raw)[self.output]
+        if self.head == "softmax":
+            return torch.softmax(out, dim=-1)
+        return torch.sigmoid(out) if self.head == "sigmoid" else out
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -120,11 +125,11 @@ def predict(model: nn.Module, x: Inputs, batch_size: int = 512) -> np.ndarray:
 
 # ---------------------------------------------------------------- models meet data
 
-def adapt(model, input_names: list[str] | None, output: str | None, constants: dict):
-    """Wrap a model in Adapted only when it needs it (named inputs, constants, or a chosen output)."""
-    if input_names is None and output is None and not constants:
+def adapt(model, input_names: list[str] | None, output: str | None, constants: dict, head: str | None = None):
+    """Wrap a model in Adapted only when it needs it (named inputs, constants, a chosen output or a head)."""
+    if input_names is None and output is None and not constants and head is None:
         return model
-    return Adapted(model, input_names or ["input"], output, constants)
+    return Adapted(model, input_names or ["input"], output, constants, head)
 
 
 def fit_teacher(teacher, ds: Dataset, output: str | None):
