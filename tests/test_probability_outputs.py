@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 import prob_models
+import pytest
 from conftest import invoke, invoke_json
 from test_bad_inputs import assert_usage_error
 
