@@ -94,7 +94,7 @@ def test_a_pruned_residual_teacher_is_distilled_exported_and_benched(nets, runne
     assert all(v % 8 == 0 for s in sizes.values() for k, v in s.items() if k.endswith("channels"))
     assert d["retention"] > 0.9, d
     e = invoke_json(runner, "export", run)  # rebuilt from the teacher's code and the recorded sizes
-    assert e["parity_max_abs_diff"] < 1e-3 if "parity_max_abs_diff" in e else True
+    assert e["models"]["student"]["parity"]["passed"] and e["models"]["student"]["parity"]["max_abs_diff"] < 1e-3
     import onnx
 
     convs = [n for n in onnx.load(run / "student.onnx").graph.initializer if len(n.dims) == 4]
@@ -127,6 +127,22 @@ def test_layers_that_make_the_outputs_keep_them(nets, runner, tmp_path):
     assert out.shape == (3, 14)
 
 
+def test_iterative_pruning_distils_between_the_cuts_and_rebuilds_like_one_cut(nets, runner, tmp_path):
+    """prune:steps=3 reaches the ratio in 3 cuts with an equal share of the epochs after each of the first two;
+    the student has the one-cut structure's sizes and goes through export like any pruned student."""
+    run = tmp_path / "run"
+    d = invoke_json(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits", "--student",
+                    "prune:ratio=0.5,steps=3", "--epochs", "6", "--out", run)
+    assert "pruned in 3 steps, each but the last followed by 2 epoch(s) of distillation; then 2 epoch(s)" in \
+        " ".join(d["notes"])
+    assert d["epochs"] == 2 and d["student"]["kwargs"]["steps"] == 3 and d["retention"] > 0.8
+    one = invoke_json(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits", "--student",
+                      "prune:ratio=0.5", "--epochs", "1", "--out", tmp_path / "one")
+    assert d["student_params"] == one["student_params"]  # the same schedule ends at the same sizes
+    e = invoke_json(runner, "export", run)
+    assert e["models"]["student"]["parity"]["passed"] and e["models"]["student"]["parity"]["max_abs_diff"] < 1e-3
+
+
 def test_the_rebuild_needs_no_pruning_and_refuses_a_mismatch(nets):
     from edgekd.models.prune import prune, rebuild
 
@@ -146,7 +162,8 @@ def test_the_rebuild_needs_no_pruning_and_refuses_a_mismatch(nets):
 @pytest.mark.parametrize("spec,needle", [("prune:ratio=1.5", "between 0 and 1"),
                                          ("prune:importance=taylor", "importance 'taylor' is not one of"),
                                          ("prune:ratoi=0.5", "is not a prune knob"),
-                                         ("prune:ratio=half", "is not a number")])
+                                         ("prune:ratio=half", "is not a number"),
+                                         ("prune:steps=0", "steps must be in [1, 100]")])
 def test_bad_prune_specs_are_one_line(nets, runner, tmp_path, spec, needle):
     code, out, err = invoke(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits",
                             "--student", spec, "--out", tmp_path / "r")

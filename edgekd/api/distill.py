@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -256,7 +256,7 @@ def _default_student(ds: data_mod.Dataset) -> str:
 
 
 def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, num_classes: int, prof,
-             show_progress: bool):
+             show_progress: bool, warm=None):
     """The student to train: sized to the profile when it has no knobs, built, adapted to the data's inputs,
     checked against the teacher's outputs and initialised from the teacher where the structures match.
     Returns (student, its record, the sizing result or None, how it was initialised, its chosen output)."""
@@ -270,7 +270,7 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     if is_text_model(tmodel):
         return _hf_student(o, ds, tmodel, prof, show_progress)
     if prune.is_prune(o.student):
-        return _pruned_student(o, ds, tmodel, t_outputs, prof)
+        return _pruned_student(o, ds, tmodel, t_outputs, prof, warm)
     if o.trim_vocab:
         raise UsageError("--trim-vocab is for Hugging Face teachers and students", "drop --trim-vocab")
     sized = None
@@ -297,7 +297,13 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     return smodel, rec, sized, init_used, s_output
 
 
-def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, prof):
+def between_epochs(epochs: int, steps: int) -> int:
+    """Epochs of distillation after each intermediate pruning step: an equal share of --epochs (the final
+    student gets the rest, at least one share); 0 when --epochs is below the steps."""
+    return epochs // steps
+
+
+def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, prof, warm=None):
     """`--student prune:...`: the teacher with a share of its channels cut (models.prune), its kept weights the
     teacher's, adapted to the data's inputs like any student."""
     from ..models import prune
@@ -323,7 +329,17 @@ def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: 
     example = as_args(data_mod.take(ds.x_train, slice(0, 2)))
     say(f"pruning {knobs['ratio']:.0%} of the teacher's channels ({knobs['importance']} importance, channel "
         f"counts rounded to multiples of {knobs['rounding']})")
-    student, structure = prune.prune(teacher, example, knobs)
+    steps, per = knobs["steps"], between_epochs(o.epochs, knobs["steps"])
+
+    def between(model, k: int) -> None:  # iterative pruning: distil the partly pruned student before the next cut
+        say(f"pruning step {k + 1} of {steps} done: distilling it for {per} epoch(s) before the next cut")
+        warm(adapt(model, ds.input_names, getattr(tmodel, "output", None), ds.constants), per)
+    student, structure = prune.prune(teacher, example, knobs, between if steps > 1 and warm and per else None)
+    if steps > 1:
+        note(f"pruned in {steps} steps, each but the last followed by {per} epoch(s) of distillation; then "
+             f"{o.epochs - per * (steps - 1)} epoch(s) on the final student" if per else
+             f"pruned in {steps} steps with no distillation between them (--epochs {o.epochs} is below the "
+             "steps)", ds.notes)
     rec = {"family": "prune", "kwargs": knobs, "input_shape": list(ds.input_shape),
            "num_classes": int(t_outputs), "structure": structure, "input_names": ds.input_names,
            "output": getattr(tmodel, "output", None)}
@@ -379,23 +395,28 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
     # the teacher's head decides the classes (labels beyond it were refused above): data missing its highest
     # class is as fine as data missing its lowest
     num_classes = t_out.shape[-1]
+    augment = ds.kind == "image" if o.augment is None else bool(o.augment) and not text  # text: _augment_text
+    cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
+                      seed=o.seed, method=o.method, feature_map=list(o.feature_map), patience=o.patience,
+                      augment=augment, cache=o.cache, cache_max_bytes=int(o.max_memory_mb * 2**20),
+                      device=o.device, kind=kind, activation=activation)
+
+    def warm(model, epochs: int) -> None:  # a few epochs between pruning steps: no checkpoints, no held-out score
+        Distiller(model, tmodel, replace(cfg, epochs=epochs, patience=0, student_probs=True), ds.x_train,
+                  ds.y_train, label="prune step", show_progress=show_progress).fit()
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
-                                                       show_progress)
+                                                       show_progress, warm)
     student_probs = rec["family"] == "prune"  # the teacher cut keeps its own activation; the others emit logits
     if activation != "none" and not student_probs:
         rec["head"] = activation  # added after the logits by every later step (models.inference.Adapted)
-
-    augment = ds.kind == "image" if o.augment is None else bool(o.augment) and not text  # text: _augment_text
     groups = {}
     if not o.feature_map and rec["family"] == "hf" and needs_features(parse(o.method)):
         from ..models.hf import feature_groups
 
         groups = feature_groups(unwrap(smodel), unwrap(tmodel), [t.name for t in parse(o.method)])
-    cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, temperature=o.temperature, alpha=o.alpha,
-                      seed=o.seed, method=o.method, feature_map=list(o.feature_map), feature_groups=groups,
-                      patience=o.patience, augment=augment, cache=o.cache,
-                      cache_max_bytes=int(o.max_memory_mb * 2**20), device=o.device, kind=kind,
-                      activation=activation, student_probs=student_probs)
+    steps = rec["kwargs"].get("steps", 1) if rec["family"] == "prune" else 1
+    cfg = replace(cfg, feature_groups=groups, student_probs=student_probs,
+                  epochs=o.epochs - between_epochs(o.epochs, steps) * (steps - 1))
     # one writer per run directory (under torchrun the ranks are one distill: rank 0 holds the lock)
     lock = step_lock(out, "distill", create=True) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:
@@ -418,7 +439,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
         fingerprint = {"teacher": trec, "data": ds.summary(), "student": rec}
         trainer = Distiller(smodel, tmodel, cfg, ds.x_train, ds.y_train, val=val, test=test, run_dir=run.path,
                             label="distil", show_progress=show_progress, fingerprint=fingerprint)
-        say(f"training {students.spec_of(rec)} for {o.epochs} epochs ({o.method})")
+        say(f"training {students.spec_of(rec)} for {cfg.epochs} epochs ({o.method})")
         res = trainer.fit(resume=o.resume)
         if trainer.rank != 0:
             return None  # type: ignore[return-value]  (rank 0 writes the artifacts)

@@ -1,22 +1,24 @@
 """Students cut from the teacher itself: structural channel pruning with Torch-Pruning (DepGraph), which follows
 the coupled channels of residual adds, concats, depthwise convs and LSTMs through any traceable `nn.Module`.
 
-`--student prune[:ratio=0.5,importance=l2,rounding=8,global=0]`: the student is the teacher with `ratio` of
-its channels removed (the least important by the weights' L2 / L1 norm, or BatchNorm scale), the kept ones
+`--student prune[:ratio=0.5,importance=l2,rounding=8,global=0,steps=1]`: the student is the teacher with `ratio`
+of its channels removed (the least important by the weights' L2 / L1 norm, or BatchNorm scale), the kept ones
 keeping the teacher's weights; then it is distilled like any student. Layers that produce the model's outputs
 keep their output channels (a classifier keeps its classes, a detector its boxes and scores). `student.pt`
 records only the sizes that changed (`structure`: module -> attribute -> value), so export and bench rebuild
-the student from the teacher's code without pruning it again.
+the student from the teacher's code without pruning it again. `steps=N` cuts in N steps with distillation
+between them (`prune(between=...)`).
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
 
 PREFIX = "prune"
-DEFAULTS: dict[str, Any] = {"ratio": 0.5, "importance": "l2", "rounding": 8, "global": 0}
+DEFAULTS: dict[str, Any] = {"ratio": 0.5, "importance": "l2", "rounding": 8, "global": 0, "steps": 1}
 IMPORTANCE = ("l2", "l1", "bn")
 # int attributes that carry a layer's size: what pruning changes and a rebuild must set again
 SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features",
@@ -51,6 +53,8 @@ def parse(spec: str) -> dict[str, Any]:
                          "e.g. --student prune:ratio=0.5")
     if out["rounding"] < 1 or out["global"] not in (0, 1):
         raise UsageError("prune rounding must be >= 1 and global 0 or 1", "e.g. prune:rounding=8,global=0")
+    if not 1 <= out["steps"] <= 100:
+        raise UsageError(f"prune steps must be in [1, 100], got {out['steps']}", "e.g. prune:ratio=0.8,steps=4")
     return out
 
 
@@ -85,8 +89,12 @@ def output_layers(model, example) -> list:
     return list(found.values())
 
 
-def prune(teacher, example: tuple, knobs: dict[str, Any]):
-    """A pruned copy of `teacher` (its kept channels keep the teacher's weights) and its structure record."""
+def prune(teacher, example: tuple, knobs: dict[str, Any], between: Callable[[Any, int], None] | None = None):
+    """A pruned copy of `teacher` (its kept channels keep the teacher's weights) and its structure record.
+
+    With `steps` > 1 the ratio is reached in that many equal steps, `between(student, k)` distilling the
+    partly pruned student after each step but the last: the importance of the next cut is then measured on
+    weights that have recovered from the previous one (Torch-Pruning's iterative pruning)."""
     import torch
 
     try:
@@ -95,23 +103,29 @@ def prune(teacher, example: tuple, knobs: dict[str, Any]):
         from ..errors import install_hint
 
         raise UsageError("--student prune needs torch-pruning", install_hint("train")) from None
+    knobs = {**DEFAULTS, **knobs}
     student = copy.deepcopy(teacher).eval()
     importance = {"l2": lambda: tp.importance.MagnitudeImportance(p=2),
                   "l1": lambda: tp.importance.MagnitudeImportance(p=1),
                   "bn": lambda: tp.importance.BNScaleImportance()}[knobs["importance"]]()
     ignored = output_layers(student, example)
-    try:
-        with torch.enable_grad():  # DepGraph traces through autograd
-            pruner = tp.pruner.MetaPruner(student, example if len(example) > 1 else example[0],
-                                          importance=importance, pruning_ratio=knobs["ratio"],
-                                          global_pruning=bool(knobs["global"]), ignored_layers=ignored,
-                                          round_to=knobs["rounding"])
-            pruner.step()
-    except Exception as e:  # data-dependent control flow, an op DepGraph cannot follow
-        raise UsageError(f"torch-pruning cannot trace this teacher ({type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0][:160]})",
-                         "use a built-in family (--student mobilenet, resnet, mlp) or your own --student "
-                         "file.py:factory") from None
+    def traced(fn):
+        try:
+            with torch.enable_grad():  # DepGraph traces through autograd
+                return fn()
+        except Exception as e:  # data-dependent control flow, an op DepGraph cannot follow
+            raise UsageError(f"torch-pruning cannot trace this teacher ({type(e).__name__}: "
+                             f"{(str(e).splitlines() or [''])[0][:160]})",
+                             "use a built-in family (--student mobilenet, resnet, mlp) or your own --student "
+                             "file.py:factory") from None
+    pruner = traced(lambda: tp.pruner.MetaPruner(
+        student, example if len(example) > 1 else example[0], importance=importance, pruning_ratio=knobs["ratio"],
+        global_pruning=bool(knobs["global"]), ignored_layers=ignored, round_to=knobs["rounding"],
+        iterative_steps=knobs["steps"]))
+    for k in range(knobs["steps"]):
+        traced(pruner.step)
+        if between is not None and k < knobs["steps"] - 1:
+            between(student, k)
     sizes = structure(teacher, student)
     if not sizes:
         raise UsageError(f"pruning {knobs['ratio']:.0%} of the channels with rounding={knobs['rounding']} removed "
