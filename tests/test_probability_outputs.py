@@ -74,3 +74,4 @@ def test_probability_outputs_and_bad_choices(teachers, runner, tmp_path):
     assert output_activation(rng.dirichlet(np.ones(5), 64)) == "softmax"
     assert output_activation(rng.random((64, 5))) == "sigmoid"
     assert output_activation(rng.random((64, 1))) == "sigmoid"
+    assert output_activation(0.4 + 0.1 * rng.random((64, 3))) == "none"  # an untrained head's small logits

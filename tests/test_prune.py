@@ -183,6 +183,14 @@ def test_a_pruned_student_is_sized_by_bisection_to_a_speedup_on_the_profile(nets
     assert sz["family"] == "prune" and 0.05 <= d["student"]["kwargs"]["ratio"] <= 0.75
     assert sz["teacher"]["predicted_ms"] / sz["chosen"]["predicted_ms"] >= 2.0 and len(sz["candidates"]) >= 2
     assert any(n.startswith("prune:ratio=") and "2x faster than the teacher" in n for n in d["notes"])
+    sized = invoke_json(runner, "size", "--teacher", f"{nets}/nets.py:build", "--data", tmp_path / "d.npz",
+                        "--student", "prune", "--profile", "raspberry-pi-4", "--speedup", "2")
+    assert sized["chosen"]["spec"] == f"prune:ratio={d['student']['kwargs']['ratio']:.3g}"  # the same search
+    code, out, err = invoke(runner, "size", "--teacher", f"{nets}/nets.py:build", "--data", tmp_path / "d.npz",
+                            "--student", "prune", "--profile", "raspberry-pi-4", "--speedup", "2")
+    assert code == 0 and "prune students on raspberry-pi-4" in out and "prune:ratio=" in out
+    assert_usage_error(*invoke(runner, "size", "--teacher", f"{nets}/nets.py:build", "--data", tmp_path / "d.npz",
+                               "--student", "prune:ratio=0.5", "--profile", "raspberry-pi-4"), "searches the ratio")
     code, out, err = invoke(runner, "distill", "--teacher", f"{nets}/nets.py:build", "--data", "digits",
                             "--student", "prune", "--speedup", "2", "--out", tmp_path / "r")
     assert_usage_error(code, out, err, "size a pruned student on a --profile")

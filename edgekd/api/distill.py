@@ -107,10 +107,14 @@ def _activation(o: DistillOptions, tmodel, ds: data_mod.Dataset, kind: str) -> s
     """Whether the teacher outputs probabilities ("softmax", "sigmoid") or logits ("none"): --output-kind, else
     its values on the first training samples. Said in a note when they are probabilities."""
     from ..deploy.measure import ACTIVATION_SAMPLES, output_activation
+    from ..models.hf import is_text_model
     from ..models.inference import predict
 
-    if kind != "logits" or o.output_kind == "logits":
-        return "none"
+    if is_text_model(tmodel) and o.output_kind not in ("auto", "logits"):
+        raise UsageError(f"--output-kind {o.output_kind}: a Hugging Face model's output is its logits",
+                         "leave --output-kind out for Hugging Face teachers")
+    if kind != "logits" or o.output_kind == "logits" or is_text_model(tmodel):
+        return "none"  # a Hugging Face classifier's output is its logits by contract
     act = o.output_kind if o.output_kind != "auto" else \
         output_activation(predict(tmodel, data_mod.take(ds.x_train, slice(0, ACTIVATION_SAMPLES))))
     if act == "sigmoid" and any(t.name == "dkd" for t in _parse_method(o.method)):

@@ -461,8 +461,9 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
          text_column: str = "text", label_column: str = "label", max_length: int = 128, encoding: str = "utf-8"):
     """The student-size search alone (no training): candidates, their predicted latency/memory, the choice."""
     from ..data.text import codec_for
+    from ..models import prune as P
     from ..models.hf import is_text_model
-    from ..models.inference import fit_teacher, single_input
+    from ..models.inference import fit_teacher, single_input, unwrap
     from ..models.teachers import load_teacher
     from .target import load_profile
 
@@ -479,6 +480,13 @@ def size(teacher: str, data: str, profile: str, *, arch: str | None = None, stud
         return hf_search(ds, traw, prof, budget_ms=budget_ms, memory_mb=memory_mb, quantize=quantize,
                          threads=threads, margin=margin, speedup=speedup, progress=progress)
     single_input(ds, student or "sizing")
+    if P.is_prune(student):  # the teacher cut: the ratio by bisection, each probe pruned, exported and predicted
+        if "ratio=" in student or memory_mb is not None:
+            raise UsageError("size --student prune searches the ratio for --budget-ms or --speedup (not given "
+                             "with ratio=, nor a --memory-mb budget yet)", "e.g. edgekd size ... --student prune "
+                             "--speedup 2")
+        return prune_search(ds, unwrap(tmodel), prof, P.parse(student), budget_ms=budget_ms, speedup=speedup,
+                            threads=threads, quantize=quantize, margin=margin, progress=progress)[1]
     return search(ds, tmodel, ds.num_classes or t_out.shape[1], prof, student, budget_ms=budget_ms,
                    memory_mb=memory_mb, quantize=quantize, threads=threads, margin=margin, speedup=speedup,
                    progress=progress)

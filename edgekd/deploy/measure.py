@@ -274,18 +274,20 @@ def is_probability_map(out: np.ndarray) -> bool:
 
 # outputs are taken as probabilities when every value of them on this many samples is in [0, 1]
 ACTIVATION_SAMPLES = 256
+SIGMOID_SPREAD = 0.5
 
 
 def output_activation(out: np.ndarray) -> str:
     """What 2-D outputs (N, outputs) hold, from their values: "softmax" (in [0, 1], rows summing to 1),
-    "sigmoid" (in [0, 1], independent) or "none" (logits). Logits of 256 samples all in [0, 1] do not happen in
-    practice; --output-kind logits overrides it where they do."""
+    "sigmoid" (in [0, 1], independent, and spread over at least half of it, as a trained sigmoid's are) or
+    "none" (logits). An untrained classifier's logits all sit near 0 (a test BERT's were all in [0, 1]): the
+    spread tells them apart; --output-kind overrides the guess either way."""
     out = np.asarray(out, np.float64)
     if out.ndim != 2 or not out.size or not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
         return "none"
     if out.shape[1] > 1 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
         return "softmax"
-    return "sigmoid"
+    return "sigmoid" if out.max() - out.min() >= SIGMOID_SPREAD else "none"
 
 
 def mask_iou(ref: np.ndarray, got: np.ndarray, threshold: float = MASK_THRESHOLD) -> float:
