@@ -143,6 +143,26 @@ def test_iterative_pruning_distils_between_the_cuts_and_rebuilds_like_one_cut(ne
     assert e["models"]["student"]["parity"]["passed"] and e["models"]["student"]["parity"]["max_abs_diff"] < 1e-3
 
 
+def test_a_teacher_whose_channels_cannot_be_followed_is_refused_in_one_line(runner, tmp_path):
+    """Channels sliced and repeated between two layers: DepGraph cannot couple them, so nothing is prunable —
+    an error naming why and what to use, not a student identical to its teacher."""
+    (tmp_path / "t.py").write_text(
+        "import torch.nn as nn\n"
+        "class Tiled(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.a = nn.Linear(16, 32); self.b = nn.Linear(32, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.b(self.a(x)[:, :8].repeat(1, 4))\n"
+        "def build():\n"
+        "    return Tiled().eval()\n")
+    x = np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    assert_usage_error(*invoke(runner, "distill", "--teacher", f"{tmp_path}/t.py:build", "--data",
+                               tmp_path / "d.npz", "--student", "prune:ratio=0.5,rounding=1", "--out",
+                               tmp_path / "r"), "found no channel", "cannot follow", "--student mobilenet")
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_rebuild_needs_no_pruning_and_refuses_a_mismatch(nets):
     from edgekd.models.prune import prune, rebuild
 

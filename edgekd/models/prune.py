@@ -127,10 +127,17 @@ def prune(teacher, example: tuple, knobs: dict[str, Any], between: Callable[[Any
         if between is not None and k < knobs["steps"] - 1:
             between(student, k)
     sizes = structure(teacher, student)
-    if not sizes:
+    if not sizes and knobs["rounding"] > 1:
         raise UsageError(f"pruning {knobs['ratio']:.0%} of the channels with rounding={knobs['rounding']} removed "
                          "none (torch-pruning leaves a layer whole when rounding would take it below one block)",
                          "use a lower ratio (e.g. prune:ratio=0.5) or a smaller rounding (prune:rounding=1)")
+    if not sizes:  # every layer makes an output, or feeds ops whose channels DepGraph cannot follow
+        layers = [n for n, m in teacher.named_modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d,
+                                                                          torch.nn.Linear))]
+        raise UsageError(f"torch-pruning found no channel of this teacher it can remove ({len(layers)} conv/linear "
+                         "layers: each makes an output, or feeds an op whose channels it cannot follow, such as "
+                         "slicing or repeating them)", "use a built-in family (--student mobilenet, resnet, mlp) "
+                         "or your own --student file.py:factory")
     return student, sizes
 
 
