@@ -405,9 +405,11 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                       augment=augment, cache=o.cache, cache_max_bytes=int(o.max_memory_mb * 2**20),
                       device=o.device, kind=kind, activation=activation)
 
+    warmed: list[float] = []  # seconds of training between pruning steps (in the result's seconds)
+
     def warm(model, epochs: int) -> None:  # a few epochs between pruning steps: no checkpoints, no held-out score
-        Distiller(model, tmodel, replace(cfg, epochs=epochs, patience=0, student_probs=True), ds.x_train,
-                  ds.y_train, label="prune step", show_progress=show_progress).fit()
+        warmed.append(Distiller(model, tmodel, replace(cfg, epochs=epochs, patience=0, student_probs=True),
+                                ds.x_train, ds.y_train, label="prune step", show_progress=show_progress).fit().seconds)
     smodel, rec, sized, init_used, s_output = _student(o, ds, tmodel, t_out.shape[-1], num_classes, prof,
                                                        show_progress, warm)
     student_probs = rec["family"] == "prune"  # the teacher cut keeps its own activation; the others emit logits
@@ -468,7 +470,8 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
                                agreement=_agreement(s_logits, t_logits, scored, _mask(ds.x_test)),
                                agreement_metric=_METRIC[scored],
                                nn_agreement=nn_agreement(t_logits, s_logits) if kind == "embedding" else None,
-                               epochs=len(res.history), seconds=res.seconds, profile=prof.name if prof else None,
+                               epochs=len(res.history), seconds=res.seconds + sum(warmed),
+                               profile=prof.name if prof else None,
                                method=o.method, student_flops=sf, teacher_flops=tf, cache=res.cache,
                                best_epoch=res.best_epoch, stopped_early=res.stopped_early,
                                resumed_from=res.resumed_from,
