@@ -131,3 +131,32 @@ def test_a_shape_the_model_rejects_is_a_one_line_error(tmp_path):
         analyze(_hardmax_model(tmp_path / "h.onnx", seq_dim=32), shapes={"x": [1, 32, 15]})
     assert "onnxruntime could not run" in e.value.message and "x=1x32x15" in e.value.message
     assert "\n" not in e.value.message
+
+
+def test_predict_int8_prices_the_model_quantize_would_write(tmp_path, runner):
+    """`predict --int8`: the fp32 graph and a temporary int8 copy made as quantize would for the profile (its
+    mode, the profile's preset) are both priced; the speed-up is their ratio, with the profile's band. An int8
+    model is refused: there is nothing left to predict the quantization of."""
+    import json
+
+    from edgekd.deploy.quantize import Attempt, quantize_file
+
+    m = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    src = export(m, (3, 32, 32), tmp_path / "cnn.onnx")
+    code, out, err = invoke(runner, "predict", src, "--profile", "raspberry-pi-4", "--int8", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "static" and r["preset"] and r["profile"] == "raspberry-pi-4"
+    assert r["speedup"] == pytest.approx(r["fp32"]["latency_ms"] / r["int8"]["latency_ms"])
+    assert r["low"] < r["speedup"] < r["high"]
+    assert any(n["dtype"] == "int8" for n in r["int8"]["top_nodes"]) and r["int8"]["latency_ms"] != \
+        r["fp32"]["latency_ms"]
+    assert not any(n["dtype"] == "int8" for n in r["fp32"]["top_nodes"])
+    assert r["verdict"].startswith("int8 on raspberry-pi-4, predicted: ")
+    code, out, err = invoke(runner, "predict", src, "--profile", "raspberry-pi-4", "--int8")
+    assert code == 0 and "speed-up likely" in out and "int8" in out
+    q = tmp_path / "cnn.int8.onnx"
+    quantize_file(src, q, Attempt("u8s8", "u8s8"), "static", np.random.rand(8, 3, 32, 32).astype(np.float32))
+    code, out, err = invoke(runner, "predict", q, "--profile", "raspberry-pi-4", "--int8")
+    assert code == 2 and "already quantized" in err and err.count("\n") == 1

@@ -576,15 +576,30 @@ def profiles_calibrate(name, base, output, threads, quick, on, keep, as_json) ->
 @click.option("--shape", multiple=True, help="Fix an input's shape: NAME=1x3x224x224 (repeatable).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0, 10000),
               help="How many of the costliest nodes to list.")
+@click.option("--int8", "int8", is_flag=True,
+              help="Also predict the model quantized as `edgekd quantize` would for this profile (a temporary "
+                   "copy; its mode and the profile's preset): the int8 speed-up before quantizing.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def predict(model, profile, threads, batch, shape, top, as_json) -> None:
+def predict(model, profile, threads, batch, shape, top, int8, as_json) -> None:
     """Predict MODEL.onnx's latency on a device from its profile, without running on that device.
 
     The graph is fused as onnxruntime would, FLOPs and bytes are counted per node, and a per-op-class
     roofline with the profile's efficiencies, overheads and thread scaling prices each node."""
     from ..latency.graph import parse_shapes
-    from ..latency.predictor import predict_latency
+    from ..latency.predictor import predict_int8, predict_latency
 
+    if int8:
+        r8 = predict_int8(model, profile, threads=threads, batch=batch, shapes=parse_shapes(shape), top=top)
+
+        def render8(r):
+            c = console()
+            c.print(table(f"fp32 and int8 on {r['profile']} ({r['fp32']['threads']} thread(s), batch "
+                          f"{r['fp32']['batch']})", ["model", "ms", "likely ms"],
+                          [[k, f"{r[k]['latency_ms']:.3f}", f"{r[k]['low_ms']:.3f}-{r[k]['high_ms']:.3f}"]
+                           for k in ("fp32", "int8")], names=0))
+            c.print(r["verdict"])
+        _emit(r8, as_json, render8)
+        return
     res = predict_latency(model, profile, threads=threads, batch=batch, shapes=parse_shapes(shape), top=top)
     if res.unknown_ops:
         click.echo(f"Warning: no cost class for {', '.join(res.unknown_ops)}; priced as generic "

@@ -105,3 +105,41 @@ def graph_level(profile: Profile) -> str:
 
     here = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
     return "all" if profile.arch == here else "extended"
+
+
+def predict_int8(model_path: str, profile: str | Profile, threads: int = 1, batch: int = 1,
+                 shapes: dict[str, list[int]] | None = None, top: int = 10) -> dict:
+    """The int8 speed-up a device would see, before quantizing: a temporary int8 copy is made the way
+    `edgekd quantize` would for that device (its mode for this graph, the profile's preset; calibrated on
+    generated inputs, since ranges do not change which kernels run) and both are predicted on the profile.
+    The range is the profile's error band: a calibrated profile's whole-model error, else +-50%."""
+    import tempfile
+    from pathlib import Path
+
+    from .. import profiles
+    from ..deploy.measure import Speedup
+    from ..deploy.quantize import already_quantized, attempts, calibration_feeds, mode_for, quantize_file
+    from ..errors import UsageError
+    from ..models.io import ModelIO, bind
+
+    prof = profiles.load(profile) if isinstance(profile, str) else profile
+    src = Path(model_path)
+    if already_quantized(src):
+        raise UsageError(f"{src} is already quantized: --int8 predicts what quantizing an fp32 model would give",
+                         "pass the fp32 model, or drop --int8")
+    fp32 = predict_latency(str(src), prof, threads, batch, shapes, top)
+    mode, why = mode_for(src)
+    io = ModelIO.from_onnx(str(src))
+    feeds = bind(io, {}, shapes={**fp32.input_shapes, **(shapes or {})}, generate=16)
+    with tempfile.TemporaryDirectory() as td:
+        dst = Path(td) / "int8.onnx"
+        quantize_file(src, dst, attempts(prof.int8_preset)[0], mode, calibration_feeds(io, feeds, 8))
+        int8 = predict_latency(str(dst), prof, threads, batch, shapes, top)
+    sp = Speedup.predicted(fp32.latency_ms, int8.latency_ms)
+    band = uncertainty(prof)
+    return {"profile": prof.name, "mode": mode, "why": why, "preset": prof.int8_preset, "fp32": fp32.to_dict(),
+            "int8": int8.to_dict(), "speedup": sp.ratio, "low": sp.ratio / (1 + band), "high": sp.ratio * (1 + band),
+            "call": sp.call, "verdict": f"int8 on {prof.name}, predicted: {sp.than('fp32')} ({mode}: {why}, "
+                                        f"preset {prof.int8_preset}; {int8.latency_ms:.3g} vs "
+                                        f"{fp32.latency_ms:.3g} ms; speed-up likely {sp.ratio / (1 + band):.2f}x-"
+                                        f"{sp.ratio * (1 + band):.2f}x)"}
