@@ -207,6 +207,18 @@ def _score(pred, meas) -> dict:
             "spearman": spearman(pred, meas)}
 
 
+def int8_speedups(points: list[dict]) -> dict:
+    """The int8 speed-up predicted (fp32 / int8 predictions, what `predict --int8` reports) against the one
+    measured, per model and batch timed both ways (issue 30's target: within +-20% on >= 80%)."""
+    pairs: dict = {}
+    for p in points:
+        pairs.setdefault((p["model"], p["batch"]), {})[p["dtype"]] = p
+    both = [v for v in pairs.values() if {"fp32", "int8"} <= set(v)]
+    pred = [v["fp32"]["predicted_ms"] / v["int8"]["predicted_ms"] for v in both]
+    meas = [v["fp32"]["measured_ms"] / v["int8"]["measured_ms"] for v in both]
+    return {"pairs": len(both), **_score(pred, meas), "target_within_20": ">= 0.80"}
+
+
 def _groups(points: list[dict], key: str) -> dict:
     return {v: _score([p["predicted_ms"] for p in points if p[key] == v],
                       [p["measured_ms"] for p in points if p[key] == v])
@@ -290,7 +302,7 @@ def main() -> None:
                "roofline_only": _score([p["roofline_ms"] for p in points], meas),
                "later_vs_first_measurement": _score([p["later_ms"] for p in points], meas),
                "by_family": _groups(points, "family"), "by_dtype": _groups(points, "dtype"),
-               "by_batch": _groups(points, "batch"),
+               "by_batch": _groups(points, "batch"), "int8_speedup": int8_speedups(points),
                "targets": {"within_20": ">= 0.90", "within_10": ">= 0.60", "median_abs_error": "<= 0.08",
                            "bias": "within +-0.05", "calibration_seconds": "<= 120"},
                "calibration_seconds": cal["seconds"], "seconds": round(time.perf_counter() - t0, 1)}
