@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the teachers the tests use
 import prob_models  # noqa: E402
 
 import edgekd  # noqa: E402
-from edgekd.deploy.measure import host_info  # noqa: E402
+from edgekd.deploy.measure import host_info, label_agreement  # noqa: E402
 
 
 def held_out(head: str) -> np.ndarray:
@@ -49,7 +49,7 @@ def scored(run: Path, head: str) -> dict:
         sess = ort.InferenceSession(str(run / name), providers=["CPUExecutionProvider"])
         return sess.run(None, {sess.get_inputs()[0].name: x})[0]
     s, t = out("student.onnx"), out("teacher.onnx")
-    agree = float(((s > 0.5) == (t > 0.5)).mean()) if head == "sigmoid" else float((s.argmax(1) == t.argmax(1)).mean())
+    agree = label_agreement(t, s) if head == "sigmoid" else float((s.argmax(1) == t.argmax(1)).mean())
     return {"agreement": agree, "metric": "label_agreement" if head == "sigmoid" else "top1_agreement",
             "mean_abs_prob_diff": float(np.abs(s - t).mean()), "student_range": [float(s.min()), float(s.max())]}
 

@@ -85,6 +85,10 @@ def verdict(r: DistillResult) -> str:
     return line
 
 
+# a teacher module whose class sets this ("none", "softmax" or "sigmoid") says what its output holds, instead of
+# edgekd telling it from the values (models.hf's TextModel: "none", its logits)
+DECLARED_ACTIVATION = "edgekd_output_activation"
+
 _METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "token_agreement",
            "sigmoid": "label_agreement"}
 
@@ -92,14 +96,14 @@ _METRIC = {"logits": "top1_agreement", "embedding": "mean_cosine", "tokens": "to
 def _agreement(s_out: np.ndarray, t_out: np.ndarray, kind: str, mask: np.ndarray | None = None) -> float:
     """Top-1 agreement with the teacher for class logits (per real token for token classifiers); mean
     cosine to its embeddings for embedders."""
-    from ..deploy.measure import mean_cosine, token_agreement
+    from ..deploy.measure import label_agreement, mean_cosine, token_agreement
 
     if kind == "embedding":
         return mean_cosine(s_out, t_out)
     if kind == "tokens":
         return token_agreement(s_out, t_out, mask)
-    if kind == "sigmoid":  # independent probabilities: the share of outputs on the teacher's side of 0.5
-        return float(((s_out > 0.5) == (t_out > 0.5)).mean())
+    if kind == "sigmoid":
+        return label_agreement(t_out, s_out)
     return float((s_out.argmax(-1) == t_out.argmax(-1)).mean())
 
 
@@ -107,17 +111,19 @@ def _activation(o: DistillOptions, tmodel, ds: data_mod.Dataset, kind: str) -> s
     """Whether the teacher outputs probabilities ("softmax", "sigmoid") or logits ("none"): --output-kind, else
     its values on the first training samples. Said in a note when they are probabilities."""
     from ..deploy.measure import ACTIVATION_SAMPLES, output_activation
-    from ..models.hf import is_text_model
-    from ..models.inference import predict
+    from ..kd.methods import parse
+    from ..models.inference import predict, unwrap
 
-    if is_text_model(tmodel) and o.output_kind not in ("auto", "logits"):
-        raise UsageError(f"--output-kind {o.output_kind}: a Hugging Face model's output is its logits",
-                         "leave --output-kind out for Hugging Face teachers")
-    if kind != "logits" or o.output_kind == "logits" or is_text_model(tmodel):
-        return "none"  # a Hugging Face classifier's output is its logits by contract
-    act = o.output_kind if o.output_kind != "auto" else \
-        output_activation(predict(tmodel, data_mod.take(ds.x_train, slice(0, ACTIVATION_SAMPLES))))
-    if act == "sigmoid" and any(t.name == "dkd" for t in _parse_method(o.method)):
+    declared = getattr(unwrap(tmodel), DECLARED_ACTIVATION, None)  # a model that says what it outputs
+    if declared is not None and o.output_kind not in ("auto", "logits" if declared == "none" else declared):
+        raise UsageError(f"--output-kind {o.output_kind}: this teacher declares its outputs as "
+                         f"{declared if declared != 'none' else 'logits'} (a Hugging Face model's are logits)",
+                         "leave --output-kind out for this teacher")
+    if kind != "logits" or o.output_kind == "logits":
+        return "none"
+    act = declared or (o.output_kind if o.output_kind != "auto" else
+                       output_activation(predict(tmodel, data_mod.take(ds.x_train, slice(0, ACTIVATION_SAMPLES)))))
+    if act == "sigmoid" and any(t.name == "dkd" for t in parse(o.method)):
         raise UsageError("--method dkd decouples softmax classes; this teacher's outputs are independent (sigmoid)",
                          "use --method kd (BCE per output), optionally with feature methods: kd+hint:0.5")
     if act != "none":
@@ -126,12 +132,6 @@ def _activation(o: DistillOptions, tmodel, ds: data_mod.Dataset, kind: str) -> s
              f"{' with BCE per output' if act == 'sigmoid' else ''}, and the student outputs {act} probabilities "
              "too (--output-kind logits if they are logits after all)", ds.notes)
     return act
-
-
-def _parse_method(method: str | None):
-    from ..kd.methods import parse
-
-    return parse(method or "kd")
 
 
 def _mask(x) -> np.ndarray | None:
@@ -301,10 +301,12 @@ def _student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, nu
     return smodel, rec, sized, init_used, s_output
 
 
-def between_epochs(epochs: int, steps: int) -> int:
-    """Epochs of distillation after each intermediate pruning step: an equal share of --epochs (the final
-    student gets the rest, at least one share); 0 when --epochs is below the steps."""
-    return epochs // steps
+def pruning_epochs(epochs: int, steps: int) -> tuple[int, int]:
+    """(epochs of distillation after each intermediate pruning step, epochs on the final student): an equal
+    share of --epochs each, the final student getting the rest (at least one share); (0, epochs) when --epochs
+    is below the steps."""
+    per = epochs // steps
+    return per, epochs - per * (steps - 1)
 
 
 def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: int, prof, warm=None):
@@ -333,7 +335,8 @@ def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: 
     example = as_args(data_mod.take(ds.x_train, slice(0, 2)))
     say(f"pruning {knobs['ratio']:.0%} of the teacher's channels ({knobs['importance']} importance, channel "
         f"counts rounded to multiples of {knobs['rounding']})")
-    steps, per = knobs["steps"], between_epochs(o.epochs, knobs["steps"])
+    steps = knobs["steps"]
+    per, final = pruning_epochs(o.epochs, steps)
 
     def between(model, k: int) -> None:  # iterative pruning: distil the partly pruned student before the next cut
         say(f"pruning step {k + 1} of {steps} done: distilling it for {per} epoch(s) before the next cut")
@@ -341,7 +344,7 @@ def _pruned_student(o: DistillOptions, ds: data_mod.Dataset, tmodel, t_outputs: 
     student, structure = prune.prune(teacher, example, knobs, between if steps > 1 and warm and per else None)
     if steps > 1:
         note(f"pruned in {steps} steps, each but the last followed by {per} epoch(s) of distillation; then "
-             f"{o.epochs - per * (steps - 1)} epoch(s) on the final student" if per else
+             f"{final} epoch(s) on the final student" if per else
              f"pruned in {steps} steps with no distillation between them (--epochs {o.epochs} is below the "
              "steps)", ds.notes)
     rec = {"family": "prune", "kwargs": knobs, "input_shape": list(ds.input_shape),
@@ -421,8 +424,7 @@ def distill(teacher: str, data: str, out: str | os.PathLike, *, show_progress: b
 
         groups = feature_groups(unwrap(smodel), unwrap(tmodel), [t.name for t in parse(o.method)])
     steps = rec["kwargs"].get("steps", 1) if rec["family"] == "prune" else 1
-    cfg = replace(cfg, feature_groups=groups, student_probs=student_probs,
-                  epochs=o.epochs - between_epochs(o.epochs, steps) * (steps - 1))
+    cfg = replace(cfg, feature_groups=groups, student_probs=student_probs, epochs=pruning_epochs(o.epochs, steps)[1])
     # one writer per run directory (under torchrun the ranks are one distill: rank 0 holds the lock)
     lock = step_lock(out, "distill", create=True) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:

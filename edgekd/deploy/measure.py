@@ -290,6 +290,11 @@ def output_activation(out: np.ndarray) -> str:
     return "sigmoid" if out.max() - out.min() >= SIGMOID_SPREAD else "none"
 
 
+def label_agreement(ref: np.ndarray, got: np.ndarray) -> float:
+    """Independent probabilities (a sigmoid's): the share of outputs on the same side of 0.5 as `ref`'s."""
+    return float(((ref > 0.5) == (got > 0.5)).mean())
+
+
 def mask_iou(ref: np.ndarray, got: np.ndarray, threshold: float = MASK_THRESHOLD) -> float:
     """IoU of the positive pixels (> threshold) of two probability maps: does the thresholded decision agree?
     1.0 when neither has a positive pixel."""
@@ -308,7 +313,7 @@ def fidelity(ref: np.ndarray, got: np.ndarray, kind: str) -> tuple[str, float] |
         return "mask_iou", mask_iou(ref, got)
     if kind == "logits" and ref.ndim == 2:
         if output_activation(ref) == "sigmoid":  # independent probabilities: each one's side of 0.5
-            return "label_agreement", float(((ref > 0.5) == (got > 0.5)).mean())
+            return "label_agreement", label_agreement(ref, got)
         return "top1_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())
     if kind == "token_logits" and ref.ndim == 3:  # every token's class (padding positions included)
         return "token_agreement", float((ref.argmax(-1) == got.argmax(-1)).mean())

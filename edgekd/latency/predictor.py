@@ -137,9 +137,9 @@ def predict_int8(model_path: str, profile: str | Profile, threads: int = 1, batc
         int8 = predict_latency(str(dst), prof, threads, batch, shapes, top)
     sp = Speedup.predicted(fp32.latency_ms, int8.latency_ms)
     band = uncertainty(prof)
+    low, high = sp.ratio / (1 + band), sp.ratio * (1 + band)
     return {"profile": prof.name, "mode": mode, "why": why, "preset": prof.int8_preset, "fp32": fp32.to_dict(),
-            "int8": int8.to_dict(), "speedup": sp.ratio, "low": sp.ratio / (1 + band), "high": sp.ratio * (1 + band),
-            "call": sp.call, "verdict": f"int8 on {prof.name}, predicted: {sp.than('fp32')} ({mode}: {why}, "
-                                        f"preset {prof.int8_preset}; {int8.latency_ms:.3g} vs "
-                                        f"{fp32.latency_ms:.3g} ms; speed-up likely {sp.ratio / (1 + band):.2f}x-"
-                                        f"{sp.ratio * (1 + band):.2f}x)"}
+            "int8": int8.to_dict(), "speedup": sp.ratio, "low": low, "high": high, "call": sp.call,
+            "verdict": f"int8 on {prof.name}, predicted: {sp.than('fp32')} ({mode}: {why}, preset "
+                       f"{prof.int8_preset}; {int8.latency_ms:.3g} vs {fp32.latency_ms:.3g} ms; speed-up likely "
+                       f"{low:.2f}x-{high:.2f}x)"}

@@ -202,6 +202,8 @@ def _text_model_class():
         (classification), per-token logits (token classification) or the pooled sentence embedding
         (embedding: the pooling and normalisation the folder declares, inside the graph an app runs)."""
 
+        edgekd_output_activation = "none"  # its output is logits or an embedding by contract (api.distill)
+
         def __init__(self, model, task: str, pooling: str = "mean", normalize: bool = False,
                      input_names: tuple[str, ...] = ("input_ids", "attention_mask"), out_dim: int | None = None,
                      source_vocab: int | None = None):

@@ -440,6 +440,9 @@ def _concrete(t: TensorSpec, override: list[int] | None, samples: dict[str, np.n
     return out
 
 
+ASK_ABOVE_BYTES = 1 << 30  # allocations below 1 GiB are not worth asking the OS about
+
+
 def _affordable(name: str, shape: list[int], np_type) -> None:
     """An input the graph declares as 2^40 wide is an error naming that dim, not numpy's `Unable to allocate
     512 TiB` (generated floats pass through float64: 8 bytes each)."""
@@ -447,7 +450,7 @@ def _affordable(name: str, shape: list[int], np_type) -> None:
 
     n = int(np.prod([max(int(d), 0) for d in shape], dtype=object))
     per = 8 if np.issubdtype(np_type, np.floating) else np.dtype(np_type).itemsize
-    if n * per > 1 << 30:  # below 1 GiB: not worth asking the OS
+    if n * per > ASK_ABOVE_BYTES:
         big = max(range(len(shape)), key=lambda i: shape[i])
         require_memory(n * per, f"input {name or '?'} of shape {'x'.join(map(str, shape))} (dim {big} is "
                        f"{shape[big]})", f"pass --shape {name}=... with smaller numbers, or --data with real inputs")
@@ -459,7 +462,7 @@ def _fixed_batch_affordable(batch: int, one: dict[str, np.ndarray]) -> None:
     from ..resources import require_memory
 
     need = batch * sum(v.nbytes for v in one.values())
-    if need > 1 << 30:
+    if need > ASK_ABOVE_BYTES:
         require_memory(need, f"one batch of the model's fixed batch size {batch}", "re-export the model with a "
                        "dynamic batch axis, or a fixed batch this host can hold")
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import UsageError
 
 PREFIX = "prune"
+OTHER_STUDENTS = "use a built-in family (--student mobilenet, resnet, mlp) or your own --student file.py:factory"
 DEFAULTS: dict[str, Any] = {"ratio": 0.5, "importance": "l2", "rounding": 8, "global": 0, "steps": 1}
 IMPORTANCE = ("l2", "l1", "bn")
 # int attributes that carry a layer's size: what pruning changes and a rebuild must set again
@@ -109,15 +110,14 @@ def prune(teacher, example: tuple, knobs: dict[str, Any], between: Callable[[Any
                   "l1": lambda: tp.importance.MagnitudeImportance(p=1),
                   "bn": lambda: tp.importance.BNScaleImportance()}[knobs["importance"]]()
     ignored = output_layers(student, example)
+
     def traced(fn):
         try:
             with torch.enable_grad():  # DepGraph traces through autograd
                 return fn()
         except Exception as e:  # data-dependent control flow, an op DepGraph cannot follow
             raise UsageError(f"torch-pruning cannot trace this teacher ({type(e).__name__}: "
-                             f"{(str(e).splitlines() or [''])[0][:160]})",
-                             "use a built-in family (--student mobilenet, resnet, mlp) or your own --student "
-                             "file.py:factory") from None
+                             f"{(str(e).splitlines() or [''])[0][:160]})", OTHER_STUDENTS) from None
     pruner = traced(lambda: tp.pruner.MetaPruner(
         student, example if len(example) > 1 else example[0], importance=importance, pruning_ratio=knobs["ratio"],
         global_pruning=bool(knobs["global"]), ignored_layers=ignored, round_to=knobs["rounding"],
@@ -136,8 +136,7 @@ def prune(teacher, example: tuple, knobs: dict[str, Any], between: Callable[[Any
                                                                           torch.nn.Linear))]
         raise UsageError(f"torch-pruning found no channel of this teacher it can remove ({len(layers)} conv/linear "
                          "layers: each makes an output, or feeds an op whose channels it cannot follow, such as "
-                         "slicing or repeating them)", "use a built-in family (--student mobilenet, resnet, mlp) "
-                         "or your own --student file.py:factory")
+                         "slicing or repeating them)", OTHER_STUDENTS)
     return student, sizes
 
 
