@@ -220,3 +220,34 @@ def vad(root: Path) -> tuple[Path, Path]:
 
 BUILDERS = {"audio": audio, "fixed_batch": fixed_batch, "segmenter": segmenter, "detector": detector, "text": text,
             "vad": vad}
+
+
+class Inverted(nn.Module):
+    """A MobileNetV2-style classifier: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project)
+    with ReLU6 and a residual add."""
+
+    def __init__(self, width: int = 16, blocks: int = 2, classes: int = 10):
+        super().__init__()
+
+        def block(c):
+            return nn.Sequential(nn.Conv2d(c, 4 * c, 1), nn.ReLU6(), nn.Conv2d(4 * c, 4 * c, 3, 1, 1, groups=4 * c),
+                                 nn.ReLU6(), nn.Conv2d(4 * c, c, 1))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.ReLU6())
+        self.blocks = nn.ModuleList(block(width) for _ in range(blocks))
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, image):
+        x = self.stem(image)
+        for b in self.blocks:
+            x = x + b(x)
+        return self.head(x.mean((2, 3)))
+
+
+def inverted(root: Path) -> tuple[Path, Path]:
+    """A depthwise-separable net at opset 13 with a symbolic batch: the narrow kind int8 finds hard."""
+    torch.manual_seed(0)
+    path = _export(Inverted(), (torch.zeros(1, 3, 32, 32),), root / "inverted.onnx", ["image"], ["logits"],
+                   {"image": {0: "batch"}, "logits": {0: "batch"}}, 13)
+    data = root / "inverted.npz"
+    np.savez(data, image=np.random.default_rng(3).normal(size=(32, 3, 32, 32)).astype(np.float32))
+    return path, data

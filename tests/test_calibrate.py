@@ -69,6 +69,15 @@ def test_cli_calibrate_writes_host_profile_usable_by_predict(tmp_path, runner):
     assert prof.source("runtime.int8_preset").startswith("measured: edgekd profiles calibrate")
     figures = prof.calibration["int8_preset_ms"]
     assert figures["s8s8_over_u8s8"] > 0 and len(figures["graphs"]) == 4
+    # quantize on this machine's own profile: the measured speed-up, and beside it what the profile predicted
+    import real_models
+
+    model, data = real_models.inverted(tmp_path)
+    q = json.loads(invoke(runner, "quantize", model, "--data", data, "--profile", out, "--allow-slower",
+                          "--output", tmp_path / "inv.int8.onnx", "--json")[1])["details"]
+    assert "on this machine (p50" in q["speed"]["how"] and q["predicted"]["profile"] == prof.name
+    assert q["predicted"]["low"] < q["predicted"]["speedup"] < q["predicted"]["high"]
+    assert f"; {prof.name} predicted {q['predicted']['speedup']:.2f}x (likely " in q["verdict"]
 
 
 @pytest.mark.slow

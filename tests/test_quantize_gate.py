@@ -28,6 +28,7 @@ def test_int8_slower_than_fp32_is_a_result_recorded_for_bench(mlp_run, runner):
     assert q["written"] is False and q["output"] is None
     v = q["details"]["verdict"]
     assert "int8 is slower than fp32 on raspberry-pi-4 (predicted" in v and "x slower" in v and " ms" in v, v
+    assert "the prediction's likely range: " in v  # the profile's own error band, from its datasheet here
     assert not (mlp_run / "student.int8.onnx").exists()
     step = json.loads((mlp_run / "manifest.json").read_text())["steps"]["quantize"]
     assert step["written"] is False and step["speed"]["call"] == "slower"
@@ -335,3 +336,42 @@ def test_fp16_of_the_demo_cnn_is_a_valid_graph_that_bench_and_predict_take(runne
     assert b["records"][0]["latency_ms"]["p50"] > 0
     p = invoke_json(runner, "predict", tmp_path / "teacher.fp16.onnx", "--profile", "raspberry-pi-4")
     assert p["latency_ms"] > 0
+
+
+def test_explain_says_why_int8_wins_or_loses_op_group_by_op_group(runner, tmp_path):
+    """--explain profiles fp32 and the int8 model with onnxruntime's profiler on this machine: a depthwise
+    net's convs and depthwise convs in rows of their own (their fp32 and int8 kernels side by side), the
+    Quantize/Dequantize int8 added, and one line whose verdict follows the kernel times it quotes."""
+    path, data = real_models.inverted(tmp_path)
+    out = tmp_path / "inv.int8.onnx"
+    q = invoke_json(runner, "quantize", path, "--data", data, "--explain", "--allow-slower", "--output", out)
+    e = q["details"]["explain"]
+    groups = {g["name"]: g for g in e["groups"]}
+    assert groups["conv"]["fp32_nodes"] >= 5 and groups["conv"]["int8_kernels"] >= 5
+    assert groups["depthwise conv"]["fp32_nodes"] == 2 and groups["depthwise conv"]["int8_kernels"] == 2
+    assert groups["quantize/dequantize"]["int8_nodes"] >= 2 and groups["quantize/dequantize"]["fp32_nodes"] == 0
+    assert e["fp32_ms"] > 0 and e["int8_ms"] > 0 and e["runs"] >= 20 and e["fp32_anyway"] == []
+    assert abs(sum(g["int8_ms"] for g in e["groups"]) - e["int8_ms"]) < 1e-9
+    assert e["providers"] == {"CPUExecutionProvider": sum(g["int8_nodes"] for g in e["groups"])}
+    assert e["reason"].startswith("int8 wins here" if e["int8_ms"] < e["fp32_ms"] else "int8 loses here")
+    assert "Quantize/Dequantize (" in e["reason"] and e["costliest"][0]["ms"] >= e["costliest"][-1]["ms"]
+
+    code, text, err = invoke(runner, "quantize", path, "--data", data, "--explain", "--allow-slower", "--output",
+                             tmp_path / "again.onnx")
+    assert code == 0, err
+    assert "int8 op by op, on this machine" in text and "depthwise conv" in text and "costliest int8 nodes" in text
+    assert "int8 wins here" in text or "int8 loses here" in text
+
+
+def test_the_explanations_line_weighs_what_int8_saves_against_what_it_adds():
+    from edgekd.deploy.explain import Group, reason
+
+    conv, qdq = Group("conv", 1.0, 0.4, 3, 3, 3), Group("quantize/dequantize", 0.0, 0.1, 0, 4, 0)
+    assert reason([conv, qdq], 1.0, 0.5) == ("int8 wins here (0.5 vs 1 ms of kernel time): the int8 convs save 0.6 "
+                                             "of their 1 ms; Quantize/Dequantize (4 nodes) costs 0.1 ms")
+    slow = Group("depthwise conv", 0.2, 0.3, 2, 2, 2)
+    line = reason([slow, Group("quantize/dequantize", 0.0, 0.3, 0, 14, 0)], 0.2, 0.6)
+    assert line.startswith("int8 loses here (0.6 vs 0.2 ms") and "depthwise convs are slower than in fp32 by 0.1 ms" \
+        in line and "(14 nodes) costs 0.3 ms" in line
+    fp32 = reason([Group("matmul", 0.5, 0.5, 1, 1, 0), qdq], 0.5, 0.6, fp32_anyway=1)
+    assert "no conv or MatMul runs an int8 kernel" in fp32 and "1 compute node(s) ran in fp32 anyway" in fp32

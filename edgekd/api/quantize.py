@@ -93,16 +93,22 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
                      "static is the mode for conv nets")
     say(f"quantizing {src.name} ({mode}, preset {preset}) on {len(calib_feeds)} calibration samples; the gate "
         f"decides on {len(eval_feeds)}")
+    explained: dict = {}
+    timer = _timer(io, eval_feeds, prof, o.threads, explained)
+    if o.explain:
+        timer = _explaining(timer, io, eval_feeds, prof, o.threads, explained)
     try:
         details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
-                                 eval_y, o.max_drop, timer=_timer(io, eval_feeds, prof, o.threads), keep=keep,
+                                 eval_y, o.max_drop, timer=timer, keep=keep,
                                  calibration=o.calibration, weights=o.weights, metric=o.metric,
                                  time_limit=o.time_limit)
     except SlowerError as e:  # the gate's answer: ship fp32 (exit 0, recorded), or exit 1 with --require-faster
         details = {**e.details, "mode": mode, "preset": preset, "preset_source": "--preset" if o.preset else
                    preset_why, "mode_source": mode_why, "notes": notes + e.details.get("gate_notes", []),
-                   "written": False, "verdict": e.message, "hint": e.hint,
-                   "weights": o.weights, "gate_samples": gate_samples, "source": src.name}
+                   "written": False, "hint": e.hint,
+                   "weights": o.weights, "gate_samples": gate_samples, "source": src.name,
+                   **explained}
+        details["verdict"] = e.message + predicted_words(details)
         if run is not None:  # what later steps need: no int8 model, and why (bench shows fp32 and says it)
             run.record("quantize", {"written": False, "verdict": e.message, "preset": preset, "mode": mode,
                                     "weights": o.weights, "speed": details.get("speed"),
@@ -114,7 +120,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
         return QuantizeResult(str(target), None, None, os.path.getsize(src), details, written=False)
     details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why,
                    notes=notes + details.get("gate_notes", []),
-                   written=True, gate_samples=gate_samples, source=src.name)
+                   written=True, gate_samples=gate_samples, source=src.name, **explained)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
     if run is not None:
@@ -221,19 +227,27 @@ def _preset(explicit: str | None, prof) -> tuple[str, str]:
 TIMING_ROUNDS = 7  # interleaved rounds of fp32 vs the int8 candidates: their spread is the gate's noise margin
 
 
-def _timer(io, feeds, prof, threads: int | None):
-    """fp32 vs int8 candidates: timed side by side here, or predicted on a profile of another machine."""
+def _timer(io, feeds, prof, threads: int | None, into: dict):
+    """fp32 vs int8 candidates: timed side by side here, or predicted on a profile of another machine. With a
+    profile, `into["predicted"]` gets the fastest candidate's predicted speed-up on it and the likely range
+    its calibration's error implies (the verdict quotes it)."""
     from ..deploy.measure import Speedup, interleaved_rounds
+    from ..latency.predictor import predict_latency, uncertainty
     from ..models.io import timing_feed
 
-    if prof is not None and not prof.measured_here:
-        from ..latency.predictor import predict_latency
+    shapes = feeds.batch_shapes(1)
 
+    def quote(ms0: float, ms: float, n: int) -> None:
+        r, band = ms0 / ms, uncertainty(prof)
+        into["predicted"] = {"profile": prof.name, "speedup": r, "low": r / (1 + band), "high": r * (1 + band),
+                             "threads": n}
+
+    if prof is not None and not prof.measured_here:
         n = threads or prof.cores
-        shapes = feeds.batch_shapes(1)
 
         def predicted(src, cands):
             ms = [predict_latency(str(p), prof, threads=n, shapes=shapes).latency_ms for p in [src, *cands]]
+            quote(ms[0], min(ms[1:]), n)
             return ms[0], ms[1:], [Speedup.predicted(ms[0], m) for m in ms[1:]], \
                 f"on {prof.name} (predicted, {n} thread{'s' * (n > 1)})"
         return predicted
@@ -244,9 +258,31 @@ def _timer(io, feeds, prof, threads: int | None):
         per = interleaved_rounds([src, *cands], feed, n, rounds=TIMING_ROUNDS)
         speedups = [Speedup.rounds(per[0], c) for c in per[1:]]
         ms = [float(np.median(v)) for v in per]
+        if prof is not None:  # this machine's own profile: what it predicted, beside what was measured
+            best = cands[int(np.argmin(ms[1:]))]
+            quote(*(predict_latency(str(p), prof, threads=n, shapes=shapes).latency_ms for p in (src, best)), n)
         return ms[0], ms[1:], speedups, f"on this machine (p50, {n} thread{'s' * (n > 1)}, {TIMING_ROUNDS} " \
             "interleaved rounds)"
     return timed
+
+
+def _explaining(timer, io, feeds, prof, threads: int | None, into: dict):
+    """`timer`, and then the fastest candidate profiled op by op against fp32 on this machine (--explain)."""
+    from ..deploy.explain import explain
+    from ..models.io import timing_feed
+    from ..progress import say
+
+    n = min(threads or 1, cores())
+
+    def timed_and_explained(src, cands):
+        fp32_ms, cand_ms, speedups, how = timer(src, cands)
+        say("profiling fp32 and the fastest int8 model op by op (--explain)")
+        e = explain(src, cands[int(np.argmin(cand_ms))], timing_feed(io, feeds, io.batch or 1), n)
+        if prof is not None and not prof.measured_here:
+            e.where = f"on this machine, not on {prof.name}"
+        into["explain"] = e.to_dict()
+        return fp32_ms, cand_ms, speedups, how
+    return timed_and_explained
 
 
 def verdict(res: QuantizeResult) -> str:
@@ -268,7 +304,19 @@ def verdict(res: QuantizeResult) -> str:
                 f"{sp['fp32_ms']:.3g} ms)"
         if sp.get("call") == "same":
             line += ": written because --allow-slower"
-    return line
+    return line + predicted_words(d)
+
+
+def predicted_words(d: dict) -> str:
+    """The profile's prediction for the int8 model, beside the measured speed-up (or the range of a predicted
+    one)."""
+    p, sp = d.get("predicted"), d.get("speed") or {}
+    if not p or not sp:
+        return ""
+    likely = f"{p['low']:.2f}x-{p['high']:.2f}x"
+    if "predicted" in sp.get("how", ""):
+        return f"; the prediction's likely range: {likely}"
+    return f"; {p['profile']} predicted {p['speedup']:.2f}x (likely {likely})"
 
 
 def _refuse_target(dst: Path, run) -> None:
