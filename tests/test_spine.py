@@ -82,6 +82,11 @@ def test_multi_input_dict_output_teacher_through_every_step(text_project, runner
     assert set(b["models"]) == {"teacher_pytorch", "teacher_onnx", "student_fp32", "student_int8"}
     assert b["models"]["teacher_onnx"]["accuracy"] == 1.0
     assert b["models"]["student_fp32"]["inputs"] == {"input_ids": [1, 10], "attention_mask": [1, 10]}
+    # why int8 won or lost: the dynamic int8 MatMuls against fp32's, in the verdict and the report
+    e = b["int8_explained"]
+    assert {g["name"]: g for g in e["groups"]}["matmul"]["int8_kernels"] >= 1 and e["reason"] in b["verdict"]
+    md = (run / "report.md").read_text()
+    assert "int8 op by op, on this machine" in md and e["reason"] in md
 
 
 def test_output_names_the_output_to_distil(text_project, runner, tmp_path):

@@ -83,16 +83,18 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
                 e.row["memory"] = B.peak_memory(e.path, threads[0], _feed_at(e, batches[0])[0],
                                                 _providers(e.ep, ep_opts))
     _fixed_length(t.run, entries, o)
+    explained = _explained(entries, threads[0], batches[0], o.seconds)
     prediction = _predictions(prof, onnx_models, models, asked_threads, batches[0], shapes) if prof else None
     settings = {"threads": threads[0], "batch": batches[0], "runs": o.runs, "warmup": o.warmup,
                 "seconds": o.seconds, "spin": o.spin, "sweep": {"threads": threads, "batch": batches},
                 "eps": eps}
     report = {"schema_version": B.BENCH_SCHEMA_VERSION, "created": now(), "target": str(target),
               "host": B.host_info(), "settings": settings, "data": md.source if md else None, "models": models,
-              "records": records, "summary": _summary(models), "prediction": prediction, "notes": notes}
+              "records": records, "summary": _summary(models), "prediction": prediction, "notes": notes,
+              "int8_explained": explained}
     ship = report["summary"]["shipped"]  # decided once (a bootstrap): every verdict line speaks of that model
     report["verdict"] = verdict(models, report["summary"], prediction) + sweep_verdict(models, records, ship) + \
-        fixed_length_verdict(models, ship)
+        fixed_length_verdict(models, ship) + ([explained["reason"]] if explained else [])
     run = t.run
     q = (run.manifest.get("steps", {}).get("quantize") or {}) if run is not None else {}
     if q.get("written") is False:
@@ -322,6 +324,19 @@ def _score(t, onnx_models: dict, teacher, md, shapes: dict, eps: list[str], ep_o
             row["agreement_with_student_fp32"] = f[1] if f else None
         entries.append(Entry(key, key0, ep, row, path, io, feeds, {threads: sess}))
     return entries
+
+
+def _explained(entries: list[Entry], threads: int, batch: int, seconds: float) -> dict | None:
+    """The int8 student against the fp32 model it was quantized from, op group by op group on onnxruntime's
+    CPU EP (what `quantize --explain` shows): why int8 won or lost here."""
+    from ..deploy.explain import explain
+
+    by = {e.key: e for e in entries if e.ep == "cpu" and e.path is not None}
+    int8, fp32 = by.get("student_int8"), by.get("student_optimized") or by.get("student_fp32")
+    if int8 is None or fp32 is None:
+        return None
+    say("profiling the fp32 and int8 students op by op")
+    return explain(fp32.path, int8.path, _feed_at(int8, batch)[0], threads, min(seconds, 2.0)).to_dict()
 
 
 def _feed_at(e: Entry, batch: int) -> list[dict]:

@@ -214,9 +214,21 @@ def tables(report: dict, devices: list[dict] = ()) -> list[tuple[str, list[str],
                     [[n, f"{m['predicted_ms']:.3f}", f"{m['latency_ms']['p50']:.3f}",
                       _fmt(m.get("prediction_error"), "{:+.0%}")]
                      for n, m in report["models"].items() if "predicted_ms" in m]))
+    if report.get("int8_explained"):
+        out.append(explain_table(report["int8_explained"]))
     if devices:
         out.append(devices_table(None if report.get("device") else report, list(devices)))
     return out
+
+
+def explain_table(e: dict) -> tuple[str, list[str], list[list]]:
+    """The op-group table of `quantize --explain` and bench's report: (title, columns, rows)."""
+    rows = [[g["name"], f"{g['fp32_ms']:.3f}", f"{g['int8_ms']:.3f}", f"{g['int8_ms'] - g['fp32_ms']:+.3f}",
+             f"{g['int8_kernels']}/{g['int8_nodes']}"] for g in e["groups"]]
+    rows.append(["total", f"{e['fp32_ms']:.3f}", f"{e['int8_ms']:.3f}", f"{e['int8_ms'] - e['fp32_ms']:+.3f}", ""])
+    title = (f"int8 op by op, {e['where']} (onnxruntime's profiler, {e['threads']} thread(s), {e['runs']} runs "
+             "each, ms per run)")
+    return title, ["op group", "fp32", "int8", "change", "int8 kernels"], rows
 
 
 def _host_line(report: dict) -> str:

@@ -166,18 +166,10 @@ def render_quantize(d: dict) -> None:
     _closing(c, [x.get("verdict"), *([x["hint"]] if refused and x.get("hint") else [])], x.get("next"))
 
 
-def explain_rows(e: dict) -> tuple[str, list[str], list[list]]:
-    """The op-group table of `quantize --explain` and bench's report: (title, columns, rows)."""
-    rows = [[g["name"], f"{g['fp32_ms']:.3f}", f"{g['int8_ms']:.3f}", f"{g['int8_ms'] - g['fp32_ms']:+.3f}",
-             f"{g['int8_kernels']}/{g['int8_nodes']}"] for g in e["groups"]]
-    rows.append(["total", f"{e['fp32_ms']:.3f}", f"{e['int8_ms']:.3f}", f"{e['int8_ms'] - e['fp32_ms']:+.3f}", ""])
-    title = (f"int8 op by op, {e['where']} (onnxruntime's profiler, {e['threads']} thread(s), {e['runs']} runs "
-             "each, ms per run)")
-    return title, ["op group", "fp32", "int8", "change", "int8 kernels"], rows
-
-
 def explained(c, e: dict) -> None:
-    c.print(table(*explain_rows(e)))
+    from ..api.report import explain_table
+
+    c.print(table(*explain_table(e)))
     top = ", ".join(f"{n['node']} ({n['op']}, {n['share']:.0%})" for n in e["costliest"][:3])
     c.print(f"costliest int8 nodes: {top}", soft_wrap=True)
     if e["fp32_anyway"]:
