@@ -163,6 +163,12 @@ class QuantizeOptions:
                                  "seconds, with what it found.", minimum=0.01, maximum=86400)
     allow_slower: bool = opt(False, "Write the int8 model even when it is slower than fp32 (it says so).",
                              flag="allow-slower")
+    qat: bool = opt(False, "Also try quantization-aware distillation (a run's torch student): fake quantization as "
+                           "onnxruntime runs it, fine-tuned against the teacher with the run's --method, exported "
+                           "as QDQ; the gate judges it beside PTQ and mixed precision and keeps the best.",
+                    flag="qat")
+    qat_epochs: int | None = opt(None, "Epochs of --qat (default: a tenth of distill's, at least 1).", minimum=1,
+                                 maximum=100_000)
     explain: bool = opt(False, "Say why int8 wins or loses: fp32 and the int8 model profiled op group by op group on "
                                "this machine (onnxruntime's profiler): kernels made faster, Quantize/Dequantize "
                                "cost, nodes left in fp32, EPs.", flag="explain")
@@ -239,7 +245,8 @@ GROUPS = {
     "Hugging Face": ("task", "trim_vocab"),
     "Export": ("exporter", "opset", "ort_format", "shape", "optimize"),
     "Quantize": ("mode", "preset", "calib_samples", "calibration", "weights", "max_drop", "per_channel",
-                 "reduce_range", "metric", "time_limit", "allow_slower", "require_faster"),
+                 "reduce_range", "metric", "time_limit", "qat", "qat_epochs", "explain", "allow_slower",
+                 "require_faster"),
     "Bench": ("batch", "runs", "warmup", "seconds", "memory", "ep", "ep_option", "spin"),
 }
 

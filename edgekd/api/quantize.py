@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,15 +98,25 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     timer = _timer(io, eval_feeds, prof, o.threads, explained)
     if o.explain:
         timer = _explaining(timer, io, eval_feeds, prof, o.threads, explained)
+    if o.qat:
+        _check_qat(run, mode, o.weights)
     try:
-        details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
-                                 eval_y, o.max_drop, timer=timer, keep=keep,
-                                 calibration=o.calibration, weights=o.weights, metric=o.metric,
-                                 time_limit=o.time_limit)
+        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-qad-") as td:
+            also = _qad(run, preset, Path(td), o.qat_epochs, explained) if o.qat else ()
+            details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
+                                     eval_y, o.max_drop, timer=timer, keep=keep,
+                                     calibration=o.calibration, weights=o.weights, metric=o.metric,
+                                     time_limit=o.time_limit, also=also)
     except SlowerError as e:  # the gate's answer: ship fp32 (exit 0, recorded), or exit 1 with --require-faster
+        if run is not None and not o.qat and o.weights == "int8" and e.details.get("chosen") is None:
+            from .qat import expected_minutes
+
+            e.hint = f"{e.hint}; or --qat (quantization-aware distillation: about {expected_minutes(run):.1f} " \
+                "min here)"
         details = {**e.details, "mode": mode, "preset": preset, "preset_source": "--preset" if o.preset else
-                   preset_why, "mode_source": mode_why, "notes": notes + e.details.get("gate_notes", []),
-                   "written": False, "hint": e.hint,
+                   preset_why, "mode_source": mode_why,
+                   "notes": notes + e.details.get("gate_notes", []) + _qad_notes(explained), "written": False,
+                   "hint": e.hint,
                    "weights": o.weights, "gate_samples": gate_samples, "source": src.name,
                    **explained}
         details["verdict"] = e.message + predicted_words(details)
@@ -119,7 +130,7 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
             raise
         return QuantizeResult(str(target), None, None, os.path.getsize(src), details, written=False)
     details.update(preset_source="--preset" if o.preset else preset_why, mode_source=mode_why,
-                   notes=notes + details.get("gate_notes", []),
+                   notes=notes + details.get("gate_notes", []) + _qad_notes(explained),
                    written=True, gate_samples=gate_samples, source=src.name, **explained)
     res = QuantizeResult(str(target), str(dst), os.path.getsize(dst), os.path.getsize(src), details)
     details["verdict"] = verdict(res)
@@ -264,6 +275,32 @@ def _timer(io, feeds, prof, threads: int | None, into: dict):
         return ms[0], ms[1:], speedups, f"on this machine (p50, {n} thread{'s' * (n > 1)}, {TIMING_ROUNDS} " \
             "interleaved rounds)"
     return timed
+
+
+def _qad_notes(explained: dict) -> list[str]:
+    return list((explained.get("qad") or {}).get("notes") or [])
+
+
+def _check_qat(run, mode: str, weights: str) -> None:
+    if run is None:
+        raise UsageError("--qat fine-tunes a run's student against its teacher: it needs a run directory",
+                         "quantize the run (`edgekd quantize RUN --qat`), or drop --qat")
+    if weights != "int8" or mode != "static":
+        raise UsageError(f"--qat learns int8 activation scales: it needs --weights int8 and static mode, got "
+                         f"--weights {weights}, mode {mode}", "drop --qat, or pass --mode static")
+
+
+def _qad(run, preset: str, folder: Path, epochs: int | None, into: dict) -> tuple:
+    """The QAD candidate for the gate (none when its int8 graph does not compute what was trained)."""
+    from ..deploy.quantize import Attempt
+    from .qat import qad
+
+    m = qad(run, preset, folder, epochs)
+    if not m.parity["passed"]:
+        m.notes.append(f"the QAD model was left out: onnxruntime's int8 differs from the fake-quantized PyTorch "
+                       f"model by {m.parity['mean_rel_diff']:.1%} ({m.parity['tolerance']})")
+    into["qad"] = m.to_dict()
+    return (Attempt("qad", preset, model=m.path),) if m.parity["passed"] else ()
 
 
 def _explaining(timer, io, feeds, prof, threads: int | None, into: dict):

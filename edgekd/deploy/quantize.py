@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +99,7 @@ class Attempt:
     exclude: tuple[str, ...] = ()   # nodes kept in fp32 (mixed precision)
     calibration: str = "minmax"     # minmax | entropy | percentile
     weights: str = "int8"           # int8 (QDQ / dynamic) | int4 (MatMulNBits, weight-only) | fp16
+    model: Path | None = None       # an int8 model made elsewhere (quantization-aware distillation), judged alike
 
 
 CALIBRATIONS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -234,6 +236,9 @@ def quantize_file(src: Path, dst: Path, attempt: Attempt, mode: str, calib) -> N
 
     from .runtime import quiet_onnxruntime
 
+    if attempt.model is not None:
+        shutil.copyfile(attempt.model, dst)
+        return
     logging.getLogger().setLevel(logging.ERROR)
     quiet_onnxruntime()  # the calibrators' own sessions log through the default logger
     p = PRESETS[attempt.preset]
@@ -438,13 +443,15 @@ class SlowerError(EdgekdError):
 def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list[dict] | None, eval_feeds,
                    eval_y: np.ndarray | None, max_drop: float, output: str | None = None,
                    timer: Timer | None = None, keep: tuple[str, ...] = KEEP_DEFAULT, calibration: str = "minmax",
-                   weights: str = "int8", metric: str = "auto", time_limit: float = 600.0) -> dict:
+                   weights: str = "int8", metric: str = "auto", time_limit: float = 600.0,
+                   also: tuple[Attempt, ...] = ()) -> dict:
     """Try the preset and its fallbacks, then mixed precision (the fewest nodes in fp32, found by bisection
     over their ranking); of the int8 models within `max_drop` of fp32, keep the fastest (`timer` times or
     predicts fp32 and each candidate) and write it to `dst` — only if the speed gate's call on it (faster,
     same: no measurable difference, slower) is one of `keep`; else raise SlowerError. When none keeps the
     accuracy, AccuracyRefused carries the trade-off: every candidate's drop, the speed-up of the best ones, and
     the --max-drop that would take each. The search stops at `time_limit` seconds with what it found.
+    `also` are candidates made elsewhere (quantization-aware distillation): always scored and timed beside.
 
     The drop is in accuracy points when the scored output is class logits with labels; otherwise it is
     1 - agreement with the fp32 model (top-1 for logits, cosine similarity for other outputs, a detector's
@@ -514,7 +521,7 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             drop = (ref_acc - acc) if labels is not None else (1.0 - agree)
             row = {"name": att.name, "accuracy": acc, "agreement_with_fp32": agree, "drop": drop,
                    "passed": drop <= max_drop, "fp32_nodes": list(att.exclude),
-                   "max_drop_to_pass": math.ceil(max(drop, 0.0) * 1000 - 1e-9) / 1000}
+                   "max_drop_to_pass": math.ceil(max(drop, 0.0) * 1000 - 1e-9) / 1000, "qad": att.model is not None}
             if spec.kind == "embedding" and out.ndim == 2:  # what a search over the embeddings would notice
                 row["nn_agreement_with_fp32"] = nn_agreement(ref, out)
             if kind != "mask_iou" and is_probability_map(ref):  # the thresholded decision, beside the cosine
@@ -523,14 +530,15 @@ def gated_quantize(src: Path, dst: Path, mode: str, preset: str, io, calib: list
             made.append((row, cand))
             return row, cand
 
-        for i, att in enumerate(plan + ([alt] if alt else [])):
-            if (passing and i < len(plan) and i > 0) or (out_of_time() and tried):
+        for i, att in enumerate(plan + ([alt] if alt else []) + list(also)):
+            if (passing and i < len(plan) and i > 0) or (out_of_time() and tried and att.model is None):
                 continue  # accuracy fallbacks only while nothing passed; the speed alternative always; the
                 # first attempt whatever the time limit (a limit shorter than the set-up still gets an answer)
             row, cand = try_one(att, Path(td) / f"attempt{i}.onnx")
             if row.get("passed"):
                 passing.append((row, cand))
-        if not passing and mode == "static" and calib and weights == "int8" and not out_of_time():
+        ptq_passed = any(not r["qad"] for r, _ in passing)  # QAD passing still leaves mixed precision to compare
+        if not ptq_passed and mode == "static" and calib and weights == "int8" and not out_of_time():
             passing += _mixed_precision(src, preset, calib, keep_fp32, try_one, Path(td), out_of_time)
         if out_of_time():
             notes.append(f"the search stopped at --time-limit {time_limit:g} s with what it had found")
