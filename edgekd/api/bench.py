@@ -84,6 +84,8 @@ def _bench(target: str | os.PathLike, *, on: str | None = None, keep: bool = Fal
                                                 _providers(e.ep, ep_opts))
     _fixed_length(t.run, entries, o)
     explained = _explained(entries, threads[0], batches[0], o.seconds)
+    if explained and explained.get("caveat"):
+        notes.append(explained["caveat"])
     prediction = _predictions(prof, onnx_models, models, asked_threads, batches[0], shapes) if prof else None
     settings = {"threads": threads[0], "batch": batches[0], "runs": o.runs, "warmup": o.warmup,
                 "seconds": o.seconds, "spin": o.spin, "sweep": {"threads": threads, "batch": batches},

@@ -26,8 +26,8 @@ class QadModel:
     parity: dict
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "path": str(self.path)}
+    def to_dict(self) -> dict:  # the model itself is a temporary file: the gate copies the one it keeps
+        return {k: v for k, v in asdict(self).items() if k != "path"}
 
 
 def default_epochs(run) -> int:

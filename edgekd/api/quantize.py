@@ -341,6 +341,9 @@ def verdict(res: QuantizeResult) -> str:
                 f"{sp['fp32_ms']:.3g} ms)"
         if sp.get("call") == "same":
             line += ": written because --allow-slower"
+    if d.get("qad"):
+        q = d["qad"]
+        line += f"; QAD: {q['epochs']} epoch(s) of {q['method']} in {q['seconds']:.0f} s"
     return line + predicted_words(d)
 
 

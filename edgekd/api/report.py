@@ -226,6 +226,9 @@ def explain_table(e: dict) -> tuple[str, list[str], list[list]]:
     rows = [[g["name"], f"{g['fp32_ms']:.3f}", f"{g['int8_ms']:.3f}", f"{g['int8_ms'] - g['fp32_ms']:+.3f}",
              f"{g['int8_kernels']}/{g['int8_nodes']}"] for g in e["groups"]]
     rows.append(["total", f"{e['fp32_ms']:.3f}", f"{e['int8_ms']:.3f}", f"{e['int8_ms'] - e['fp32_ms']:+.3f}", ""])
+    w = e.get("wall_ms") or {}
+    if w:  # the same models timed without the profiler: what its clock reads cost the sums above
+        rows.append(["p50, unprofiled", f"{w['fp32']:.3f}", f"{w['int8']:.3f}", f"{w['int8'] - w['fp32']:+.3f}", ""])
     title = (f"int8 op by op, {e['where']} (onnxruntime's profiler, {e['threads']} thread(s), {e['runs']} runs "
              "each, ms per run)")
     return title, ["op group", "fp32", "int8", "change", "int8 kernels"], rows

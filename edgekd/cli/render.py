@@ -177,6 +177,8 @@ def explained(c, e: dict) -> None:
     if set(e["providers"]) - {"CPUExecutionProvider"} or len(e["providers"]) > 1:
         c.print("nodes per EP: " + ", ".join(f"{k} {v}" for k, v in e["providers"].items()))
     c.print(e["reason"], soft_wrap=True)
+    if e.get("caveat"):
+        c.print(f"Note: {e['caveat']}", soft_wrap=True)
 
 
 def render_bench(report: dict) -> None:
