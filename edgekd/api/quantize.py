@@ -1,6 +1,7 @@
 """`edgekd quantize`: fp32 ONNX to int8 with onnxruntime, kept only when it passes the gate."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -101,8 +102,8 @@ def _quantize(target: str | os.PathLike, *, seed: int = 0, **options) -> Quantiz
     if o.qat:
         _check_qat(run, mode, o.weights)
     try:
-        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-qad-") as td:
-            also = _qad(run, preset, Path(td), o.qat_epochs, explained) if o.qat else ()
+        with _qad_folder(dst, o.qat) as td:
+            also = _qad(run, preset, td, o.qat_epochs, explained) if td else ()
             details = gated_quantize(src, dst, mode, preset, io, calibration_feeds(io, calib_feeds), eval_feeds,
                                      eval_y, o.max_drop, timer=timer, keep=keep,
                                      calibration=o.calibration, weights=o.weights, metric=o.metric,
@@ -275,6 +276,17 @@ def _timer(io, feeds, prof, threads: int | None, into: dict):
         return ms[0], ms[1:], speedups, f"on this machine (p50, {n} thread{'s' * (n > 1)}, {TIMING_ROUNDS} " \
             "interleaved rounds)"
     return timed
+
+
+@contextlib.contextmanager
+def _qad_folder(dst: Path, wanted: bool):
+    """Where --qat writes its model until the gate has judged it (beside the output, removed after)."""
+    if not wanted:
+        yield None
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-qad-") as td:
+        yield Path(td)
 
 
 def _qad_notes(explained: dict) -> list[str]:
