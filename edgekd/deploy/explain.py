@@ -131,8 +131,8 @@ def _nodes(events: list[dict], warmup: int, grouped: set[str]) -> tuple[list[_No
         ins = [next(iter(x.items())) for x in a.get("input_type_shape") or [] if x]
         outs = [next(iter(x.items())) for x in a.get("output_type_shape") or [] if x]
         op = str(a.get("op_name", "?"))
-        int8 = op in INT8_OPS or op in Q_TWINS or (op not in QDQ_OPS and bool(ins) and all(t in INT8_TYPES for t, _ in ins[:1]) and
-                                  bool(outs) and all(t in INT8_TYPES for t, _ in outs))
+        int8_io = bool(ins) and bool(outs) and ins[0][0] in INT8_TYPES and all(t in INT8_TYPES for t, _ in outs)
+        int8 = op in INT8_OPS or op in Q_TWINS or (op not in QDQ_OPS and int8_io)
         w = ins[1][1] if op in CONV_OPS and not op.startswith(("QLinear", "NhwcQLinear")) and len(ins) > 1 else []
         depthwise = _source_name(node) in grouped or (len(w) == 4 and w[1] == 1 and w[0] > 1)
         out.append(_Node(node, op, group_of(op, depthwise), str(a.get("provider", "?")), int8, _typical(kept)))
